@@ -1,0 +1,1 @@
+"""Subcommands: every public module here has `register(subparsers)`; the CLI finds them itself."""

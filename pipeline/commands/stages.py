@@ -1,0 +1,69 @@
+"""The stage subcommands: export, calibrate, build, engine (all three), profile."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..artifacts import Layout
+from ._common import add_model_options, resolve
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..stages.export import export
+
+    recipe, _ = resolve(args)
+    export(recipe, Layout(args.root, recipe.name), args.force)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from ..stages.calibrate import calibrate
+
+    recipe, precision = resolve(args)
+    calibrate(recipe, Layout(args.root, recipe.name), precision, args.calib_root, args.force)
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..stages.build import build
+
+    recipe, precision = resolve(args)
+    build(recipe, Layout(args.root, recipe.name), precision, args.force, args.target)
+    return 0
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from ..flow import run_engine
+
+    recipe, precision = resolve(args)
+    results = run_engine(recipe, precision, args.root, args.calib_root, args.force, args.target)
+    layout = Layout(args.root, recipe.name)
+    done = ", ".join(f"{r.name} {'skipped' if r.skipped else f'{r.seconds:.1f} s'}" for r in results)
+    print(f"{layout.engine(precision)}  ({done})")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from ..flow import run_profile
+
+    recipe, precision = resolve(args)
+    run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations)
+    print(Layout(args.root, recipe.name).report_md(precision))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    specs = [
+        ("export", _export, "PyTorch -> ONNX, checked against PyTorch on ONNX Runtime", False),
+        ("calibrate", _calibrate, "write the precision into the ONNX (fp16 / int8 / int4-awq / fp32)", True),
+        ("build", _build, "build the TensorRT engine and its manifest", True),
+        ("engine", _engine, "export -> calibrate -> build, skipping what is up to date", True),
+        ("profile", _profile, "accuracy, latency and memory report beside the engine", True),
+    ]
+    for name, func, help_text, has_precision in specs:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_model_options(p, precision=has_precision)
+        if name == "profile":
+            p.add_argument("--batch", type=int, default=None, help="batch for latency (default: profile opt)")
+            p.add_argument("--iterations", type=int, default=None, help="timed iterations (default: recipe)")
+        p.set_defaults(func=func)

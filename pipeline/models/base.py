@@ -1,0 +1,85 @@
+"""The one small interface every model family implements; stages never branch on the family."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..recipe import Recipe
+
+Feed = dict[str, np.ndarray]
+
+
+@dataclass
+class SourceInfo:
+    """What an export depends on, found without importing torch (so an up-to-date run stays fast)."""
+
+    description: dict[str, Any]  # recorded in the stamp and the manifest's `weights`
+    files: list[Path] = field(default_factory=list)  # their content is part of the cache key
+
+
+@dataclass
+class ExportResult:
+    """What the family's exporter reports back: PyTorch outputs on the parity feeds, and provenance."""
+
+    torch_outputs: list[list[np.ndarray]]  # per feed, in the ONNX graph's output order
+    random_weights: bool
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataSet:
+    """A materialized set of samples on disk: its identity is the content of `path`."""
+
+    path: Path
+    count: int
+    description: str
+
+
+class ModelAdapter(ABC):
+    """One per family: load, export, make calibration and held-out inputs, describe pre/post-processing
+    for the manifest, and judge accuracy at the task level."""
+
+    family: str
+    tools: tuple[str, ...] = ()  # distributions whose version changes the export (cache key)
+
+    @abstractmethod
+    def source(self, recipe: Recipe) -> SourceInfo: ...
+
+    @abstractmethod
+    def export(self, recipe: Recipe, onnx_out: Path, feeds: list[Feed]) -> ExportResult:
+        """Load the PyTorch model, write the ONNX to `onnx_out`, return PyTorch outputs on `feeds`."""
+
+    @abstractmethod
+    def calibration_set(self, recipe: Recipe, calib_root: Path) -> DataSet:
+        """Materialize (if built in) and validate the calibration set; cheap when it already exists."""
+
+    @abstractmethod
+    def calibration_feeds(self, recipe: Recipe, data: DataSet) -> list[Feed]: ...
+
+    @abstractmethod
+    def eval_feeds(self, recipe: Recipe) -> list[Feed]:
+        """Held-out inputs (never used for calibration) for parity and accuracy checks."""
+
+    @abstractmethod
+    def deploy_info(self, recipe: Recipe, onnx_metadata: dict[str, str]) -> dict[str, Any]:
+        """The manifest's `preprocess` and `postprocess` sections."""
+
+    def placeholders(self, onnx_metadata: dict[str, str], node_names: list[str]) -> dict[str, str]:
+        """Values for `{name}` placeholders in the recipe's node patterns (regex-escaped by the caller)."""
+        return {}
+
+    def task_accuracy(
+        self,
+        recipe: Recipe,
+        output_names: list[str],
+        reference: list[list[np.ndarray]],
+        candidate: list[list[np.ndarray]],
+    ) -> dict[str, Any]:
+        """Task-level agreement of a candidate with the FP32 reference (e.g. mAP for detection)."""
+        return {}

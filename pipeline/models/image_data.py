@@ -1,0 +1,129 @@
+"""Image sets for image-model families: the built-in offline calibration set, folders, and feeds."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PipelineError
+from ..imaging import list_images, load_rgb, preprocess_image
+from ..log import progress, warn
+from ..recipe import Recipe
+from .base import DataSet, Feed
+
+BUILTIN = "builtin"
+BUILTIN_COUNT = 32
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package, located without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise PipelineError(f"package {package!r} is not installed (needed for {'/'.join(parts)})")
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.exists():
+        raise PipelineError(f"{path}: expected file missing from package {package!r}")
+    return path
+
+
+def heldout_images() -> list[Path]:
+    """Ultralytics' two bundled photos: never used for calibration, so they are held out."""
+    return [package_file("ultralytics", "assets", n) for n in ("bus.jpg", "zidane.jpg")]
+
+
+def _calibration_sources() -> list[np.ndarray]:
+    names = [("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
+             ("matplotlib", "mpl-data", "sample_data", "Minduka_Present_Blue_Pack.png")]
+    return [load_rgb(package_file(*n)) for n in names]
+
+
+def _synthetic_scene(rng: np.random.Generator, size: int = 640) -> np.ndarray:
+    """Shapes over a gradient: covers value ranges and edges that two photos alone do not."""
+    import cv2
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    base = rng.uniform(0, 255, 3) * (1 - yy[..., None]) + rng.uniform(0, 255, 3) * xx[..., None]
+    img = np.clip(base, 0, 255).astype(np.uint8)
+    for _ in range(rng.integers(3, 9)):
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x0, y0 = (int(v) for v in rng.integers(0, size - 40, 2))
+        w, h = (int(v) for v in rng.integers(20, size // 2, 2))
+        if rng.random() < 0.5:
+            cv2.rectangle(img, (x0, y0), (min(x0 + w, size - 1), min(y0 + h, size - 1)), color, -1)
+        else:
+            cv2.ellipse(img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), float(rng.uniform(0, 180)), 0, 360, color, -1)
+    noise = rng.normal(0, 6, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def write_builtin_calibration_images(dest: Path, count: int = BUILTIN_COUNT, seed: int = 0) -> None:
+    """Deterministic crops, flips and rescales of sample photos shipped with matplotlib, plus synthetic
+    scenes. Written to a temporary folder and renamed, so an interrupted run leaves nothing behind."""
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sources = _calibration_sources()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for i in range(count):
+            if i % 2 == 0:
+                src = sources[(i // 2) % len(sources)]
+                h, w = src.shape[:2]
+                frac = rng.uniform(0.5, 1.0)
+                ch, cw = int(h * frac), int(w * frac)
+                y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                img = src[y0 : y0 + ch, x0 : x0 + cw]
+                if rng.random() < 0.5:
+                    img = img[:, ::-1]
+            else:
+                img = _synthetic_scene(rng)
+            Image.fromarray(np.ascontiguousarray(img)).save(tmp / f"calib_{i:03d}.jpg", quality=92)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:
+    cfg = recipe.section("calibration")
+    images = cfg.get("images", BUILTIN)
+    if images == BUILTIN:
+        folder = calib_root / recipe.name / "images"
+        if not folder.is_dir() or not any(folder.iterdir()):
+            write_builtin_calibration_images(folder)
+        description = f"built-in offline set ({folder})"
+    else:
+        folder = recipe.resolve_path(images)
+        description = str(folder)
+    files = list_images(folder)
+    count = min(len(files), int(cfg.get("max_samples", len(files))))
+    recommended = int(cfg.get("recommended_min", 0))
+    if count < recommended:
+        warn("calibrate", f"calibration set {folder} has {count} images; {recommended} or more are "
+             "recommended for stable INT8 scales")
+    return DataSet(folder, count, description)
+
+
+def image_feeds(paths: list[Path], spec: dict, desc: str) -> list[Feed]:
+    name = spec.get("input", "images")
+    return [{name: preprocess_image(load_rgb(p), spec)[0]} for p in progress(paths, desc, len(paths))]
+
+
+def calibration_image_feeds(recipe: Recipe, data: DataSet) -> list[Feed]:
+    paths = list_images(data.path)[: data.count]
+    return image_feeds(paths, recipe.section("preprocess"), "calibration images")
+
+
+def eval_image_feeds(recipe: Recipe) -> list[Feed]:
+    cfg = recipe.section("eval")
+    images = cfg.get("images", BUILTIN)
+    paths = heldout_images() if images == BUILTIN else list_images(recipe.resolve_path(images))
+    return image_feeds(paths, recipe.section("preprocess"), "held-out images")

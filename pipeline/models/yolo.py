@@ -1,0 +1,149 @@
+"""YOLO (ultralytics) adapter: a .pt checkpoint or a model yaml, exported with ultralytics' own exporter."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PipelineError
+from ..log import warn
+from ..recipe import Recipe
+from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
+from .image_data import calibration_image_feeds, eval_image_feeds, image_calibration_set
+
+
+class YoloAdapter(ModelAdapter):
+    family = "yolo"
+    tools = ("torch", "ultralytics", "onnxslim")
+
+    def source(self, recipe: Recipe) -> SourceInfo:
+        src = recipe.section("source")
+        ckpt = src.get("checkpoint")
+        if ckpt and Path(ckpt).exists():
+            return SourceInfo({"checkpoint": str(ckpt), "local": True}, [Path(ckpt)])
+        # Not on disk: the export will try the download and fall back to the config. The cache key
+        # records that state, so placing the checkpoint later triggers a fresh export.
+        return SourceInfo({"checkpoint": ckpt, "local": False, "config": src.get("config")})
+
+    def _load(self, recipe: Recipe) -> tuple[Any, bool, str, list[str]]:
+        from ultralytics import YOLO
+
+        src = recipe.section("source")
+        ckpt, config = src.get("checkpoint"), src.get("config")
+        notes: list[str] = []
+        if ckpt:
+            path = Path(ckpt)
+            if path.exists() or path.suffix == ".pt":
+                try:
+                    return YOLO(str(path)), False, str(path), notes
+                except FileNotFoundError as e:
+                    if path.exists():
+                        raise
+                    notes.append(f"checkpoint {ckpt} could not be had offline ({e.__class__.__name__})")
+                except Exception as e:  # a corrupt file, or a failed download
+                    if path.exists():
+                        raise PipelineError(f"{path}: cannot load the YOLO checkpoint ({e})") from e
+                    notes.append(f"checkpoint {ckpt} could not be had offline ({e.__class__.__name__}: {e})")
+        if not config:
+            raise PipelineError(f"recipe {recipe.path}: checkpoint {ckpt!r} unavailable and no source.config")
+        msg = (f"!!! {notes[-1] if notes else 'no checkpoint given'}; falling back to {config} with "
+               "RANDOM WEIGHTS: accuracy numbers will be meaningless !!!")
+        warn("export", msg)
+        try:
+            model = YOLO(config)
+        except Exception as e:
+            raise PipelineError(f"source.config {config!r}: cannot build the YOLO model ({e})") from e
+        self._name_classes_like_coco(model)
+        return model, True, str(config), notes + [msg]
+
+    @staticmethod
+    def _name_classes_like_coco(model: Any) -> None:
+        """A config-built model numbers its classes; an 80-class head is COCO's, so name them so."""
+        import yaml
+        from ultralytics.utils import ROOT
+
+        names = model.model.names
+        if len(names) == 80 and all(str(v) == str(k) for k, v in names.items()):
+            coco = yaml.safe_load((ROOT / "cfg" / "datasets" / "coco.yaml").read_text())["names"]
+            model.model.names = dict(coco)
+
+    def export(self, recipe: Recipe, onnx_out: Path, feeds: list[Feed]) -> ExportResult:
+        import torch
+
+        model, random_weights, source, notes = self._load(recipe)
+        cfg = recipe.section("export")
+        size = recipe.section("preprocess")["size"]
+        with tempfile.TemporaryDirectory(prefix="orin-trt-export-") as tmp:
+            # ultralytics writes the ONNX beside the model's file; point that at a scratch folder.
+            model.model.pt_path = str(Path(tmp) / "model.pt")
+            exported = model.export(
+                format="onnx", dynamic=True, simplify=bool(cfg.get("simplify", True)),
+                opset=int(cfg.get("opset", 17)), imgsz=list(size), verbose=False,
+            )
+            shutil.move(str(exported), onnx_out)
+        net = model.model.eval()
+        outputs = []
+        with torch.inference_mode():
+            for feed in feeds:
+                out = net(torch.from_numpy(next(iter(feed.values()))))
+                out = out[0] if isinstance(out, (list, tuple)) else out
+                outputs.append([out.numpy()])
+        return ExportResult(outputs, random_weights, source, notes)
+
+    def calibration_set(self, recipe: Recipe, calib_root: Path) -> DataSet:
+        return image_calibration_set(recipe, calib_root)
+
+    def calibration_feeds(self, recipe: Recipe, data: DataSet) -> list[Feed]:
+        return calibration_image_feeds(recipe, data)
+
+    def eval_feeds(self, recipe: Recipe) -> list[Feed]:
+        return eval_image_feeds(recipe)
+
+    def deploy_info(self, recipe: Recipe, onnx_metadata: dict[str, str]) -> dict[str, Any]:
+        names = ast.literal_eval(onnx_metadata.get("names", "{}"))
+        stride = int(onnx_metadata.get("stride", 32))
+        post = dict(recipe.section("postprocess"))
+        post.update({
+            "layout": "[batch, 4 + num_classes, anchors]; rows 0-3 box cx, cy, w, h in input pixels; "
+                      "then class scores in 0..1",
+            "class_names": [names[k] for k in sorted(names)],
+            "stride": [s for s in (8, 16, 32, 64) if s <= stride],
+        })
+        return {"preprocess": dict(recipe.section("preprocess")), "postprocess": post}
+
+    def placeholders(self, onnx_metadata: dict[str, str], node_names: list[str]) -> dict[str, str]:
+        # ultralytics names the nodes of module i `/model.<i>/...`; the Detect head is the last module.
+        indices = [int(m.group(1)) for n in node_names if (m := re.match(r"/model\.(\d+)/", n))]
+        if not indices:
+            raise PipelineError("cannot find the YOLO head: no node is named /model.<i>/...")
+        return {"head": f"/model.{max(indices)}"}
+
+    def task_accuracy(self, recipe, output_names, reference, candidate) -> dict[str, Any]:
+        from ..detection import decode_yolo, map50_95
+
+        post = recipe.section("postprocess")
+        out = output_names.index(post.get("output", output_names[0]))
+        conf = float(recipe.section("eval").get("task_conf_threshold", post.get("conf_threshold", 0.25)))
+        iou = float(post.get("iou_threshold", 0.7))
+        ref = [d for r in reference for d in decode_yolo(r[out], conf, iou)]
+        cand = [d for c in candidate for d in decode_yolo(c[out], conf, iou)]
+        m = map50_95(ref, cand)
+        scores_ref = np.concatenate([r[out][:, 4:].ravel() for r in reference])
+        scores_cand = np.concatenate([c[out][:, 4:].ravel() for c in candidate])
+        return {
+            "metric": "mAP50-95 of the candidate's detections against FP32's (after NMS)",
+            "conf_threshold": conf,
+            "map50_95_vs_fp32": m,
+            "reference_detections": int(sum(len(d) for d in ref)),
+            "candidate_detections": int(sum(len(d) for d in cand)),
+            "note": None if m is not None else "FP32 made no detections at this threshold (random weights?)",
+            # The trap a tensor-level cosine hides: class scores crushed by a shared INT8 scale.
+            "class_score_max_abs_error": float(np.abs(scores_ref - scores_cand).max()),
+            "class_score_max": float(scores_ref.max()),
+        }

@@ -1,0 +1,66 @@
+"""FP16 with ModelOpt AutoCast: ops whose measured values would overflow FP16 stay FP32."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import onnx_utils
+from .feeds import stack
+
+# AutoCast's defaults: values or initializers beyond these magnitudes keep their node in FP32.
+DATA_MAX = 512.0
+INIT_MAX = 65504.0
+
+
+def autocast_fp16(
+    src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], options: dict[str, Any], exclude: dict
+) -> dict[str, Any]:
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    from ..runners import ort_providers
+
+    samples = feeds[: int(options.get("calibration_samples", 4))]
+    with tempfile.TemporaryDirectory(prefix="orin-trt-fp16-") as tmp:
+        # Dynamic models need real-shaped inputs: AutoCast's random inputs (every dynamic dim = 1)
+        # break shape-dependent ops. Its reference runner reads them from an .npz.
+        npz = Path(tmp) / "calibration.npz"
+        np.savez(npz, **stack(samples))
+        model = convert_to_mixed_precision(
+            onnx_path=str(onnx_utils.copy_to(src, Path(tmp))),
+            low_precision_type="fp16",
+            nodes_to_exclude=exclude["nodes"] or None,
+            op_types_to_exclude=exclude["op_types"] or None,
+            data_max=float(options.get("data_max", DATA_MAX)),
+            init_max=float(options.get("init_max", INIT_MAX)),
+            keep_io_types=True,
+            calibration_data=str(npz),
+            providers=[p.replace("cuda", "cuda:0") for p in ort_providers()],
+        )
+    # AutoCast leaves value_info from before the conversion; ONNX Runtime then rejects buffer reuse.
+    del model.graph.value_info[:]
+    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+    casts = sum(1 for n in model.graph.node if n.op_type == "Cast")
+    fp32_nodes = _fp32_compute_nodes(model)
+    return {
+        "precision": "fp16",
+        "method": "modelopt.autocast",
+        "calibration_samples": len(samples),
+        "data_max": float(options.get("data_max", DATA_MAX)),
+        "cast_nodes": casts,
+        "kept_fp32_nodes": fp32_nodes,
+    }
+
+
+def _fp32_compute_nodes(model: Any) -> list[str]:
+    """Compute nodes whose float outputs are still FP32 after the conversion (what AutoCast kept out)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    fp32 = {v.name for v in inferred.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    fp32 |= {o.name for o in model.graph.output}
+    skip = {"Cast", "Constant", "Shape", "Gather", "Unsqueeze", "Concat", "Reshape", "Slice", "Identity"}
+    return [n.name for n in model.graph.node if n.op_type not in skip and any(o in fp32 for o in n.output)]

@@ -1,0 +1,112 @@
+"""INT8 post-training quantization into QDQ: ModelOpt for entropy / max, ONNX Runtime's quantizer
+(symmetric, per-channel, the same QDQ form) for percentile, which ModelOpt's ONNX path lacks."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import onnx_utils
+from ..errors import PipelineError
+from . import matched_nodes
+from .feeds import shapes_spec, stack
+
+METHODS = ("entropy", "max", "percentile")
+# The compute ops TensorRT runs in INT8; everything else stays in float around them.
+COMPUTE_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
+
+
+def ptq_int8(
+    src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], options: dict[str, Any], exclude: dict
+) -> dict[str, Any]:
+    method = options.get("method", "entropy")
+    if method not in METHODS:
+        raise PipelineError(f"precisions.int8.method: {method!r} is not one of {', '.join(METHODS)}")
+    src_model = onnx_utils.load(src, with_weights=False)
+    node_names = [n.name for n in src_model.graph.node]
+    excluded = matched_nodes(exclude["nodes"], node_names)
+    excluded += [n.name for n in src_model.graph.node if n.op_type in exclude["op_types"]]
+    hp = options.get("high_precision_dtype", "fp32")
+    with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp:
+        work = onnx_utils.copy_to(src, Path(tmp))
+        out = Path(tmp) / "model.int8.onnx"
+        if method == "percentile":
+            _ort_percentile(work, out, feeds, excluded, float(options.get("percentile", 99.99)))
+        else:
+            _modelopt(work, out, feeds, method, excluded, hp, options)
+        model = onnx_utils.load(out)
+    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+    ops = [n.op_type for n in model.graph.node]
+    return {
+        "precision": "int8",
+        "method": method,
+        "tool": "onnxruntime.quantize_static" if method == "percentile" else "modelopt.onnx.quantization",
+        "high_precision_dtype": hp if method != "percentile" else "fp32",
+        "calibration_samples": len(feeds),
+        "quantize_linear": ops.count("QuantizeLinear"),
+        "dequantize_linear": ops.count("DequantizeLinear"),
+        "excluded_nodes": sorted(set(excluded)),
+    }
+
+
+def _modelopt(src: Path, out: Path, feeds: list, method: str, excluded: list[str], hp: str,
+              options: dict[str, Any]) -> None:
+    from modelopt.onnx.quantization import quantize
+
+    from ..runners import ort_providers
+
+    eps = ["cuda:0", "cpu"] if "cuda" in ort_providers() else ["cpu"]
+    quantize(
+        onnx_path=str(src),
+        quantize_mode="int8",
+        calibration_data=stack(feeds),
+        calibration_method=method,
+        calibration_shapes=shapes_spec(feeds[0]),
+        calibration_eps=eps,
+        op_types_to_quantize=options.get("op_types_to_quantize") or None,
+        # Exact names: ModelOpt reads these as regexes, and node names are full of regex characters.
+        nodes_to_exclude=[f"^{_escape(n)}$" for n in excluded] or None,
+        high_precision_dtype=hp,
+        use_external_data_format=onnx_utils.uses_external_data(src),
+        output_path=str(out),
+        log_level="WARNING",
+    )
+
+
+def _escape(name: str) -> str:
+    import re
+
+    return re.escape(name)
+
+
+def _ort_percentile(src: Path, out: Path, feeds: list, excluded: list[str], percentile: float) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(feeds)
+
+        def get_next(self) -> dict | None:
+            return next(self.it, None)
+
+    quantize_static(
+        str(src), str(out), Reader(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=COMPUTE_OPS,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=excluded,
+        calibrate_method=CalibrationMethod.Percentile,
+        use_external_data_format=onnx_utils.uses_external_data(src),
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": percentile},
+    )

@@ -1,0 +1,13 @@
+"""FP32: the exported model as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import onnx_utils
+
+
+def passthrough(src: Path, dst: Path, feeds: list, options: dict[str, Any], exclude: dict) -> dict[str, Any]:
+    onnx_utils.save(onnx_utils.load(src), dst, external_data=onnx_utils.uses_external_data(src) or None)
+    return {"precision": "fp32", "method": "none"}

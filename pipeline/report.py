@@ -1,0 +1,68 @@
+"""The human-readable report.md rendered from report.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _mb(v: int | None) -> str:
+    return "n/a" if v is None else f"{v / 1e6:.2f} MB"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    acc, mem, b = report["accuracy"], report["memory"], report["builder"]
+    out = [f"# {report['model']} · {report['precision']}", ""]
+    if report["weights"].get("random"):
+        out += ["> **Random weights** (source: " + str(report["weights"].get("source")) + "): the checkpoint "
+                "could not be had offline. Accuracy numbers below show that the pipeline works, "
+                "not how good the model is.", ""]
+    out += [f"Engine `{report['engine']}` built by **{b['backend']} {b['version']}** in {b['seconds']} s.", ""]
+    gate = acc["gate"]
+    verdict = "PASSED" if gate["passed"] else "FAILED"
+    out += ["## Accuracy", "",
+            f"{acc['candidate']} against {acc['reference']} on {acc['feeds']} held-out inputs; "
+            f"gate cosine >= {gate['min_cosine']}: **{verdict}**", ""]
+    out += _table(["runner", "output", "max abs", "max rel", "cosine", "SNR dB"], [
+        [runner, name, m["max_abs"], m["max_rel"], m["cosine"], m["snr_db"]]
+        for runner, r in acc["by_runner"].items() for name, m in r["outputs"].items()
+    ])
+    task = acc.get("task") or {}
+    if task:
+        out += ["Task-level: " + task.get("metric", "") + "", ""]
+        out += _table(["key", "value"], [[k, v] for k, v in task.items() if k != "metric"])
+    out += ["## Latency", ""]
+    out += _table(["runner", "batch", "p50 ms", "p90 ms", "p99 ms", "throughput /s"], [
+        [n, lat["batch"], lat["p50_ms"], lat["p90_ms"], lat["p99_ms"], lat["throughput_per_s"]]
+        for n, lat in report["latency"].items()
+    ])
+    skipped = [r for r in report["runners"] if r["status"] != "ran"]
+    for r in skipped:
+        out += [f"- `{r['name']}` {r['status']}: {r['reason']}"]
+    if skipped:
+        out += [""]
+    out += ["ONNX Runtime on a CPU simulates INT8/FP16 numerics; its latency says nothing about an Orin.", ""]
+    out += ["## Memory", ""]
+    out += _table(["what", "size"], [
+        ["engine file", _mb(mem["engine_bytes"])],
+        ["builder: weights", _mb(mem.get("weights_bytes"))],
+        ["builder: activations", _mb(mem.get("activation_bytes"))],
+        ["calibrated ONNX", _mb(mem.get("onnx_bytes"))],
+        ["peak host RSS of the profiler", _mb(mem.get("peak_rss_bytes"))],
+    ])
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""The stages, one function each: export -> calibrate -> build -> profile."""

@@ -1,0 +1,123 @@
+"""build: a strongly typed TensorRT engine from the calibrated ONNX, plus its manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .. import __version__, onnx_utils
+from ..artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes, write_json
+from ..cache import StageResult, StageSpec, run_stage
+from ..log import log
+from ..models import get_adapter
+from ..recipe import Recipe
+from .common import TRT_TOOLS
+
+MANIFEST_SCHEMA = "orin-trt/manifest@1"
+
+
+def build_options(recipe: Recipe, target: str | None) -> dict[str, Any]:
+    cfg = recipe.section("build")
+    return {
+        "workspace_bytes": int(cfg.get("workspace_mib", 1024)) << 20,
+        "builder_optimization_level": int(cfg.get("builder_optimization_level", 3)),
+        "target": target,
+    }
+
+
+def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, target: str | None = None,
+          timing_cache_dir: Any = None) -> StageResult:
+    opts = build_options(recipe, target)
+    onnx_path = layout.calibrated_onnx(precision)
+    spec = StageSpec(
+        name=f"build[{precision}]",
+        stamp=layout.stamp(f"build-{precision}"),
+        inputs={"onnx": onnx_files(onnx_path), "calibrate_report": [layout.calibrate_report(precision)]},
+        options={"build": opts, "profiles": recipe.profiles, "preprocess": recipe.section("preprocess"),
+                 "postprocess": recipe.section("postprocess")},
+        tools=TRT_TOOLS,
+        outputs=[layout.engine(precision), layout.manifest(precision)],
+    )
+    cache_dir = timing_cache_dir or (layout.root / ".cache")
+    return run_stage(spec, lambda: _build(recipe, layout, precision, opts, cache_dir), force)
+
+
+def _profile_shapes(recipe: Recipe) -> list[dict[str, tuple[list[int], list[int], list[int]]]]:
+    return [{n: (s["min"], s["opt"], s["max"]) for n, s in p["shapes"].items()} for p in recipe.profiles]
+
+
+def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any], cache_dir: Any) -> dict:
+    from ..trt.backend import select_backend
+    from ..trt.build import BuildOptions, build_engine
+
+    backend = select_backend()
+    log(f"build[{precision}]", f"builder backend: {backend.describe()}")
+    onnx_path = layout.calibrated_onnx(precision)
+    timing_cache = cache_dir / f"timing-{backend.name}-{backend.version}.cache"
+    out = build_engine(onnx_path, BuildOptions(
+        profiles=_profile_shapes(recipe),
+        workspace_bytes=opts["workspace_bytes"],
+        builder_optimization_level=opts["builder_optimization_level"],
+        timing_cache=timing_cache,
+    ))
+    engine_path = layout.engine(precision)
+    write_bytes(engine_path, out.plan)
+    manifest = _manifest(recipe, layout, precision, opts, out)
+    write_json(layout.manifest(precision), manifest)
+    log(f"build[{precision}]", f"{engine_path} ({len(out.plan) / 1e6:.1f} MB) in {out.seconds:.1f} s with "
+        f"{backend.describe()}")
+    return {"backend": backend.name, "backend_version": backend.version, "seconds": out.seconds,
+            "engine_bytes": len(out.plan), "memory": out.memory}
+
+
+def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any], out: Any) -> dict[str, Any]:
+    onnx_path = layout.calibrated_onnx(precision)
+    header = onnx_utils.load(onnx_path, with_weights=False)
+    meta = onnx_utils.metadata(header)
+    cal = read_json(layout.calibrate_report(precision))
+    adapter = get_adapter(recipe.family)
+    engine_path = layout.engine(precision)
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "model": recipe.name,
+        "family": recipe.family,
+        "precision": precision,
+        "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "pipeline_version": __version__,
+        "engine": {"file": engine_path.name, "bytes": len(out.plan), "sha256": sha256_file(engine_path)},
+        "onnx": {"file": onnx_path.name, "sha256": sha256_onnx(onnx_path),
+                 "external_data": onnx_utils.uses_external_data(onnx_path)},
+        "calibration": None if not cal.get("calibration") else {
+            "sha256": cal["calibration"]["sha256"], "samples": cal["calibration"]["samples"],
+            "method": cal.get("method"),
+        },
+        "weights": {"source": meta.get("orin_trt.source"), "random": meta.get("orin_trt.random_weights") == "true"},
+        "precision_detail": {
+            "precision": precision,
+            "method": cal.get("method"),
+            "high_precision_dtype": cal.get("high_precision_dtype"),
+            "kept_out": cal.get("kept_out"),
+        },
+        "io": onnx_utils.io_spec(header),
+        "profiles": recipe.profiles,
+        "builder": {
+            "backend": out.backend.name,
+            "version": out.backend.version,
+            "strongly_typed": True,
+            "workspace_bytes": opts["workspace_bytes"],
+            "builder_optimization_level": opts["builder_optimization_level"],
+            "timing_cache": str(out.timing_cache) if out.timing_cache else None,
+            "seconds": round(out.seconds, 3),
+        },
+        "target": opts["target"],
+        "system": {
+            "trt_version": out.backend.version,
+            # TensorRT-RTX builds for its own default GPU set; a TensorRT build is for the build machine's GPU.
+            "compute_capability": None,
+            "l4t": None,
+            "dla_core": None,
+        },
+        "memory": {"engine_bytes": len(out.plan), "weights_bytes": out.memory.get("weights_bytes"),
+                   "activation_bytes": out.memory.get("activation_bytes")},
+        **adapter.deploy_info(recipe, meta),
+    }

@@ -1,0 +1,101 @@
+"""export: PyTorch -> ONNX, checked by onnx.checker and by ONNX Runtime against PyTorch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import onnx_utils
+from ..artifacts import Layout, write_json
+from ..cache import StageResult, StageSpec, run_stage
+from ..errors import PipelineError
+from ..log import log
+from ..metrics import compare_batches
+from ..models import get_adapter
+from ..recipe import Recipe
+from .common import ONNX_TOOLS
+
+MIN_OPSET = 17
+
+
+def export(recipe: Recipe, layout: Layout, force: bool = False) -> StageResult:
+    adapter = get_adapter(recipe.family)
+    source = adapter.source(recipe)
+    spec = StageSpec(
+        name="export",
+        stamp=layout.stamp("export"),
+        inputs={"source": source.files},
+        options={
+            "source": source.description,
+            **{k: recipe.section(k) for k in ("export", "inputs", "preprocess", "eval")},
+        },
+        tools=[*adapter.tools, *ONNX_TOOLS],
+        outputs=[layout.exported_onnx, layout.export_report],
+    )
+    return run_stage(spec, lambda: _export(recipe, layout, adapter), force)
+
+
+def _opset(model: Any) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
+    from ..runners import onnxrt_runner, run
+
+    feeds = adapter.eval_feeds(recipe)
+    layout.model_dir.mkdir(parents=True, exist_ok=True)
+    scratch = layout.model_dir / ".export.tmp.onnx"
+    t0 = time.perf_counter()
+    try:
+        result = adapter.export(recipe, scratch, feeds)
+        export_s = time.perf_counter() - t0
+        model = onnx_utils.load(scratch)
+        if _opset(model) < MIN_OPSET:
+            raise PipelineError(f"{scratch}: exported at opset {_opset(model)}; orin-trt needs >= {MIN_OPSET}")
+        onnx_utils.set_metadata(model, {
+            "orin_trt.model": recipe.name,
+            "orin_trt.family": recipe.family,
+            "orin_trt.source": result.source,
+            "orin_trt.random_weights": str(result.random_weights).lower(),
+        })
+        onnx_utils.save(model, scratch, external_data=None)
+        onnx_utils.check(scratch)
+        names = [o["name"] for o in onnx_utils.io_spec(model)["outputs"]]
+        with onnxrt_runner(scratch) as runner:
+            ort_outputs = run(runner, feeds, names)
+        parity = compare_batches(names, result.torch_outputs, ort_outputs)
+        _gate_parity(recipe, parity, scratch)
+        onnx_utils.save(model, layout.exported_onnx, external_data=onnx_utils.uses_external_data(scratch))
+    finally:
+        for leftover in (scratch, scratch.with_name(scratch.name + ".data")):
+            if leftover.exists():
+                leftover.unlink()
+    report = {
+        "stage": "export",
+        "model": recipe.name,
+        "onnx": str(layout.exported_onnx),
+        "opset": _opset(model),
+        "nodes": len(model.graph.node),
+        "bytes": layout.exported_onnx.stat().st_size,
+        "source": result.source,
+        "random_weights": result.random_weights,
+        "notes": result.notes,
+        "export_seconds": round(export_s, 3),
+        "parity": {"reference": "pytorch", "candidate": "onnxruntime", "feeds": len(feeds), "outputs": parity},
+    }
+    write_json(layout.export_report, report)
+    worst = min(p["cosine"] for p in parity.values())
+    log("export", f"{layout.exported_onnx} ({report['nodes']} nodes, opset {report['opset']}); "
+        f"ONNX Runtime vs PyTorch: min cosine {worst:.6f}")
+    return {"random_weights": result.random_weights, "source": result.source, "parity": parity}
+
+
+def _gate_parity(recipe: Recipe, parity: dict[str, dict[str, float]], path: Any) -> None:
+    cfg = recipe.section("export").get("parity", {})
+    atol, min_cos = float(cfg.get("atol", 1e-3)), float(cfg.get("min_cosine", 0.9999))
+    for name, p in parity.items():
+        if p["max_abs"] > atol and p["cosine"] < min_cos:
+            raise PipelineError(
+                f"{path}: output {name!r} differs from PyTorch on ONNX Runtime (max abs {p['max_abs']:.3g} > "
+                f"{atol}, cosine {p['cosine']:.6f} < {min_cos}); the export is wrong"
+            )

@@ -1,0 +1,143 @@
+"""profile: accuracy against the FP32 reference, latency per runner, memory; report.json + report.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import resource
+from typing import Any
+
+import numpy as np
+
+from .. import onnx_utils
+from ..artifacts import Layout, onnx_files, read_json, write_json, write_text
+from ..cache import StageResult, StageSpec, run_stage
+from ..errors import PipelineError
+from ..log import log
+from ..metrics import compare_batches, percentiles_ms
+from ..models import get_adapter
+from ..recipe import Recipe
+from ..report import render_markdown
+from .common import ONNX_TOOLS, TRT_TOOLS
+
+REPORT_SCHEMA = "orin-trt/report@1"
+
+
+def profile(recipe: Recipe, layout: Layout, precision: str, force: bool = False, batch: int | None = None,
+            iterations: int | None = None) -> StageResult:
+    for needed in (layout.engine(precision), layout.manifest(precision)):
+        if not needed.exists():
+            raise PipelineError(f"{needed} not found: run `orin-trt engine --model {recipe.name} "
+                                f"--precision {precision}` first")
+    cfg = dict(recipe.section("profile"))
+    if iterations is not None:
+        cfg["iterations"] = iterations
+    spec = StageSpec(
+        name=f"profile[{precision}]",
+        stamp=layout.stamp(f"profile-{precision}"),
+        inputs={
+            "reference": onnx_files(layout.exported_onnx),
+            "candidate": onnx_files(layout.calibrated_onnx(precision)),
+            "engine": [layout.engine(precision), layout.manifest(precision)],
+        },
+        options={"profile": cfg, "batch": batch, "accuracy": recipe.section("accuracy"),
+                 "eval": recipe.section("eval"), "preprocess": recipe.section("preprocess")},
+        tools=[*ONNX_TOOLS, *TRT_TOOLS],
+        outputs=[layout.report_json(precision), layout.report_md(precision)],
+    )
+    return run_stage(spec, lambda: _profile(recipe, layout, precision, cfg, batch), force)
+
+
+def _latency_feed(feed: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    return {n: np.repeat(a[:1], batch, axis=0) for n, a in feed.items()}
+
+
+def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any], batch: int | None) -> dict:
+    from ..runners import check_in_profile, onnxrt_runner, run, time_runner, trt_runner
+    from ..trt.backend import execution_blocker, select_backend
+
+    adapter = get_adapter(recipe.family)
+    manifest = read_json(layout.manifest(precision))
+    feeds = adapter.eval_feeds(recipe)
+    shapes = manifest["profiles"][0]["shapes"]
+    batch = batch or shapes[next(iter(shapes))]["opt"][0]
+    bench_feed = _latency_feed(feeds[0], batch)
+    check_in_profile(bench_feed, shapes, f"profile of {layout.engine(precision)}")
+    warmup, iters = int(cfg.get("warmup", 3)), int(cfg.get("iterations", 20))
+    names = [o["name"] for o in manifest["io"]["outputs"]]
+
+    outputs: dict[str, list[list[np.ndarray]]] = {}
+    latency: dict[str, dict[str, Any]] = {}
+    runners: list[dict[str, Any]] = []
+
+    def measure(name: str, runner: Any) -> None:
+        outputs[name] = run(runner, feeds, names)
+        times = time_runner(runner, bench_feed, warmup, iters)
+        stats = percentiles_ms(times)
+        latency[name] = {**stats, "throughput_per_s": batch * 1e3 / stats["mean_ms"], "batch": batch,
+                         "iterations": iters, "warmup": warmup}
+        runners.append({"name": name, "status": "ran", "reason": None})
+        log(f"profile[{precision}]", f"{name}: p50 {stats['p50_ms']:.2f} ms at batch {batch}")
+
+    reference = "onnxrt-fp32"
+    with onnxrt_runner(layout.exported_onnx) as r:
+        measure(reference, r)
+    candidates = []
+    if precision != "fp32":
+        with onnxrt_runner(layout.calibrated_onnx(precision)) as r:
+            measure(f"onnxrt-{precision}", r)
+        candidates.append(f"onnxrt-{precision}")
+    blocker = execution_blocker(select_backend())
+    if manifest["builder"]["backend"] != select_backend().name:
+        blocker = f"engine built by {manifest['builder']['backend']}, this host has {select_backend().name}"
+    if blocker:
+        runners.append({"name": "tensorrt", "status": "skipped", "reason": blocker})
+        log(f"profile[{precision}]", f"tensorrt runner skipped: {blocker}")
+    else:
+        try:
+            with trt_runner(layout.engine(precision)) as r:
+                measure("tensorrt", r)
+            candidates.append("tensorrt")
+        except Exception as e:  # recorded as a result: the report says the engine failed to run
+            runners.append({"name": "tensorrt", "status": "failed", "reason": f"{e.__class__.__name__}: {e}"})
+
+    min_cos = float(recipe.section("accuracy").get("min_cosine", 0.99))
+    by_runner = {}
+    for cand in candidates or [reference]:
+        per_output = compare_batches(names, outputs[reference], outputs[cand])
+        by_runner[cand] = {
+            "outputs": per_output,
+            "task": adapter.task_accuracy(recipe, names, outputs[reference], outputs[cand]),
+            "gate": {"min_cosine": min_cos, "passed": all(p["cosine"] >= min_cos for p in per_output.values())},
+        }
+    primary = candidates[0] if candidates else reference
+    report = {
+        "schema": REPORT_SCHEMA,
+        "model": recipe.name,
+        "family": recipe.family,
+        "precision": precision,
+        "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "engine": str(layout.engine(precision)),
+        "builder": manifest["builder"],
+        "weights": manifest["weights"],
+        "accuracy": {"reference": reference, "candidate": primary, "feeds": len(feeds), **by_runner[primary],
+                     "by_runner": by_runner},
+        "latency": latency,
+        "runners": runners,
+        "memory": {
+            "engine_bytes": manifest["memory"]["engine_bytes"],
+            "weights_bytes": manifest["memory"].get("weights_bytes"),
+            "activation_bytes": manifest["memory"].get("activation_bytes"),
+            "onnx_bytes": sum(p.stat().st_size for p in onnx_files(layout.calibrated_onnx(precision))),
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        },
+        "onnx_nodes": len(onnx_utils.load(layout.calibrated_onnx(precision), with_weights=False).graph.node),
+    }
+    write_json(layout.report_json(precision), report)
+    write_text(layout.report_md(precision), render_markdown(report))
+    gate = report["accuracy"]["gate"]
+    log(f"profile[{precision}]", f"report: {layout.report_md(precision)}")
+    if not gate["passed"]:
+        worst = min(p["cosine"] for p in report["accuracy"]["outputs"].values())
+        raise PipelineError(f"{layout.report_md(precision)}: accuracy gate failed: {primary} cosine {worst:.4f} "
+                            f"< {gate['min_cosine']} against {reference}")
+    return {"accuracy_passed": True, "latency": latency}

@@ -1,0 +1,138 @@
+"""Build a strongly typed engine from an ONNX through Polygraphy's loaders; plan bytes out.
+
+Precision comes from the ONNX (AutoCast FP16, QDQ INT8, INT4 weight-only), never from builder flags:
+the one path that works on TensorRT 10.3 (JetPack 6), on TensorRT 11 (flags removed) and on TensorRT-RTX.
+`EngineBytesFromNetwork` serializes without deserializing, so no GPU is needed where the backend allows.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PipelineError
+from .backend import Backend, select_backend
+
+Shapes = dict[str, tuple[list[int], list[int], list[int]]]  # input -> (min, opt, max)
+
+
+@dataclass
+class BuildOptions:
+    profiles: list[Shapes]
+    workspace_bytes: int
+    builder_optimization_level: int = 3
+    timing_cache: Path | None = None
+
+
+@dataclass
+class BuildOutput:
+    plan: bytes
+    backend: Backend
+    seconds: float
+    memory: dict[str, int | None]
+    timing_cache: Path | None
+    log_lines: list[str] = field(default_factory=list)
+
+
+class _RecordingLogger:
+    """TensorRT logger that keeps every message (memory totals are only reported there without a GPU)
+    and forwards warnings and errors to Polygraphy's logger."""
+
+    def __init__(self, trt: Any) -> None:
+        from polygraphy.logger import G_LOGGER
+
+        class Logger(trt.ILogger):
+            def __init__(inner) -> None:
+                trt.ILogger.__init__(inner)
+                inner.lines: list[str] = []
+
+            def log(inner, severity: Any, msg: str) -> None:
+                inner.lines.append(msg)
+                if severity in (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR):
+                    G_LOGGER.error(msg)
+
+        self.logger = Logger()
+
+
+_LOGGER: _RecordingLogger | None = None
+
+
+def _install_logger(trt: Any) -> _RecordingLogger:
+    global _LOGGER
+    if _LOGGER is None:
+        import polygraphy.backend.trt.util as trt_util
+
+        _LOGGER = _RecordingLogger(trt)
+        trt_util.TRT_LOGGER = _LOGGER.logger
+    _LOGGER.logger.lines.clear()
+    return _LOGGER
+
+
+_MEMORY_PATTERNS = {
+    "weights_bytes": re.compile(r"Total Weights Memory:\s*(\d+)\s*bytes"),
+    "activation_bytes": re.compile(r"Total Activation Memory:\s*(\d+)\s*bytes"),
+    "host_persistent_bytes": re.compile(r"Total Host Persistent Memory:\s*(\d+)\s*bytes"),
+    "device_persistent_bytes": re.compile(r"Total Device Persistent Memory:\s*(\d+)\s*bytes"),
+}
+
+
+def memory_from_log(lines: list[str]) -> dict[str, int | None]:
+    """The builder's memory totals, as it reports them in its log (the last report wins)."""
+    found: dict[str, int | None] = dict.fromkeys(_MEMORY_PATTERNS)
+    for line in lines:
+        for key, pattern in _MEMORY_PATTERNS.items():
+            if m := pattern.search(line):
+                found[key] = int(m.group(1))
+    return found
+
+
+def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) -> Any:
+    trt = backend.module
+    common: dict[str, Any] = {
+        "profiles": profiles,
+        "memory_pool_limits": {trt.MemoryPoolType.WORKSPACE: opts.workspace_bytes},
+        "builder_optimization_level": opts.builder_optimization_level,
+        "profiling_verbosity": trt.ProfilingVerbosity.DETAILED,
+    }
+    if backend.is_rtx:
+        from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
+
+        return CreateConfigRTX(**common)
+    from polygraphy.backend.trt import CreateConfig
+
+    if opts.timing_cache is not None and opts.timing_cache.exists():
+        common["load_timing_cache"] = str(opts.timing_cache)
+    return CreateConfig(**common)
+
+
+def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
+    backend = select_backend()
+    trt = backend.module
+    from polygraphy.backend.trt import EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
+    from polygraphy.exception import PolygraphyException
+
+    recorder = _install_logger(trt)
+    profiles = []
+    for shapes in opts.profiles:
+        profile = Profile()
+        for name, (mn, opt, mx) in shapes.items():
+            profile.add(name, min=mn, opt=opt, max=mx)
+        profiles.append(profile)
+    # TensorRT-RTX has no timing cache (it compiles kernels on the device at first run).
+    cache = None if backend.is_rtx else opts.timing_cache
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)
+    config = _create_config(backend, opts, profiles)
+    t0 = time.perf_counter()
+    try:
+        plan = EngineBytesFromNetwork(network, config, save_timing_cache=str(cache) if cache else None)()
+    except PolygraphyException as e:
+        errors = [ln for ln in recorder.logger.lines if "Error" in ln or "error" in ln][-3:]
+        raise PipelineError(f"{onnx_path}: engine build failed ({e}; {' | '.join(errors)})") from e
+    seconds = time.perf_counter() - t0
+    lines = list(recorder.logger.lines)
+    return BuildOutput(bytes(plan), backend, seconds, memory_from_log(lines), cache, lines)
