@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from .history import IDENTITY_FIELDS, ResultRecord, StoredResult
 from .matrix import Policy
 
-# Metric name suffixes and which way is better: -1 lower is better, +1 higher is better.
+# Metric name suffixes and which way is better: -1 lower is better, +1 higher is better, 0 recorded
+# but never judged. Mean, p90 and throughput move with p50 and p99, so judging them too would turn
+# one slowdown into five lines of the morning report.
 _DIRECTIONS: tuple[tuple[str, int], ...] = (
-    ("throughput_per_s", +1), ("cosine", +1), ("snr_db", +1), ("map50", +1), ("map50_95", +1), ("top1", +1),
+    ("throughput_per_s", 0), ("mean_ms", 0), ("p90_ms", 0), ("cosine", +1), ("snr_db", +1), ("map50", +1), ("map50_95", +1), ("top1", +1),
     ("_ms", -1), ("_bytes", -1), ("_mb", -1), ("_j", -1), ("_w", -1), ("max_abs", -1), ("max_rel", -1),
 )
 MAD_TO_SIGMA = 1.4826
@@ -52,6 +54,12 @@ class Decision:
     runs: int = 0
     changed: list[str] = field(default_factory=list)
     message: str = ""
+
+    @property
+    def change_pct(self) -> float | None:
+        if self.current is None or not self.baseline:
+            return None
+        return (self.current - self.baseline) / abs(self.baseline) * 100
 
     @property
     def is_regression(self) -> bool:

@@ -98,6 +98,7 @@ def tradeoff_figure(model: str, latest: list[StoredResult]) -> str | None:
     ax.scatter([p[0] for p in points], [p[1] for p in points], color="#8250df", s=40)
     for x, y, label in points:
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.margins(x=0.2, y=0.2)  # room for the point labels
     ax.set_xlabel("latency p50 [ms] (lower is better)")
     ax.set_ylabel("worst output cosine (higher is better)")
     ax.set_title(f"{model}: latency against accuracy", fontsize=10)
@@ -144,8 +145,9 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
         flagged=flagged,
         improved=improved,
         rows=rows,
+        # An engine that never succeeded has nothing to plot; its failure is in the tables above.
         trends=[(engine, trend_figure(engine, results)) for engine, results in sorted(by_engine.items())
-                if any(r.run_id == run_id for r in results)],
+                if any(r.run_id == run_id for r in results) and any(r.status == "ok" for r in results)],
         tradeoffs=[(m, fig) for m, rs in sorted(models.items()) if (fig := tradeoff_figure(m, rs))],
         power_state=(tonight[0].details.get("power_state") if tonight else None) or {},
         fmt=_fmt,

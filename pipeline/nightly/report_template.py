@@ -33,11 +33,18 @@ TEMPLATE = """<!doctype html>
 <h2>Regressions and failures ({{ flagged | length }})</h2>
 {% if flagged %}
 <table id="regressions">
-  <tr><th>engine</th><th>metric</th><th>baseline</th><th>tonight</th><th>allowed</th><th>what changed</th><th>detail</th></tr>
+  <tr><th>engine</th><th>metric</th><th>baseline (median)</th><th>tonight</th><th>change</th>
+      <th>allowed (noise)</th><th>what changed since the last good run</th></tr>
   {% for d in flagged %}
   <tr class="{{ d.status }}">
-    <td>{{ d.engine }}</td><td>{{ d.metric }}</td><td>{{ fmt(d.baseline) }}</td><td>{{ fmt(d.current) }}</td>
-    <td>{{ fmt(d.threshold, 3) }}</td><td>{{ d.changed | join(", ") or "nothing recorded" }}</td><td>{{ d.message }}</td>
+    <td>{{ d.engine }}</td><td>{{ d.metric }}</td>
+    {% if d.status == "failed" %}
+    <td colspan="4">{{ d.message }}</td>
+    {% else %}
+    <td>{{ fmt(d.baseline) }} ({{ d.runs }} runs)</td><td>{{ fmt(d.current) }}</td>
+    <td>{{ "%+.1f%%" | format(d.change_pct) }}</td><td>&plusmn;{{ fmt(d.threshold, 3) }} ({{ fmt(d.noise, 3) }})</td>
+    {% endif %}
+    <td>{{ d.changed | join(", ") or "nothing recorded" }}</td>
   </tr>
   {% endfor %}
 </table>
@@ -48,10 +55,11 @@ TEMPLATE = """<!doctype html>
 {% if improved %}
 <h2>Improvements ({{ improved | length }})</h2>
 <table id="improvements">
-  <tr><th>engine</th><th>metric</th><th>baseline</th><th>tonight</th><th>what changed</th></tr>
+  <tr><th>engine</th><th>metric</th><th>baseline</th><th>tonight</th><th>change</th><th>what changed</th></tr>
   {% for d in improved %}
   <tr class="improved"><td>{{ d.engine }}</td><td>{{ d.metric }}</td><td>{{ fmt(d.baseline) }}</td>
-    <td>{{ fmt(d.current) }}</td><td>{{ d.changed | join(", ") or "nothing recorded" }}</td></tr>
+    <td>{{ fmt(d.current) }}</td><td>{{ "%+.1f%%" | format(d.change_pct) }}</td>
+    <td>{{ d.changed | join(", ") or "nothing recorded" }}</td></tr>
   {% endfor %}
 </table>
 {% endif %}

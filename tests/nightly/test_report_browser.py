@@ -1,0 +1,94 @@
+"""The HTML report over a history of recorded results, rendered by a real headless browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.artifacts import read_json
+from pipeline.nightly.collect import report_metrics
+from pipeline.nightly.history import History, ResultRecord
+from pipeline.nightly.matrix import Policy
+from pipeline.nightly.regression import compare
+from pipeline.nightly.report import render_report
+
+DATA = Path(__file__).parent / "data"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+T0 = datetime(2026, 11, 10, 2, 0, tzinfo=timezone.utc)
+
+
+def _night_records(night: int, slow: bool) -> list[ResultRecord]:
+    """Two engines from the recorded reports; night-to-night jitter; the int8 one slows down on `slow`."""
+    rng = np.random.default_rng(night)
+    out = []
+    for precision, factor in (("fp32", 1.0), ("int8", 1.6 if slow else 1.0)):
+        metrics = report_metrics(read_json(DATA / f"report_{precision}.json"))
+        for key in list(metrics):
+            if key.startswith("latency."):
+                metrics[key] *= factor * (1 + rng.normal(0, 0.01))
+        out.append(ResultRecord("tiny-yolo", precision, 1, "ok", None,
+                                {"onnx_sha256": ("b" if slow else "a") * 64, "trt_version": "1.7.1.116"},
+                                metrics, {"power_state": {"nvpmodel_mode": None, "notes": ["no nvpmodel here"]}}))
+    out.append(ResultRecord("broken", "fp16", 1, "failed", "PipelineError: unknown model 'broken'"))
+    return out
+
+
+def _render(tmp_path: Path) -> tuple[Path, list]:
+    history = History(f"sqlite:///{tmp_path / 'history.sqlite'}")
+    policy = Policy(baseline_runs=5, min_runs=3)
+    nights = 8
+    for night in range(nights):
+        run_id = history.start_run(started_utc=T0 + timedelta(days=night), git_commit=f"{night:040x}",
+                                   host="orin-devkit-1", power_mode="MAXN/clocks-on", trt_version="10.3.0.30",
+                                   l4t="36.4.0")
+        decisions = []
+        for rec in _night_records(night, slow=night == nights - 1):
+            decisions += compare(rec, history.good_results(rec.engine, run_id, policy.baseline_runs), policy)
+            history.add_result(run_id, rec)
+        history.finish_run(run_id, int(any(d.is_regression for d in decisions)))
+    return render_report(history, run_id, decisions, tmp_path / "report"), decisions
+
+
+def test_report_page_lists_regressions_failures_and_embeds_plots(tmp_path):
+    page, decisions = _render(tmp_path)
+    html = page.read_text()
+    assert (tmp_path / "report" / "index.html").read_text() == html
+    regressed = {d.metric for d in decisions if d.status == "regressed"}
+    assert "latency.onnxrt-int8.p50_ms" in regressed
+    assert 'class="verdict REGRESSION"' in html
+    assert "broken/fp16/b1" in html and "unknown model &#39;broken&#39;" in html  # escaped
+    assert "onnx_sha256 aaaaaaaaaaaa -&gt; bbbbbbbbbbbb" in html
+    assert len(re.findall(r"<img class=\"trend\"", html)) == 2
+    assert len(re.findall(r'<img class="tradeoff"', html)) == 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this host (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    page, _ = _render(tmp_path)
+    shot = tmp_path / "report.png"
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1400,1800", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], check=True, capture_output=True,
+                         text=True, timeout=120).stdout
+    # The browser parsed the page: the tables exist in its DOM with their rows.
+    assert '<table id="regressions">' in dom and "latency.onnxrt-int8.p50_ms" in dom
+    assert dom.count("<img class=\"trend\"") == 2
+
+    import matplotlib.image
+
+    img = matplotlib.image.imread(shot)[..., :3]
+    assert img.shape[:2] == (1800, 1400)
+    # The red verdict badge (#d1242f) is painted near the top of the page.
+    red = (np.abs(img[:200] - np.array([0xD1, 0x24, 0x2F]) / 255).max(axis=-1) < 0.05).sum()
+    assert red > 500
+    # The plots are painted: the trend line's blue (#1f6feb) shows up below the tables.
+    blue = (np.abs(img[200:] - np.array([0x1F, 0x6F, 0xEB]) / 255).max(axis=-1) < 0.08).sum()
+    assert blue > 200
