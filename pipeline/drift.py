@@ -1,0 +1,75 @@
+"""Drift guard: an engine runs only where it was built for (TensorRT version, L4T, SM, DLA core).
+
+TensorRT plans are bound to the exact TensorRT build and GPU; loading one elsewhere fails deep in
+deserialization with a cryptic message. The manifest's `system` section records what the engine was
+built for; this compares it with the running system first and says plainly what differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import PipelineError
+
+FIELDS = {
+    "trt_version": "TensorRT",
+    "l4t": "L4T",
+    "compute_capability": "compute capability",
+    "dla_core": "DLA core",
+}
+
+
+class DriftError(PipelineError):
+    """The engine was built for a different TensorRT / L4T / GPU / DLA core than this system."""
+
+
+def running_system(root: Path = Path("/"), dla_core: int | None = None) -> dict[str, Any]:
+    """What this system would record in a manifest: read from the Jetson files and the TRT backend."""
+    from .jetson_info import detect
+
+    info = detect(root)
+    trt_version = info.trt_version
+    if trt_version is None and root == Path("/"):
+        from .trt.backend import select_backend
+
+        trt_version = select_backend().version
+    compute = None
+    if info.is_jetson:
+        from .targets import _table
+
+        compute = str(_table()["common"]["compute_capability"])
+    return {"trt_version": trt_version, "l4t": info.l4t, "compute_capability": compute, "dla_core": dla_core}
+
+
+def _show(value: Any) -> str:
+    return "none (not a Jetson build)" if value is None else str(value)
+
+
+def differences(built_for: dict[str, Any], running: dict[str, Any]) -> list[str]:
+    """One phrase per field that differs, naming both sides."""
+    out = []
+    for key, label in FIELDS.items():
+        a, b = built_for.get(key), running.get(key)
+        if key == "dla_core":
+            a_s, b_s = ("GPU" if a is None else a), ("GPU" if b is None else b)
+            if a_s != b_s:
+                out.append(f"{label}: engine {a_s}, requested {b_s}")
+            continue
+        if str(a) != str(b):
+            out.append(f"{label}: engine {_show(a)}, this system {_show(b)}")
+    return out
+
+
+def check_manifest(manifest: dict[str, Any], running: dict[str, Any], engine: Path | str,
+                   action: str = "load") -> None:
+    """Raise DriftError before TensorRT sees an engine built for another system."""
+    built_for = manifest.get("system")
+    if not isinstance(built_for, dict):
+        raise DriftError(f"{engine}: its manifest has no 'system' section; rebuild the engine to record it")
+    diffs = differences(built_for, running)
+    if diffs:
+        raise DriftError(
+            f"cannot {action} {engine}: built for a different system ({'; '.join(diffs)}); "
+            "rebuild it on this system (make engine) or run it where it was built"
+        )
