@@ -49,6 +49,14 @@ def set_metadata(model: Any, values: dict[str, str]) -> None:
             model.metadata_props.add(key=key, value=str(value))
 
 
+def inherit_metadata(model: Any, src: Path) -> None:
+    """Carry the source model's metadata (class names, stride, provenance) over to a converted model;
+    conversion tools drop it."""
+    existing = metadata(model)
+    inherited = {k: v for k, v in metadata(load(src, with_weights=False)).items() if k not in existing}
+    set_metadata(model, inherited)
+
+
 def _dtype_name(elem_type: int) -> str:
     import onnx
 

@@ -42,6 +42,7 @@ def autocast_fp16(
         )
     # AutoCast leaves value_info from before the conversion; ONNX Runtime then rejects buffer reuse.
     del model.graph.value_info[:]
+    onnx_utils.inherit_metadata(model, src)
     onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
     casts = sum(1 for n in model.graph.node if n.op_type == "Cast")
     fp32_nodes = _fp32_compute_nodes(model)

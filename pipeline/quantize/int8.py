@@ -38,6 +38,7 @@ def ptq_int8(
         else:
             _modelopt(work, out, feeds, method, excluded, hp, options)
         model = onnx_utils.load(out)
+    onnx_utils.inherit_metadata(model, src)
     onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
     ops = [n.op_type for n in model.graph.node]
     return {

@@ -1,0 +1,39 @@
+"""Shared fixtures: a small YOLO recipe (320 px, few calibration images) and a scratch workspace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.recipe import RECIPES_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ultralytics writes its settings on first import; keep that out of the user's home in CI.
+os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".pytest_cache" / "ultralytics"))
+
+
+def small_yolo_recipe(dest: Path, **overrides: object) -> Path:
+    """yolo.yaml shrunk for tests: 320x320 input, batch 1..2, 8 calibration images, yolo11n from yaml."""
+    raw = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
+    raw["name"] = "yolo-test"
+    raw["source"] = {"checkpoint": str(dest / "absent" / "yolo11n.pt"), "config": "yolo11n.yaml"}
+    raw["inputs"]["images"].update(min=[1, 3, 320, 320], opt=[1, 3, 320, 320], max=[2, 3, 320, 320])
+    raw["preprocess"]["size"] = [320, 320]
+    raw["calibration"].update(max_samples=8, recommended_min=8)
+    raw["profile"] = {"warmup": 1, "iterations": 3}
+    for key, value in overrides.items():
+        raw[key] = value
+    path = dest / "yolo-test.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One engines/ and calib/ root for the session, so stages reuse each other's outputs."""
+    base = tmp_path_factory.mktemp("ws")
+    return {"base": base, "root": base / "engines", "calib": base / "calib", "recipe": small_yolo_recipe(base)}
