@@ -78,16 +78,21 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
     """Every batch size of one (model, precision); never raises: failures become failed records."""
     from ..flow import run_engine, run_profile
 
+    # The history keys results by the recipe's name; a recipe that does not even load is keyed by
+    # its file's stem, so `models/foo.yaml` and the built-in `foo` land on the same trend.
+    name = Path(entry.model).stem if entry.model.endswith((".yaml", ".yml")) else entry.model
+
     def failed(batch: int, error: BaseException, ident: dict[str, Any] | None = None,
                metrics: dict[str, float] | None = None) -> ResultRecord:
         message = f"{error.__class__.__name__}: {error}".splitlines()[0]
-        warn(STAGE, f"{entry.model}/{entry.precision}/b{batch} failed: {message}")
-        return ResultRecord(entry.model, entry.precision, batch, "failed", message, ident or {}, metrics or {},
+        warn(STAGE, f"{name}/{entry.precision}/b{batch} failed: {message}")
+        return ResultRecord(name, entry.precision, batch, "failed", message, ident or {}, metrics or {},
                             {"power_state": power_state.to_dict()})
 
     log(STAGE, f"{entry.model} {entry.precision}: build")
     try:
         recipe = load_recipe(entry.model)
+        name = recipe.name
         precision = recipe.resolve_precision(entry.precision)
         run_engine(recipe, precision, matrix.root, calib_root, force_build, matrix.target)
         layout = Layout(matrix.root, recipe.name)
