@@ -189,6 +189,14 @@ def test_identity_hashes_the_recipe_and_reads_the_manifest():
                     reason="set ORIN_TRT_TEST_POSTGRES_URL=postgresql+psycopg://... to test a PostgreSQL history")
 def test_postgres_history_round_trip():
     h = History(os.environ["ORIN_TRT_TEST_POSTGRES_URL"])
-    run_id = h.start_run(git_commit="0" * 40)
-    h.add_result(run_id, _record(5.0))
-    assert h.run_results(run_id)[0].metrics["latency.tensorrt.p50_ms"] == 5.0
+    with h.engine.begin() as conn:  # a scratch database: start from empty tables
+        conn.execute(sa.text("TRUNCATE runs, results, metrics RESTART IDENTITY CASCADE"))
+    for night, p50 in enumerate([5.0, 5.1, 5.2]):
+        run_id = h.start_run(started_utc=T0 + timedelta(days=night), git_commit="0" * 40)
+        h.add_result(run_id, _record(p50))
+        h.finish_run(run_id, 0)
+    tonight = h.start_run(started_utc=T0 + timedelta(days=3))
+    base = h.good_results("yolo/int8/b1", tonight, 5)
+    assert [r.metrics["latency.tensorrt.p50_ms"] for r in base] == [5.2, 5.1, 5.0]
+    assert base[0].started_utc == T0 + timedelta(days=2)
+    assert h.run(tonight)["started_utc"] == T0 + timedelta(days=3)
