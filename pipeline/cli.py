@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PipelineError as e:
-        print(f"orin-trt: error: {e}", file=sys.stderr)
+        # One line, whatever the underlying tool's message looked like.
+        message = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+        print(f"orin-trt: error: {message}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("orin-trt: interrupted; no artifact was left half-written", file=sys.stderr)

@@ -55,12 +55,12 @@ def list_images(folder: Path) -> list[Path]:
 
 def load_rgb(path: Path) -> np.ndarray:
     """HWC uint8 RGB; a file that does not decode is named in the error."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
+    except Exception as e:  # PIL's own errors, or a plugin's (ultralytics hooks a HEIF fallback into open)
         raise PipelineError(f"{path}: cannot be decoded as an image ({e})") from e
 
 
