@@ -56,21 +56,30 @@ def _trt_version() -> str | None:
         return None
 
 
-def _device_profile(engine: Path, batch: int, matrix: Matrix, gpu_max_mhz: float | None) -> dict[str, Any]:
-    """TensorRT depth + tegrastats where both exist; otherwise the reason it was skipped."""
+def _device_profile(engine: Path, batches: tuple[int, ...], matrix: Matrix,
+                    gpu_max_mhz: float | None) -> dict[str, Any]:
+    """TensorRT depth (the batch sweep) + tegrastats where both exist; else why it was skipped.
+
+    A failure here is recorded beside the profile's numbers rather than failing the result: the
+    ONNX Runtime / Polygraphy profile already measured the engine."""
     from ..trt.backend import execution_blocker, select_backend
 
-    blocker = execution_blocker(select_backend())
-    if blocker:
-        return {"skipped": f"TensorRT profiling depth skipped: {blocker}"}
-    from ..device.trt_profiling import profile_engine
+    try:
+        blocker = execution_blocker(select_backend())
+        if blocker:
+            return {"skipped": f"TensorRT profiling depth skipped: {blocker}"}
+        from ..device.trt_profiling import profile_engine
 
-    if shutil.which("tegrastats") is None:
-        return {"tegrastats": "not found", **profile_engine(engine, [batch], gpu_max_freq_mhz=gpu_max_mhz)}
-    from ..device.tegrastats import TegrastatsSampler
+        if shutil.which("tegrastats") is None:
+            return {"tegrastats": "not found on PATH",
+                    **profile_engine(engine, batches, gpu_max_freq_mhz=gpu_max_mhz)}
+        from ..device.tegrastats import TegrastatsSampler
 
-    with TegrastatsSampler(matrix.tegrastats_interval_ms) as sampler:
-        return profile_engine(engine, [batch], sampler=sampler, gpu_max_freq_mhz=gpu_max_mhz)
+        with TegrastatsSampler(matrix.tegrastats_interval_ms) as sampler:
+            return profile_engine(engine, batches, sampler=sampler, gpu_max_freq_mhz=gpu_max_mhz)
+    except Exception as e:
+        warn(STAGE, f"{engine}: TensorRT profiling depth failed: {e}")
+        return {"skipped": f"TensorRT profiling depth failed: {e.__class__.__name__}: {e}"}
 
 
 def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: Any,
@@ -108,20 +117,24 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
         try:
             run_profile(recipe, precision, matrix.root, force=True, batch=batch)
             report = read_json(layout.report_json(precision))
-            device = _device_profile(layout.engine(precision), batch, matrix, gpu_max)
         except Exception as e:
             fresh = layout.report_json(precision)
             # A failed accuracy gate still wrote tonight's report: keep its numbers beside the failure.
             metrics = report_metrics(read_json(fresh)) if fresh.exists() and fresh.stat().st_mtime >= started else {}
             records.append(failed(batch, e, ident, metrics))
             continue
-        metrics = {**report_metrics(report), **device_metrics(device, batch)}
-        records.append(ResultRecord(recipe.name, precision, batch, "ok", None, ident, metrics, {
+        records.append(ResultRecord(recipe.name, precision, batch, "ok", None, ident, report_metrics(report), {
             "power_state": power_state.to_dict(),
             "runners": report.get("runners"),
             "weights": report.get("weights"),
-            "device": device,
         }))
+    ok = [r for r in records if r.status == "ok"]
+    if ok:
+        # One sweep over every batch size: the engine is deserialized and inspected once.
+        device = _device_profile(layout.engine(precision), tuple(r.batch for r in ok), matrix, gpu_max)
+        for record in ok:
+            record.metrics.update(device_metrics(device, record.batch))
+            record.details["device"] = {k: v for k, v in device.items() if k != "layers"}
     return records
 
 
