@@ -1,0 +1,40 @@
+"""Drift guard: a manifest's `system` against the running system, with both sides named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.drift import DriftError, check_manifest, differences, running_system
+
+from .test_jetson_info import fake_jetson
+
+BUILT = {"trt_version": "10.3.0.30", "l4t": "36.4.0", "compute_capability": "8.7", "dla_core": None}
+
+
+def test_same_system_passes(tmp_path: Path) -> None:
+    root = fake_jetson(tmp_path, "NVIDIA Jetson AGX Orin Developer Kit", "nvidia,p3701-0005")
+    running = running_system(root)
+    assert running == BUILT
+    check_manifest({"system": BUILT}, running, "model.engine")
+
+
+def test_every_difference_names_both_sides() -> None:
+    running = {"trt_version": "10.7.0.23", "l4t": "36.4.3", "compute_capability": "8.7", "dla_core": 1}
+    with pytest.raises(DriftError) as err:
+        check_manifest({"system": BUILT}, running, "engines/yolo/int8/model.engine", action="profile")
+    msg = str(err.value)
+    assert msg.startswith("cannot profile engines/yolo/int8/model.engine")
+    assert "TensorRT: engine 10.3.0.30, this system 10.7.0.23" in msg
+    assert "L4T: engine 36.4.0, this system 36.4.3" in msg
+    assert "DLA core: engine GPU, requested 1" in msg
+    assert "compute capability" not in msg
+
+
+def test_host_engine_on_a_jetson_is_refused() -> None:
+    rtx = {"trt_version": "1.7.1.116", "l4t": None, "compute_capability": None, "dla_core": None}
+    diffs = differences(rtx, BUILT)
+    assert "L4T: engine none (not a Jetson build), this system 36.4.0" in diffs
+    with pytest.raises(DriftError, match="no 'system' section"):
+        check_manifest({}, BUILT, "x.engine")
