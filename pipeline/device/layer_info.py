@@ -3,7 +3,6 @@ and the per-layer profile. Kept apart from `trt_profiling` so they are tested wi
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,23 +11,18 @@ from ..errors import PipelineError
 
 
 def latency_stats(ms: Sequence[float], batch: int) -> dict[str, float]:
-    """Percentiles (nearest rank) of per-iteration latencies, and items per second at that batch."""
+    """Percentiles of per-iteration latencies (the profile stage's definition) and items per second."""
+    from ..metrics import percentiles_ms
+
     if not ms:
         raise PipelineError("no timed iterations to summarize")
-    ordered = sorted(ms)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
-
-    mean = sum(ordered) / len(ordered)
+    stats = percentiles_ms([t / 1e3 for t in ms])
+    mean = stats["mean_ms"]
     return {
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "mean_ms": mean,
+        **stats,
         "throughput_per_s": batch * 1000.0 / mean if mean > 0 else 0.0,
         "batch": batch,
-        "iterations": len(ordered),
+        "iterations": len(ms),
     }
 
 
