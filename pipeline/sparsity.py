@@ -1,0 +1,168 @@
+"""2:4 structured sparsity on the exported FP32 ONNX: in every group of 4 weights along the reduction
+dimension (conv input channels, matmul K), the 2 smallest magnitudes become zero.
+
+That is the pattern Ampere's sparse tensor cores and TensorRT's SPARSE_WEIGHTS flag accept ("for
+each output channel and each spatial position, every 4 consecutive input channels hold at least two
+zeros"). Pruning on the ONNX keeps the step torch-free and family-agnostic; it is one-shot magnitude
+pruning (ModelOpt's `sparse_magnitude` mode does the same on a torch model), so accuracy should be
+recovered by fine-tuning with the mask for real deployments. The report states the ratio and how
+far the outputs moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import PipelineError
+
+GROUP = 4
+KEEP = 2
+SCHEMA = "orin-trt/sparsify@1"
+
+
+@dataclass
+class SparsifyReport:
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        pruned = sum(layer["elements"] for layer in self.layers)
+        zeros = sum(layer["zeros"] for layer in self.layers)
+        return {
+            "schema": SCHEMA,
+            "pattern": "2:4",
+            "layers_sparsified": len(self.layers),
+            "layers_skipped": len(self.skipped),
+            "elements_in_sparsified_layers": pruned,
+            "zeros_in_sparsified_layers": zeros,
+            "sparsity_ratio": zeros / pruned if pruned else 0.0,
+            "layers": self.layers,
+            "skipped": self.skipped,
+        }
+
+
+def prune_2_4(weight: np.ndarray, axis: int) -> np.ndarray:
+    """Zero the 2 smallest |w| of every 4 consecutive elements along `axis` (its size % 4 == 0)."""
+    moved = np.moveaxis(weight, axis, -1)
+    groups = moved.reshape(*moved.shape[:-1], moved.shape[-1] // GROUP, GROUP)
+    order = np.argsort(np.abs(groups), axis=-1, kind="stable")
+    mask = np.ones_like(groups, dtype=bool)
+    np.put_along_axis(mask, order[..., : GROUP - KEEP], False, axis=-1)
+    pruned = np.where(mask, groups, 0).reshape(moved.shape)
+    return np.moveaxis(pruned, -1, axis).astype(weight.dtype)
+
+
+def is_2_4_sparse(weight: np.ndarray, axis: int) -> bool:
+    moved = np.moveaxis(weight, axis, -1)
+    groups = moved.reshape(*moved.shape[:-1], moved.shape[-1] // GROUP, GROUP)
+    return bool(np.all(np.count_nonzero(groups, axis=-1) <= KEEP))
+
+
+def _reduction_axis(node: Any, weight: np.ndarray) -> int | None:
+    if node.op_type == "Conv" and weight.ndim >= 3:
+        return 1  # [M, C/groups, kh, kw]: input channels
+    if node.op_type == "MatMul" and weight.ndim == 2:
+        return 0  # x[.., K] @ W[K, N]
+    if node.op_type == "Gemm" and weight.ndim == 2:
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return 1 if trans_b else 0
+    return None
+
+
+def sparsify_model(model: Any) -> tuple[Any, SparsifyReport]:
+    """A copy of `model` with its conv / matmul weights pruned 2:4 where the shapes allow it."""
+    import onnx
+    from onnx import numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    inits = {i.name: i for i in out.graph.initializer}
+    users: dict[str, int] = {}
+    for node in out.graph.node:
+        for t in node.input:
+            users[t] = users.get(t, 0) + 1
+    report = SparsifyReport()
+    done: set[str] = set()
+    for node in out.graph.node:
+        if node.op_type not in ("Conv", "MatMul", "Gemm") or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        if name in done:
+            continue
+        if name not in inits:
+            if node.op_type != "MatMul":  # activation x activation matmuls have no weights to prune
+                report.skipped.append({"node": node.name, "reason": "weight is not a float initializer "
+                                       "(sparsify the exported FP32 model, before calibrate)"})
+            continue
+        weight = numpy_helper.to_array(inits[name])
+        if weight.dtype not in (np.float32, np.float16):
+            raise PipelineError(f"node {node.name!r}: weight {name!r} is {weight.dtype}; sparsify the exported "
+                                "FP32 ONNX before calibration")
+        axis = _reduction_axis(node, weight)
+        if axis is None or weight.shape[axis] % GROUP:
+            size = weight.shape[axis] if axis is not None else weight.shape
+            report.skipped.append({"node": node.name, "reason": f"reduction dim {size} not a multiple of 4"})
+            continue
+        pruned = prune_2_4(weight, axis)
+        inits[name].CopyFrom(numpy_helper.from_array(pruned, name))
+        done.add(name)
+        report.layers.append({"node": node.name, "weight": name, "op": node.op_type,
+                              "elements": int(pruned.size), "zeros": int(pruned.size - np.count_nonzero(pruned)),
+                              "shared_by": users.get(name, 1)})
+    return out, report
+
+
+def sample_feeds(model: Any, shapes: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic inputs at the given shapes (normal floats, small non-negative ids for ints)."""
+    from onnx import helper
+
+    from .analyze.shapes import graph_inputs
+
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for v in graph_inputs(model):
+        dtype = helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
+        shape = shapes[v.name]
+        if np.issubdtype(dtype, np.floating):
+            feeds[v.name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[v.name] = rng.integers(0, 100, size=shape).astype(dtype)
+    return feeds
+
+
+def output_change(dense: Any, sparse: Any, feeds: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per output: how far the sparse model's outputs moved from the dense model's (ONNX Runtime CPU)."""
+    import onnxruntime as ort
+
+    def run(model: Any) -> list[np.ndarray]:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return sess.run(None, feeds)
+
+    names = [o.name for o in dense.graph.output]
+    out = {}
+    for name, a, b in zip(names, run(dense), run(sparse), strict=True):
+        a64, b64 = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+        denom = np.linalg.norm(a64) * np.linalg.norm(b64)
+        out[name] = {"max_abs": float(np.abs(a64 - b64).max()) if a64.size else 0.0,
+                     "cosine": float(a64 @ b64 / denom) if denom else 1.0}
+    return out
+
+
+def sparsify_file(src: Path, dst: Path, shapes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """Prune `src` into `dst` (atomically) and return the report, with the output change when shapes are given."""
+    from . import onnx_utils
+    from .onnx_utils import metadata
+
+    dense = onnx_utils.load(Path(src))
+    sparse, report = sparsify_model(dense)
+    onnx_utils.save(sparse, Path(dst))
+    result = report.as_dict()
+    result["source"] = str(src)
+    result["random_weights"] = metadata(dense).get("orin_trt.random_weights") == "true"
+    if shapes is not None:
+        result["accuracy_change"] = output_change(dense, sparse, sample_feeds(dense, shapes))
+    return result
