@@ -89,6 +89,11 @@ def primary_latency(metrics: dict[str, float]) -> str | None:
     return candidates[0] if candidates else None
 
 
+def runner_of(latency_metric: str) -> str:
+    """`latency.onnxrt-int8.p50_ms` -> `onnxrt-int8`; the depth profile's `trt.latency.p50_ms` -> `tensorrt`."""
+    return "tensorrt" if latency_metric.startswith("trt.") else latency_metric.split(".")[1]
+
+
 def min_cosine(metrics: dict[str, float]) -> float | None:
     """The worst output's cosine of the primary candidate runner: the accuracy the plots follow."""
     cos = {k: v for k, v in metrics.items() if k.startswith("accuracy.") and k.endswith(".cosine")}

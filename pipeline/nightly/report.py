@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import write_text
-from .collect import min_cosine, primary_latency
+from .collect import min_cosine, primary_latency, runner_of
 from .history import History, StoredResult
 from .regression import Decision
 from .report_template import TEMPLATE
@@ -107,8 +107,70 @@ def tradeoff_figure(model: str, latest: list[StoredResult]) -> str | None:
     return _png(fig)
 
 
+def sweep_figure(label: str, results: list[StoredResult]) -> str | None:
+    """Throughput against latency over tonight's batch sizes of one engine (the batch sweep)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = sorted((r for r in results if r.status == "ok"), key=lambda r: r.batch)
+    # One runner for every point: a latency every batch size measured, TensorRT's where it ran.
+    common = set.intersection(*(set(r.metrics) for r in ok)) if len(ok) > 1 else set()
+    name = primary_latency({k: 0.0 for k in common})
+    throughput = name[: -len("p50_ms")] + "throughput_per_s" if name else None
+    if not name or throughput not in common:
+        return None
+    points = [(r.metrics[name], r.metrics[throughput], r.batch) for r in ok]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="#bf8700")
+    for x, y, batch in points:
+        ax.annotate(f"b{batch}", (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    ax.margins(x=0.2, y=0.2)
+    ax.set_xlabel("latency p50 [ms]")
+    ax.set_ylabel("throughput [items/s]")
+    ax.set_title(f"{label}: batch sweep ({runner_of(name)})", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _depth_rows(tonight: list[StoredResult]) -> list[dict[str, Any]]:
+    """Per engine, what the TensorRT depth profile found (on the devkit): one table row per batch."""
+    rows = []
+    for r in tonight:
+        device = r.details.get("device") or {} if isinstance(r.details, dict) else {}
+        for point in device.get("batch_sweep", []):
+            if point.get("batch") != r.batch:
+                continue
+            power = point.get("power") or {}
+            rows.append({
+                "engine": r.engine,
+                "p50": _fmt(point["latency"]["p50_ms"]),
+                "graph_p50": _fmt(point["cuda_graph"]["p50_ms"]),
+                "split": " / ".join(_fmt(point["split_ms"].get(k), 3) for k in ("h2d", "compute", "d2h")),
+                "power": _fmt(power.get("avg_power_w"), 3),
+                "energy": _fmt(power.get("energy_per_inference_j")),
+                "ram": power.get("ram_used_mb_max", "n/a"),
+                "throttle": "; ".join(power.get("throttle_reasons") or []) or ("no" if power else "n/a"),
+                "precisions": ", ".join(f"{k} {v}" for k, v in
+                                        sorted((device.get("layer_info") or {}).get("precisions", {}).items())),
+                "reformats": len((device.get("layer_info") or {}).get("reformat_layers", [])),
+                "devices": ", ".join(f"{k} {v}" for k, v in (device.get("layer_info") or {}).get("devices", {}).items()),
+                "top": ", ".join(f"{t['layer']} ({t['share']:.0%})" for t in device.get("top_layers", [])[:3]),
+            })
+    return rows
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def _by_precision(results: list[StoredResult]) -> dict[str, list[StoredResult]]:
+    groups: dict[str, list[StoredResult]] = defaultdict(list)
+    for r in results:
+        groups[f"{r.model}/{r.precision}"].append(r)
+    return groups
 
 
 def render_report(history: History, run_id: int, decisions: Sequence[Decision], out_dir: Path) -> Path:
@@ -129,7 +191,7 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
         power = r.details.get("device", {}) if isinstance(r.details, dict) else {}
         rows.append({
             "engine": r.engine, "status": r.status, "error": r.error,
-            "latency": f"{_fmt(r.metrics.get(lat))} ({lat.split('.')[1]})" if lat else "n/a",
+            "latency": f"{_fmt(r.metrics.get(lat))} ({runner_of(lat)})" if lat else "n/a",
             "cosine": _fmt(min_cosine(r.metrics), 6),
             "engine_mb": _fmt(r.metrics["memory.engine_bytes"] / 1e6, 3) if "memory.engine_bytes" in r.metrics else "n/a",
             "energy": _fmt(r.metrics.get("power.energy_per_inference_j")),
@@ -149,6 +211,9 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
         trends=[(engine, trend_figure(engine, results)) for engine, results in sorted(by_engine.items())
                 if any(r.run_id == run_id for r in results) and any(r.status == "ok" for r in results)],
         tradeoffs=[(m, fig) for m, rs in sorted(models.items()) if (fig := tradeoff_figure(m, rs))],
+        sweeps=[(label, fig) for label, rs in sorted(_by_precision(tonight).items())
+                if (fig := sweep_figure(label, rs))],
+        depth=_depth_rows(tonight),
         power_state=(tonight[0].details.get("power_state") if tonight else None) or {},
         fmt=_fmt,
     )

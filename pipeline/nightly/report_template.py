@@ -91,6 +91,31 @@ TEMPLATE = """<!doctype html>
 {% endfor %}
 </div>
 
+<h2>Batch sweep</h2>
+<div class="tradeoffs">
+{% for label, png in sweeps %}
+<img class="sweep" alt="batch sweep of {{ label }}" src="data:image/png;base64,{{ png }}">
+{% else %}
+<p>No engine ran at more than one batch size tonight.</p>
+{% endfor %}
+</div>
+
+<h2>TensorRT depth</h2>
+{% if depth %}
+<table id="depth">
+  <tr><th>engine</th><th>p50 ms</th><th>CUDA graph p50 ms</th><th>H2D / compute / D2H ms</th><th>avg W</th>
+      <th>J / inference</th><th>RAM MB</th><th>throttling</th><th>layer precisions</th><th>reformat layers</th>
+      <th>devices</th><th>top layers</th></tr>
+  {% for d in depth %}
+  <tr><td>{{ d.engine }}</td><td>{{ d.p50 }}</td><td>{{ d.graph_p50 }}</td><td>{{ d.split }}</td><td>{{ d.power }}</td>
+      <td>{{ d.energy }}</td><td>{{ d.ram }}</td><td>{{ d.throttle }}</td><td>{{ d.precisions }}</td>
+      <td>{{ d.reformats }}</td><td>{{ d.devices }}</td><td>{{ d.top }}</td></tr>
+  {% endfor %}
+</table>
+{% else %}
+<p>Not measured tonight: TensorRT profiling depth and tegrastats run where TensorRT executes (the devkit).</p>
+{% endif %}
+
 <h2>Power state</h2>
 <pre>{{ power_state | tojson(indent=2) }}</pre>
 </body>

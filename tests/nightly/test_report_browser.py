@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline.artifacts import read_json
-from pipeline.nightly.collect import report_metrics
+from pipeline.device.energy import summarize_window
+from pipeline.device.layer_info import latency_stats, summarize_inspector, top_layers
+from pipeline.device.tegrastats import TimedSample, Window, parse_line
+from pipeline.nightly.collect import device_metrics, report_metrics
 from pipeline.nightly.history import History, ResultRecord
 from pipeline.nightly.matrix import Policy
 from pipeline.nightly.regression import compare
@@ -21,6 +24,37 @@ from pipeline.nightly.report import render_report
 DATA = Path(__file__).parent / "data"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 T0 = datetime(2026, 11, 10, 2, 0, tzinfo=timezone.utc)
+
+
+# Orin Nano under load (henrygd/beszel agent/gpu_test.go, as in test_tegrastats.py).
+BUSY_ORIN = (
+    "11-15-2024 08:38:09 RAM 6185/7620MB (lfb 8x2MB) SWAP 851/3810MB (cached 1MB) "
+    "CPU [15%@729,11%@729,14%@729,13%@729,11%@729,8%@729] EMC_FREQ 43%@2133 GR3D_FREQ 63%@[621] "
+    "NVDEC off NVJPG off NVJPG1 off VIC off OFA off APE 200 cpu@53.968C soc2@52.437C soc0@50.75C "
+    "gpu@53.343C tj@53.968C soc1@51.656C VDD_IN 12479mW/12479mW VDD_CPU_GPU_CV 4667mW/4667mW "
+    "VDD_SOC 2817mW/2817mW"
+)
+
+
+def _device_profile(batch: int) -> dict:
+    """The shape `profile_engine` returns, assembled from the pure parts it uses (the TensorRT calls
+    themselves cannot run here): a tegrastats window, latency stats, inspector and layer summaries."""
+    window = Window(0.0, 1.0, [TimedSample(t / 10, parse_line(BUSY_ORIN)) for t in range(-1, 12)])
+    info = summarize_inspector({"Layers": [
+        {"Name": "conv0", "LayerType": "CaskConvolution", "Outputs": [{"Format/Datatype": "Row major linear Int8"}]},
+        {"Name": "Reformatting CopyNode for Output Tensor 0", "LayerType": "Reformat",
+         "Outputs": [{"Format/Datatype": "Row major linear FP32"}]}]})
+    return {
+        "batch_sweep": [{
+            "batch": batch,
+            "latency": latency_stats([2.1, 2.2, 2.0, 2.3], batch),
+            "cuda_graph": latency_stats([1.8, 1.9, 1.8, 1.9], batch),
+            "split_ms": {"h2d": 0.12, "compute": 1.9, "d2h": 0.05},
+            "power": summarize_window(window, inferences=400 * batch).to_dict(),
+        }],
+        "top_layers": top_layers({"conv0": [1.5, 1.6], "Reformatting CopyNode for Output Tensor 0": [0.2, 0.2]}),
+        "layer_info": {k: v for k, v in info.items() if k != "layers"},
+    }
 
 
 def _night_records(night: int, slow: bool) -> list[ResultRecord]:
@@ -32,9 +66,15 @@ def _night_records(night: int, slow: bool) -> list[ResultRecord]:
         for key in list(metrics):
             if key.startswith("latency."):
                 metrics[key] *= factor * (1 + rng.normal(0, 0.01))
-        out.append(ResultRecord("tiny-yolo", precision, 1, "ok", None,
-                                {"onnx_sha256": ("b" if slow else "a") * 64, "trt_version": "1.7.1.116"},
-                                metrics, {"power_state": {"nvpmodel_mode": None, "notes": ["no nvpmodel here"]}}))
+        ident = {"onnx_sha256": ("b" if slow else "a") * 64, "trt_version": "1.7.1.116"}
+        state = {"power_state": {"nvpmodel_mode": "MAXN", "jetson_clocks": True}}
+        out.append(ResultRecord("tiny-yolo", precision, 1, "ok", None, ident, metrics, state))
+        if precision == "int8":  # a batch-4 point for the sweep, with a device profile attached
+            batched = {k: v * (2.5 if k.endswith("_ms") else 1.6 if k.endswith("throughput_per_s") else 1)
+                       for k, v in metrics.items()}
+            device = _device_profile(4)
+            out.append(ResultRecord("tiny-yolo", precision, 4, "ok", None, ident,
+                                    {**batched, **device_metrics(device, 4)}, {**state, "device": device}))
     out.append(ResultRecord("broken", "fp16", 1, "failed", "PipelineError: unknown model 'broken'"))
     return out
 
@@ -64,8 +104,13 @@ def test_report_page_lists_regressions_failures_and_embeds_plots(tmp_path):
     assert 'class="verdict REGRESSION"' in html
     assert "broken/fp16/b1" in html and "unknown model &#39;broken&#39;" in html  # escaped
     assert "onnx_sha256 aaaaaaaaaaaa -&gt; bbbbbbbbbbbb" in html
-    assert len(re.findall(r"<img class=\"trend\"", html)) == 2
+    assert len(re.findall(r"<img class=\"trend\"", html)) == 3
     assert len(re.findall(r'<img class="tradeoff"', html)) == 1
+    assert len(re.findall(r'<img class="sweep"', html)) == 1  # int8 ran at batch 1 and 4
+    depth = html[html.index('<table id="depth">'):]
+    assert "tiny-yolo/int8/b4" in depth and "0.12 / 1.9 / 0.05" in depth
+    assert "<td>12.5</td>" in depth and "0.007799" in depth  # VDD_IN 12.479 W; 12.479 J / 1600 items
+    assert "fp32 1, int8 1" in depth and "conv0 (89%)" in depth
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this host (apt-get install chromium)")
@@ -80,7 +125,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
                          text=True, timeout=120).stdout
     # The browser parsed the page: the tables exist in its DOM with their rows.
     assert '<table id="regressions">' in dom and "latency.onnxrt-int8.p50_ms" in dom
-    assert dom.count("<img class=\"trend\"") == 2
+    assert dom.count("<img class=\"trend\"") == 3
 
     import matplotlib.image
 
