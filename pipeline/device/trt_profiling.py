@@ -78,6 +78,8 @@ class _IO:
         self._pinned: list[int] = []
         for name in self.names:
             shape = tuple(context.get_tensor_shape(name))
+            if any(d < 0 for d in shape):
+                raise PipelineError(f"tensor {name!r} has a data-dependent shape {shape}: not profiled here")
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             nbytes = int(np.prod(shape)) * dtype.itemsize
             ptr = _ok(self.rt.cudaMallocHost(max(nbytes, 1)))
