@@ -39,7 +39,13 @@ def running_system(root: Path = Path("/"), dla_core: int | None = None) -> dict[
         from .targets import _table
 
         compute = str(_table()["common"]["compute_capability"])
-    return {"trt_version": trt_version, "l4t": info.l4t, "compute_capability": compute, "dla_core": dla_core}
+    dla_cores = None
+    if info.target is not None:
+        from .targets import get_target
+
+        dla_cores = get_target(info.target).dla_cores
+    return {"trt_version": trt_version, "l4t": info.l4t, "compute_capability": compute, "dla_core": dla_core,
+            "dla_cores": dla_cores}
 
 
 def _show(value: Any) -> str:
@@ -53,8 +59,11 @@ def differences(built_for: dict[str, Any], running: dict[str, Any]) -> list[str]
         a, b = built_for.get(key), running.get(key)
         if key == "dla_core":
             a_s, b_s = ("GPU" if a is None else a), ("GPU" if b is None else b)
+            cores = running.get("dla_cores")
             if a_s != b_s:
                 out.append(f"{label}: engine {a_s}, requested {b_s}")
+            elif a is not None and cores is not None and a >= cores:
+                out.append(f"{label}: engine {a}, this system has {cores} DLA core(s)")
             continue
         if str(a) != str(b):
             out.append(f"{label}: engine {_show(a)}, this system {_show(b)}")

@@ -10,17 +10,27 @@ from .recipe import Recipe
 
 
 def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, force: bool = False,
-               target: str | None = None) -> list[StageResult]:
-    from .stages.build import build
+               target: str | None = None, dla_core: int | None = None, dla_policy: str = "fallback",
+               sparse: bool = False) -> list[StageResult]:
+    """export -> calibrate -> build. TensorRT cannot cross-compile for a Jetson: for an Orin target this
+    host is not, the last step writes a bundle instead; on the Orin, a bundle without the export is
+    built from directly (no torch)."""
+    from .bundle import build_from_bundle, bundle_dir, bundle_stage, host_can_build_for
+    from .stages.build import build, build_options
+
+    layout = Layout(root, recipe.name)
+    opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse)  # refuses before any work
+    target = opts["target"]  # `auto` resolved to the SKU
+    if host_can_build_for(target) and bundle_dir(layout, precision).exists() and not layout.exported_onnx.exists():
+        return [build_from_bundle(layout, precision, force)]
     from .stages.calibrate import calibrate
     from .stages.export import export
 
-    layout = Layout(root, recipe.name)
-    return [
-        export(recipe, layout, force),
-        calibrate(recipe, layout, precision, calib_root, force),
-        build(recipe, layout, precision, force, target),
-    ]
+    results = [export(recipe, layout, force), calibrate(recipe, layout, precision, calib_root, force)]
+    if not host_can_build_for(target):
+        return [*results, bundle_stage(recipe, layout, precision, opts["target"], opts, force)]
+    return [*results, build(recipe, layout, precision, force, target, dla_core=dla_core, dla_policy=dla_policy,
+                            sparse=sparse)]
 
 
 def run_profile(recipe: Recipe, precision: str, root: Path, force: bool = False, batch: int | None = None,

@@ -22,7 +22,24 @@ def add_model_options(p: argparse.ArgumentParser, precision: bool = True) -> Non
     p.add_argument("--force", action="store_true", help="redo the work even if nothing changed")
 
 
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    """DLA and sparsity options of a build (defaults from DLA=, DLA_POLICY=, SPARSE= as make passes them)."""
+    dla = os.environ.get("DLA") or None
+    p.add_argument("--dla", type=int, choices=(0, 1), default=int(dla) if dla else None,
+                   help="build for this DLA core (needs a --target with DLA cores; fp16 or int8)")
+    p.add_argument("--dla-policy", choices=("strict", "fallback"), default=os.environ.get("DLA_POLICY") or "fallback",
+                   help="strict: fail before the build if any layer cannot run on the DLA; "
+                   "fallback: let those layers run on the GPU (default)")
+    p.add_argument("--sparse", action="store_true", default=bool(os.environ.get("SPARSE")),
+                   help="enable the builder's 2:4 sparse-weights tactics (see `orin-trt sparsify`)")
+
+
 def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
     recipe = load_recipe(args.model)
     precision = recipe.resolve_precision(getattr(args, "precision", None)) if hasattr(args, "precision") else None
+    if getattr(args, "target", None):
+        from ..targets import resolve_target
+
+        # Refuse a precision or DLA core the board lacks before any work; `auto` becomes the detected SKU.
+        args.target = resolve_target(args.target, precision, getattr(args, "dla", None)).key
     return recipe, precision

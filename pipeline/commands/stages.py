@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..artifacts import Layout
-from ._common import add_model_options, resolve
+from ._common import add_device_options, add_model_options, resolve
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -28,7 +28,8 @@ def _build(args: argparse.Namespace) -> int:
     from ..stages.build import build
 
     recipe, precision = resolve(args)
-    build(recipe, Layout(args.root, recipe.name), precision, args.force, args.target)
+    build(recipe, Layout(args.root, recipe.name), precision, args.force, args.target,
+          dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse)
     return 0
 
 
@@ -36,10 +37,12 @@ def _engine(args: argparse.Namespace) -> int:
     from ..flow import run_engine
 
     recipe, precision = resolve(args)
-    results = run_engine(recipe, precision, args.root, args.calib_root, args.force, args.target)
+    results = run_engine(recipe, precision, args.root, args.calib_root, args.force, args.target,
+                         dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse)
     layout = Layout(args.root, recipe.name)
     done = ", ".join(f"{r.name} {'skipped' if r.skipped else f'{r.seconds:.1f} s'}" for r in results)
-    print(f"{layout.engine(precision)}  ({done})")
+    wrote_bundle = results[-1].name.startswith("bundle")
+    print(f"{layout.precision_dir(precision) / 'bundle' if wrote_bundle else layout.engine(precision)}  ({done})")
     return 0
 
 
@@ -63,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, func, help_text, has_precision in specs:
         p = sub.add_parser(name, help=help_text, description=help_text)
         add_model_options(p, precision=has_precision)
+        if name in ("build", "engine"):
+            add_device_options(p)
         if name == "profile":
             p.add_argument("--batch", type=int, default=None, help="batch for latency (default: profile opt)")
             p.add_argument("--iterations", type=int, default=None, help="timed iterations (default: recipe)")

@@ -16,19 +16,41 @@ from .common import TRT_TOOLS
 MANIFEST_SCHEMA = "orin-trt/manifest@1"
 
 
-def build_options(recipe: Recipe, target: str | None) -> dict[str, Any]:
+def build_options(recipe: Recipe, target: str | None, precision: str | None = None, dla_core: int | None = None,
+                  dla_policy: str = "fallback", sparse: bool = False) -> dict[str, Any]:
+    """Builder options; a target caps workspace and tactic memory so small boards are not OOM-killed."""
+    from ..targets import resolve_target
+
     cfg = recipe.section("build")
-    return {
+    opts: dict[str, Any] = {
         "workspace_bytes": int(cfg.get("workspace_mib", 1024)) << 20,
         "builder_optimization_level": int(cfg.get("builder_optimization_level", 3)),
         "target": target,
     }
+    board = resolve_target(target, precision, dla_core)  # refuses what the board lacks, before any work
+    if board is not None:
+        opts["target"] = board.key
+        caps = board.builder_caps()
+        opts["workspace_bytes"] = min(opts["workspace_bytes"], caps["workspace_bytes"])
+        opts["tactic_dram_bytes"] = caps["tactic_dram_bytes"]
+    if dla_core is not None:
+        from ..dla import check_policy
+
+        opts["dla"] = {"core": dla_core, "policy": check_policy(dla_policy)}
+    if sparse:
+        opts["sparse_weights"] = True
+    return opts
 
 
 def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, target: str | None = None,
-          timing_cache_dir: Any = None) -> StageResult:
-    opts = build_options(recipe, target)
+          timing_cache_dir: Any = None, dla_core: int | None = None, dla_policy: str = "fallback",
+          sparse: bool = False) -> StageResult:
+    opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse)
     onnx_path = layout.calibrated_onnx(precision)
+    if "dla" in opts:
+        from ..dla import run_preflight
+
+        opts["dla"]["preflight"] = run_preflight(onnx_path, recipe.profiles, dla_policy)  # strict fails here
     spec = StageSpec(
         name=f"build[{precision}]",
         stamp=layout.stamp(f"build-{precision}"),
@@ -54,11 +76,28 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
     log(f"build[{precision}]", f"builder backend: {backend.describe()}")
     onnx_path = layout.calibrated_onnx(precision)
     timing_cache = cache_dir / f"timing-{backend.name}-{backend.version}.cache"
+    dla = opts.get("dla") or {}
+    calibration_cache = None
+    if dla and precision == "int8":  # DLA INT8 wants implicit quantization: QDQ-free ONNX + cache
+        from ..dla.translate import translate_file
+        from ..trt.dla import require_dla
+
+        require_dla(backend)
+        dla_dir = layout.precision_dir(precision) / "dla"
+        calibration_cache = dla_dir / "calibration.cache"
+        translate_file(onnx_path, dla_dir / "model.onnx", calibration_cache, backend.version)
+        onnx_path = dla_dir / "model.onnx"
     out = build_engine(onnx_path, BuildOptions(
         profiles=_profile_shapes(recipe),
         workspace_bytes=opts["workspace_bytes"],
         builder_optimization_level=opts["builder_optimization_level"],
         timing_cache=timing_cache,
+        tactic_dram_bytes=opts.get("tactic_dram_bytes"),
+        sparse_weights=bool(opts.get("sparse_weights")),
+        dla_core=dla.get("core"),
+        dla_fallback=dla.get("policy", "fallback") == "fallback",
+        dla_precision=precision,
+        calibration_cache=calibration_cache,
     ))
     engine_path = layout.engine(precision)
     write_bytes(engine_path, out.plan)
@@ -108,16 +147,24 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
             "builder_optimization_level": opts["builder_optimization_level"],
             "timing_cache": str(out.timing_cache) if out.timing_cache else None,
             "seconds": round(out.seconds, 3),
+            "tactic_dram_bytes": opts.get("tactic_dram_bytes"),
+            "sparse_weights": bool(opts.get("sparse_weights")),
+            "dla": opts.get("dla"),
         },
         "target": opts["target"],
-        "system": {
-            "trt_version": out.backend.version,
-            # TensorRT-RTX builds for its own default GPU set; a TensorRT build is for the build machine's GPU.
-            "compute_capability": None,
-            "l4t": None,
-            "dla_core": None,
-        },
+        # TensorRT-RTX builds for its own default GPU set; a TensorRT build is for the build machine's GPU,
+        # and on a Jetson that is SM 8.7 under its L4T release (the drift guard compares these).
+        "system": _built_for(out.backend, opts),
         "memory": {"engine_bytes": len(out.plan), "weights_bytes": out.memory.get("weights_bytes"),
                    "activation_bytes": out.memory.get("activation_bytes")},
         **adapter.deploy_info(recipe, meta),
     }
+
+
+def _built_for(backend: Any, opts: dict[str, Any]) -> dict[str, Any]:
+    from ..drift import running_system
+
+    dla_core = (opts.get("dla") or {}).get("core")
+    if backend.is_rtx:
+        return {"trt_version": backend.version, "compute_capability": None, "l4t": None, "dla_core": dla_core}
+    return {**running_system(dla_core=dla_core), "trt_version": backend.version}

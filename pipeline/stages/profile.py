@@ -93,6 +93,11 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         runners.append({"name": "tensorrt", "status": "skipped", "reason": blocker})
         log(f"profile[{precision}]", f"tensorrt runner skipped: {blocker}")
     else:
+        from ..drift import check_manifest, running_system
+
+        # An engine built for another TensorRT / L4T / GPU / DLA: say so plainly, not via deserialization.
+        check_manifest(manifest, running_system(dla_core=manifest["system"].get("dla_core")),
+                       layout.engine(precision), action="profile")
         try:
             with trt_runner(layout.engine(precision)) as r:
                 measure("tensorrt", r)
@@ -132,8 +137,9 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         },
         "onnx_nodes": len(onnx_utils.load(layout.calibrated_onnx(precision), with_weights=False).graph.node),
     }
+    analysis_md = _analysis_section(recipe, layout, precision, manifest, report)
     write_json(layout.report_json(precision), report)
-    write_text(layout.report_md(precision), render_markdown(report))
+    write_text(layout.report_md(precision), render_markdown(report) + analysis_md)
     gate = report["accuracy"]["gate"]
     log(f"profile[{precision}]", f"report: {layout.report_md(precision)}")
     if not gate["passed"]:
@@ -141,3 +147,27 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         raise PipelineError(f"{layout.report_md(precision)}: accuracy gate failed: {primary} cosine {worst:.4f} "
                             f"< {gate['min_cosine']} against {reference}")
     return {"accuracy_passed": True, "latency": latency}
+
+
+def _analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: dict[str, Any],
+                      report: dict[str, Any]) -> str:
+    """Static cost / roofline / fits analysis on the engine's target (AGX Orin 64GB when none), with its plot."""
+    from ..analyze import DEFAULT_TARGET, recipe_context, recipe_shapes, write_analysis
+    from ..analyze.graph import analyze_onnx
+    from ..analyze.render import markdown
+    from ..analyze.shapes import graph_inputs
+    from ..targets import get_target
+
+    try:
+        target = get_target(manifest.get("target") or DEFAULT_TARGET)
+        names = {v.name for v in graph_inputs(onnx_utils.load(layout.exported_onnx, with_weights=False))}
+        shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
+        analysis = analyze_onnx(layout.exported_onnx, shapes, precision, target, recipe_context(recipe.raw))
+        paths = write_analysis(analysis, target, layout.precision_dir(precision), f"analysis-{target.key}")
+    except PipelineError as e:  # the report still stands; it says why the analysis is missing
+        report["analysis"] = {"error": str(e)}
+        return f"\n## Analysis\n\nnot available: {e}\n"
+    plot = paths.get("png")
+    report["analysis"] = {"target": target.key, "totals": analysis["totals"], "roofline": analysis["roofline"],
+                          "fits": analysis["fits"], "json": paths["json"].name, "plot": plot.name if plot else None}
+    return "\n" + markdown(analysis, plot.name if plot else None)

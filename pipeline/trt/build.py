@@ -25,6 +25,13 @@ class BuildOptions:
     workspace_bytes: int
     builder_optimization_level: int = 3
     timing_cache: Path | None = None
+    # Target-specific (pipeline.targets / pipeline.dla): None / False leave TensorRT's defaults.
+    tactic_dram_bytes: int | None = None
+    sparse_weights: bool = False
+    dla_core: int | None = None
+    dla_fallback: bool = True
+    dla_precision: str = "fp16"
+    calibration_cache: Path | None = None
 
 
 @dataclass
@@ -91,12 +98,24 @@ def memory_from_log(lines: list[str]) -> dict[str, int | None]:
 
 def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) -> Any:
     trt = backend.module
+    pools = {trt.MemoryPoolType.WORKSPACE: opts.workspace_bytes}
+    if opts.tactic_dram_bytes is not None:  # small boards: keep tactic scratch memory under the cap
+        pools[trt.MemoryPoolType.TACTIC_DRAM] = opts.tactic_dram_bytes
     common: dict[str, Any] = {
         "profiles": profiles,
-        "memory_pool_limits": {trt.MemoryPoolType.WORKSPACE: opts.workspace_bytes},
+        "memory_pool_limits": pools,
         "builder_optimization_level": opts.builder_optimization_level,
         "profiling_verbosity": trt.ProfilingVerbosity.DETAILED,
     }
+    if opts.sparse_weights:
+        common["sparse_weights"] = True
+    if opts.dla_core is not None:
+        from polygraphy.backend.trt import CreateConfig, PostprocessConfig
+
+        from .dla import configure_dla
+
+        apply = configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision, opts.calibration_cache)
+        return PostprocessConfig(CreateConfig(**common), apply)
     if backend.is_rtx:
         from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
 
@@ -125,7 +144,9 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
     cache = None if backend.is_rtx else opts.timing_cache
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)
+    # DLA INT8 on TensorRT 10.x is implicit quantization: builder flags + a calibration cache, which a
+    # strongly typed network refuses. Everything else takes its precision from the ONNX.
+    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=opts.dla_core is None)
     config = _create_config(backend, opts, profiles)
     t0 = time.perf_counter()
     try:

@@ -16,7 +16,7 @@ BUILT = {"trt_version": "10.3.0.30", "l4t": "36.4.0", "compute_capability": "8.7
 def test_same_system_passes(tmp_path: Path) -> None:
     root = fake_jetson(tmp_path, "NVIDIA Jetson AGX Orin Developer Kit", "nvidia,p3701-0005")
     running = running_system(root)
-    assert running == BUILT
+    assert running == {**BUILT, "dla_cores": 2}
     check_manifest({"system": BUILT}, running, "model.engine")
 
 
@@ -30,6 +30,12 @@ def test_every_difference_names_both_sides() -> None:
     assert "L4T: engine 36.4.0, this system 36.4.3" in msg
     assert "DLA core: engine GPU, requested 1" in msg
     assert "compute capability" not in msg
+
+
+def test_dla_core_the_board_lacks(tmp_path: Path) -> None:
+    root = fake_jetson(tmp_path, "NVIDIA Jetson Orin NX Developer Kit", "nvidia,p3767-0001")  # NX 8GB: 1 DLA
+    with pytest.raises(DriftError, match="DLA core: engine 1, this system has 1 DLA core"):
+        check_manifest({"system": {**BUILT, "dla_core": 1}}, running_system(root, dla_core=1), "m.engine")
 
 
 def test_host_engine_on_a_jetson_is_refused() -> None:
