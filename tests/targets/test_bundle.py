@@ -23,11 +23,11 @@ from .test_jetson_info import fake_jetson
 REPO = Path(__file__).resolve().parents[2]
 
 
-def calibrated_layout(tmp: Path) -> tuple[Layout, Path]:
+def calibrated_layout(tmp: Path, max_batch: int = 2) -> tuple[Layout, Path]:
     """A layout as calibrate leaves it (fp32 ONNX + calibrate.json) for a tiny recipe."""
     raw = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
     raw["name"] = "tiny"
-    raw["inputs"] = {"x": {"dtype": "float32", "min": [1, 4, 16, 16], "opt": [1, 4, 16, 16], "max": [2, 4, 16, 16]}}
+    raw["inputs"] = {"x": {"dtype": "float32", "min": [1, 4, 16, 16], "opt": [1, 4, 16, 16], "max": [max_batch, 4, 16, 16]}}
     recipe_path = tmp / "tiny.yaml"
     recipe_path.write_text(yaml.safe_dump(raw))
     layout = Layout(tmp / "engines", "tiny")
