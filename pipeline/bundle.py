@@ -203,4 +203,7 @@ def build_from_bundle(layout: Layout, precision: str, force: bool = False, root:
 
     bundle = read_bundle(bundle_dir(layout, precision), detect(root).target)
     install_bundle(bundle, layout)
-    return build(bundle.recipe(), layout, precision, force, bundle.target)
+    opts = bundle.meta["build"]
+    dla = opts.get("dla") or {}
+    return build(bundle.recipe(), layout, precision, force, bundle.target, dla_core=dla.get("core"),
+                 dla_policy=dla.get("policy", "fallback"), sparse=bool(opts.get("sparse_weights")))

@@ -21,12 +21,24 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
     layout = Layout(root, recipe.name)
     opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse)  # refuses before any work
     target = opts["target"]  # `auto` resolved to the SKU
-    if host_can_build_for(target) and bundle_dir(layout, precision).exists() and not layout.exported_onnx.exists():
-        return [build_from_bundle(layout, precision, force)]
+    if sparse:
+        from .sparsity import sparse_layout
+
+        built = sparse_layout(layout)  # the 2:4-pruned export is calibrated, built and profiled on its own
+    else:
+        built = layout
+    if host_can_build_for(target) and bundle_dir(built, precision).exists() and not built.exported_onnx.exists():
+        return [build_from_bundle(built, precision, force)]
     from .stages.calibrate import calibrate
     from .stages.export import export
 
-    results = [export(recipe, layout, force), calibrate(recipe, layout, precision, calib_root, force)]
+    results = [export(recipe, layout, force)]
+    if sparse:
+        from .sparsity import sparsify_stage
+
+        results.append(sparsify_stage(recipe, layout, force))
+    layout = built
+    results.append(calibrate(recipe, layout, precision, calib_root, force))
     if not host_can_build_for(target):
         return [*results, bundle_stage(recipe, layout, precision, opts["target"], opts, force)]
     return [*results, build(recipe, layout, precision, force, target, dla_core=dla_core, dla_policy=dla_policy,
@@ -34,7 +46,12 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
 
 
 def run_profile(recipe: Recipe, precision: str, root: Path, force: bool = False, batch: int | None = None,
-                iterations: int | None = None) -> StageResult:
+                iterations: int | None = None, sparse: bool = False) -> StageResult:
     from .stages.profile import profile
 
-    return profile(recipe, Layout(root, recipe.name), precision, force, batch, iterations)
+    layout = Layout(root, recipe.name)
+    if sparse:
+        from .sparsity import sparse_layout
+
+        layout = sparse_layout(layout)
+    return profile(recipe, layout, precision, force, batch, iterations)

@@ -9,29 +9,31 @@ from pathlib import Path
 from ._common import add_model_options
 
 
-def sparse_onnx_path(root: Path, model: str) -> Path:
-    """Where the sparsified model lives: engines/<model>/sparse/model.onnx (report: sparsify.json)."""
-    return root / model / "sparse" / "model.onnx"
-
-
 def _sparsify(args: argparse.Namespace) -> int:
-    from ..analyze import recipe_shapes
-    from ..analyze.shapes import graph_inputs
-    from ..artifacts import Layout, write_json
-    from ..errors import PipelineError
-    from ..onnx_utils import load
+    from ..artifacts import Layout, read_json, write_json
     from ..recipe import load_recipe
-    from ..sparsity import sparsify_file
+    from ..sparsity import sparse_layout, sparsify_file, sparsify_stage
 
     recipe = load_recipe(args.model)
-    src = args.onnx or Layout(args.root, recipe.name).exported_onnx
-    if not src.exists():
-        raise PipelineError(f"{src}: nothing to sparsify; run `make export MODEL={recipe.name}` or pass --onnx")
-    dst = args.output or sparse_onnx_path(args.root, recipe.name)
-    names = {v.name for v in graph_inputs(load(src, with_weights=False))}
-    shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
-    report = sparsify_file(src, dst, shapes if set(shapes) == names else None)
-    write_json(dst.with_name("sparsify.json"), report)
+    if args.onnx or args.output:  # an ad-hoc file: no stage cache
+        from ..analyze import recipe_shapes
+        from ..analyze.shapes import graph_inputs
+        from ..errors import PipelineError
+        from ..onnx_utils import load
+
+        src = args.onnx or Layout(args.root, recipe.name).exported_onnx
+        if not src.exists():
+            raise PipelineError(f"{src}: nothing to sparsify; run `make export MODEL={recipe.name}` or pass --onnx")
+        dst = args.output or src.with_name("model.sparse24.onnx")
+        names = {v.name for v in graph_inputs(load(src, with_weights=False))}
+        shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
+        report = sparsify_file(src, dst, shapes if set(shapes) == names else None)
+        write_json(dst.with_name("sparsify.json"), report)
+    else:
+        layout = Layout(args.root, recipe.name)
+        sparsify_stage(recipe, layout, args.force)
+        dst = sparse_layout(layout).exported_onnx
+        report = read_json(dst.with_name("sparsify.json"))
     print(f"{dst}: {report['layers_sparsified']} layers 2:4-sparse, sparsity {report['sparsity_ratio']:.1%} "
           f"of their weights; {report['layers_skipped']} skipped")
     for name, change in (report.get("accuracy_change") or {}).items():
@@ -47,5 +49,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_options(p, precision=False)
     p.add_argument("--onnx", type=Path, default=None, help="input ONNX (default: the exported model)")
     p.add_argument("--output", type=Path, default=None,
-                   help="output ONNX (default: engines/<model>/sparse/model.onnx)")
+                   help="output ONNX (default: engines/<model>-sparse24/model.onnx, which `make engine SPARSE=1` builds)")
     p.set_defaults(func=_sparsify)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..artifacts import Layout
 from ._common import add_device_options, add_model_options, resolve
@@ -50,8 +51,9 @@ def _profile(args: argparse.Namespace) -> int:
     from ..flow import run_profile
 
     recipe, precision = resolve(args)
-    run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations)
-    print(Layout(args.root, recipe.name).report_md(precision))
+    run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations, sparse=args.sparse)
+    name = f"{recipe.name}-sparse24" if args.sparse else recipe.name
+    print(Layout(args.root, name).report_md(precision))
     return 0
 
 
@@ -71,4 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "profile":
             p.add_argument("--batch", type=int, default=None, help="batch for latency (default: profile opt)")
             p.add_argument("--iterations", type=int, default=None, help="timed iterations (default: recipe)")
+            p.add_argument("--sparse", action="store_true", default=bool(os.environ.get("SPARSE")),
+                           help="profile the 2:4-sparse engine (built with --sparse)")
         p.set_defaults(func=func)

@@ -170,4 +170,9 @@ def _analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: 
     plot = paths.get("png")
     report["analysis"] = {"target": target.key, "totals": analysis["totals"], "roofline": analysis["roofline"],
                           "fits": analysis["fits"], "json": paths["json"].name, "plot": plot.name if plot else None}
-    return "\n" + markdown(analysis, plot.name if plot else None)
+    from ..sparsity import report_section
+
+    sparsity, sparsity_md = report_section(layout.model_dir)
+    if sparsity is not None:
+        report["sparsity"] = sparsity
+    return "\n" + markdown(analysis, plot.name if plot else None) + sparsity_md

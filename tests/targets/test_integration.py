@@ -94,3 +94,23 @@ def test_engine_for_another_orin_writes_a_bundle(workspace: dict[str, Path]) -> 
     assert {"model.onnx", "calibrate.json", "recipe.yaml"} <= set(meta["files"])
     again = run_engine(recipe, "fp32", workspace["root"], workspace["calib"], target="orin-nano-8")
     assert again[-1].skipped
+
+
+@pytest.mark.slow
+def test_sparse_engine_and_its_report(workspace: dict[str, Path]) -> None:
+    _rtx_or_skip()
+    from pipeline.flow import run_engine, run_profile
+
+    recipe = load_recipe(str(workspace["recipe"]))
+    results = run_engine(recipe, "fp32", workspace["root"], workspace["calib"], sparse=True)
+    assert [r.name for r in results] == ["export", "sparsify", "calibrate[fp32]", "build[fp32]"]
+    layout = Layout(workspace["root"], f"{recipe.name}-sparse24")
+    assert read_json(layout.manifest("fp32"))["builder"]["sparse_weights"] is True
+    run_profile(recipe, "fp32", workspace["root"], sparse=True)
+    report = read_json(layout.report_json("fp32"))
+    assert report["sparsity"]["sparsity_ratio"] == pytest.approx(0.5)
+    assert report["sparsity"]["accuracy_change"]["output0"]["cosine"] < 1.0
+    assert report["analysis"]["target"] == "orin-agx-64" and report["analysis"]["totals"]["flops"] > 0
+    md = layout.report_md("fp32").read_text()
+    assert "## Sparsity" in md and "## Analysis" in md and "analysis-orin-agx-64-roofline.png" in md
+    assert (layout.precision_dir("fp32") / "analysis-orin-agx-64-roofline.png").exists()
