@@ -57,6 +57,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if skipped:
         out += [""]
     out += ["ONNX Runtime on a CPU simulates INT8/FP16 numerics; its latency says nothing about an Orin.", ""]
+    out += _family_metrics(report.get("family_metrics") or {})
     out += ["## Memory", ""]
     out += _table(["what", "size"], [
         ["engine file", _mb(mem["engine_bytes"])],
@@ -66,3 +67,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         ["peak host RSS of the profiler", _mb(mem.get("peak_rss_bytes"))],
     ])
     return "\n".join(out)
+
+
+def _family_metrics(metrics: dict[str, Any]) -> list[str]:
+    """The family's own run-loop metrics (e.g. an LLM's perplexity and tokens/s), one row per runner."""
+    rows = metrics.get("by_runner") or {}
+    if not rows:
+        return []
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    out = ["## Model metrics", "", str(metrics.get("metric", "")), ""]
+    out += _table(["runner", *keys], [[name, *(r.get(k) for k in keys)] for name, r in rows.items()])
+    extra = {k: v for k, v in metrics.items() if k not in ("metric", "by_runner")}
+    for key, value in extra.items():
+        out += [f"- {key}: {value}"]
+    return out + ([""] if extra else [])

@@ -9,6 +9,7 @@ from .base import ModelAdapter
 
 FAMILIES = {
     "yolo": "pipeline.models.yolo:YoloAdapter",
+    "llama": "pipeline.models.llama:LlamaAdapter",
 }
 
 

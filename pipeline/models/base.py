@@ -83,3 +83,12 @@ class ModelAdapter(ABC):
     ) -> dict[str, Any]:
         """Task-level agreement of a candidate with the FP32 reference (e.g. mAP for detection)."""
         return {}
+
+    def runtime_metrics(self, recipe: Recipe, models: dict[str, Path], manifest: dict[str, Any]) -> dict[str, Any]:
+        """Metrics that need the family's own run loop (an LLM's perplexity, time to first token, tokens/s).
+
+        `models` maps each runner that can run here (e.g. `onnxrt-fp32`, `onnxrt-int4-awq`, `tensorrt`) to
+        its ONNX or engine file, the FP32 reference first. Return `{"metric": str, "by_runner": {runner:
+        {key: value}}, ...}` for the report, or {} (the default) when the family has none.
+        """
+        return {}

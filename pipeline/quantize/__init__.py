@@ -19,6 +19,7 @@ QUANTIZERS = {
     "fp32": "pipeline.quantize.passthrough:passthrough",
     "fp16": "pipeline.quantize.fp16:autocast_fp16",
     "int8": "pipeline.quantize.int8:ptq_int8",
+    "int4-awq": "pipeline.quantize.int4:int4_awq",
 }
 
 # Which recipe keys name what is kept out of the low precision, per precision.

@@ -115,6 +115,13 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
             "gate": {"min_cosine": min_cos, "passed": all(p["cosine"] >= min_cos for p in per_output.values())},
         }
     primary = candidates[0] if candidates else reference
+    # Families with their own run loop (an LLM's generation) measure it on every runner that ran here.
+    models = {reference: layout.exported_onnx}
+    if precision != "fp32":
+        models[f"onnxrt-{precision}"] = layout.calibrated_onnx(precision)
+    if "tensorrt" in candidates:
+        models["tensorrt"] = layout.engine(precision)
+    family_metrics = adapter.runtime_metrics(recipe, models, manifest)
     report = {
         "schema": REPORT_SCHEMA,
         "model": recipe.name,
@@ -136,6 +143,7 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         },
         "onnx_nodes": len(onnx_utils.load(layout.calibrated_onnx(precision), with_weights=False).graph.node),
+        "family_metrics": family_metrics,
     }
     analysis_md = _analysis_section(recipe, layout, precision, manifest, report)
     write_json(layout.report_json(precision), report)
