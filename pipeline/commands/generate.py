@@ -1,0 +1,89 @@
+"""`orin-trt generate`: stream a completion from a built LLM (ONNX Runtime here, TensorRT on a Jetson)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ._common import add_model_options, resolve
+
+RUNNERS = ("auto", "onnxrt", "tensorrt")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ..artifacts import Layout, read_json
+    from ..errors import PipelineError
+    from ..llm.evaluate import open_session
+    from ..llm.generation import generate
+    from ..llm.sampling import SamplingConfig
+    from ..llm.tokenizer import load_tokenizer
+    from ..models.llama import limits, recipe_tokenizer_dir
+    from ..trt.backend import execution_blocker, select_backend
+
+    recipe, precision = resolve(args)
+    if recipe.family != "llama":
+        raise PipelineError(f"--model {args.model}: generate needs a causal LM recipe (family llama), "
+                            f"not {recipe.family!r}")
+    sampling = SamplingConfig(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p, seed=args.seed)
+    layout = Layout(args.root, recipe.name)
+    runner = args.runner
+    if runner == "auto":
+        runner = "onnxrt" if execution_blocker(select_backend()) else "tensorrt"
+    path = layout.calibrated_onnx(precision) if runner == "onnxrt" else layout.engine(precision)
+    manifest_path = layout.manifest(precision)
+    for needed in (path, manifest_path) if runner == "tensorrt" else (path,):
+        if not needed.exists():
+            raise PipelineError(f"{needed} not found: run `orin-trt engine --model {args.model} "
+                                f"--precision {precision}` first")
+    manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    max_context = (manifest.get("llm") or limits(recipe))["max_context"]
+    tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
+    prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
+    if args.bos and tokenizer.bos_token_id is not None:
+        prompt_ids.insert(0, tokenizer.bos_token_id)
+
+    streamed: list[int] = []
+    shown = ""
+
+    def stream(token: int) -> None:
+        # Decode everything so far and print the new tail: byte-level BPE pieces only form text together.
+        nonlocal shown
+        streamed.append(token)
+        text = tokenizer.decode(streamed, skip_special_tokens=True)
+        sys.stdout.write(text[len(shown):])
+        sys.stdout.flush()
+        shown = text
+
+    sys.stdout.write(args.prompt)
+    with open_session(f"{runner}-{precision}", path, manifest) as session:
+        gen = generate(session, prompt_ids, args.max_new_tokens, sampling, eos_id=tokenizer.eos_token_id,
+                       max_context=max_context, on_token=stream)
+    sys.stdout.write("\n")
+    rate = gen.decode_tokens_per_s
+    print(f"[generate] {runner} {precision}: {len(gen.new_ids)} tokens ({gen.stop_reason}); prompt "
+          f"{len(prompt_ids)} tokens, TTFT {gen.ttft_s * 1e3:.1f} ms, decode "
+          f"{'n/a' if rate is None else f'{rate:.1f} tok/s'}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    help_text = "generate text from a built LLM (greedy or top-k / top-p sampling), streaming tokens"
+    p = sub.add_parser("generate", help=help_text, description=help_text)
+    add_model_options(p)
+    p.set_defaults(model=os.environ.get("MODEL", "llama"))
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--runner", choices=RUNNERS, default="auto",
+                   help="onnxrt: the precision's ONNX on ONNX Runtime; tensorrt: the engine (needs a GPU that "
+                        "can run it); auto: tensorrt where it can execute, else onnxrt")
+    p.add_argument("--greedy", action=argparse.BooleanOptionalAction, default=True,
+                   help="argmax decoding (default); --no-greedy samples with the options below")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="keep the smallest set with this much mass")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--bos", action=argparse.BooleanOptionalAction, default=False,
+                   help="prepend the tokenizer's BOS token (checkpoints trained with one want it)")
+    p.set_defaults(func=_generate)

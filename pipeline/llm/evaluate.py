@@ -1,0 +1,86 @@
+"""The LLM part of `profile`: per runner, perplexity on held-out text, time to first token, decode
+tokens/s, and agreement of greedy generations with the FP32 reference."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..log import log
+from ..recipe import Recipe
+from .generation import Generation, generate
+from .perplexity import text_perplexity
+from .session import DecoderSession, onnxrt_session, tensorrt_session
+
+
+@contextmanager
+def open_session(name: str, path: Path, manifest: dict[str, Any]) -> Iterator[DecoderSession]:
+    if Path(path).suffix == ".onnx":
+        with onnxrt_session(path, name) as s:
+            yield s
+    else:
+        with tensorrt_session(path, manifest) as s:
+            yield s
+
+
+def greedy_agreement(reference: list[int], candidate: list[int]) -> dict[str, Any]:
+    """Token-by-token match rate over the reference's length, and the length of the identical prefix
+    (after the first divergence the two continue from different contexts)."""
+    n = len(reference)
+    same = sum(1 for a, b in zip(reference, candidate, strict=False) if a == b)
+    prefix = next((i for i, (a, b) in enumerate(zip(reference, candidate, strict=False)) if a != b),
+                  min(n, len(candidate)))
+    return {"match_rate": same / n if n else 1.0, "identical_prefix": prefix, "tokens": n}
+
+
+def timed_generations(session: DecoderSession, prompt: list[int], new_tokens: int, runs: int,
+                      max_context: int) -> tuple[Generation, dict[str, Any]]:
+    """One untimed warm-up generation, then `runs` timed ones (greedy, so all produce the same tokens)."""
+    generate(session, prompt, new_tokens, max_context=max_context)
+    gens = [generate(session, prompt, new_tokens, max_context=max_context) for _ in range(runs)]
+    decode = [s for g in gens for s in g.decode_s]
+    timing = {
+        "ttft_ms": statistics.median(g.ttft_s for g in gens) * 1e3,
+        "decode_tokens_per_s": len(decode) / sum(decode) if decode else None,
+        "decode_step_p50_ms": statistics.median(decode) * 1e3 if decode else None,
+        "prompt_tokens": len(prompt),
+        "new_tokens": len(gens[0].new_ids),
+        "runs": runs,
+    }
+    return gens[0], timing
+
+
+def evaluate_runners(recipe: Recipe, models: dict[str, Path], manifest: dict[str, Any], heldout_ids: list[int],
+                     tokenizer: Any) -> dict[str, Any]:
+    cfg = recipe.section("eval")
+    llm = manifest["llm"]
+    window = min(int(cfg.get("perplexity_window", llm["max_prompt"])), llm["max_prompt"])
+    prompt = heldout_ids[: min(int(cfg.get("prompt_tokens", 16)), llm["max_prompt"])]
+    new_tokens = int(cfg.get("generate_tokens", 32))
+    runs = int(recipe.section("profile").get("generation_runs", 3))
+    by_runner: dict[str, dict[str, Any]] = {}
+    reference_tokens: list[int] | None = None
+    for name, path in models.items():
+        with open_session(name, path, manifest) as session:
+            ppl = text_perplexity(session, heldout_ids, window)
+            gen, timing = timed_generations(session, prompt, new_tokens, runs, llm["max_context"])
+        reference_tokens = gen.new_ids if reference_tokens is None else reference_tokens
+        by_runner[name] = {**ppl, **timing, **greedy_agreement(reference_tokens, gen.new_ids),
+                           "sample": _one_line(tokenizer.decode(gen.new_ids[:24]))}
+        log("profile", f"{name}: perplexity {ppl['perplexity']:.3f}, TTFT {timing['ttft_ms']:.1f} ms, "
+            f"{timing['decode_tokens_per_s'] or 0:.1f} tok/s")
+    return {
+        "metric": f"perplexity on held-out text ({window}-token windows); greedy generation of {new_tokens} tokens "
+                  f"from a {len(prompt)}-token prompt: TTFT, decode tokens/s, token agreement with "
+                  f"{next(iter(models))}",
+        "by_runner": by_runner,
+        "kv_cache": llm["kv_cache"],
+    }
+
+
+def _one_line(text: str) -> str:
+    """Generated text as it may appear in a markdown table cell."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("|", "\\|")

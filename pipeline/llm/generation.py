@@ -1,0 +1,73 @@
+"""The generation loop: prefill the prompt once, then one decode step per new token, feeding each
+step's `present.*` back as the next step's past. Runner-agnostic (see session.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import PipelineError
+from .kv_cache import decode_feed, prefill_feed
+from .sampling import SamplingConfig, next_tokens
+from .session import DecoderSession
+
+GREEDY = SamplingConfig()
+
+
+@dataclass
+class Generation:
+    prompt_ids: list[int]
+    new_ids: list[int] = field(default_factory=list)
+    ttft_s: float = 0.0                                    # prompt in -> first new token chosen
+    decode_s: list[float] = field(default_factory=list)    # one per decode step
+    stop_reason: str = "max_new_tokens"
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        total = sum(self.decode_s)
+        return len(self.decode_s) / total if total > 0 else None
+
+
+def generate(
+    session: DecoderSession,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    sampling: SamplingConfig = GREEDY,
+    eos_id: int | None = None,
+    max_context: int | None = None,
+    on_token: Callable[[int], None] | None = None,
+) -> Generation:
+    """Batch of one. Stops at `eos_id`, after `max_new_tokens`, or when the context is full."""
+    if not prompt_ids:
+        raise PipelineError("the prompt encodes to no tokens")
+    if max_context is not None and len(prompt_ids) >= max_context:
+        raise PipelineError(f"prompt of {len(prompt_ids)} tokens does not fit the context of {max_context}")
+    rng = np.random.default_rng(sampling.seed)
+    result = Generation(list(prompt_ids))
+    t0 = time.perf_counter()
+    out = session.step(prefill_feed(np.array([prompt_ids]), session.cache), "prefill")
+    token = int(next_tokens(out["logits"][:, -1], sampling, rng)[0])
+    result.ttft_s = time.perf_counter() - t0
+    length = len(prompt_ids)
+    while True:
+        result.new_ids.append(token)
+        if on_token is not None:
+            on_token(token)
+        if eos_id is not None and token == eos_id:
+            result.stop_reason = "eos"
+            break
+        if len(result.new_ids) >= max_new_tokens:
+            break
+        if max_context is not None and length + 1 >= max_context:
+            result.stop_reason = "context_full"
+            break
+        present = {k: v for k, v in out.items() if k.startswith("present.")}
+        t0 = time.perf_counter()
+        out = session.step(decode_feed(np.array([token]), length, present), "decode")
+        token = int(next_tokens(out["logits"][:, -1], sampling, rng)[0])
+        result.decode_s.append(time.perf_counter() - t0)
+        length += 1
+    return result

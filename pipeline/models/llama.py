@@ -1,0 +1,291 @@
+"""Llama (transformers LlamaForCausalLM) adapter: export with an explicit KV cache, text calibration,
+held-out text for parity / perplexity, and the LLM run-loop metrics (perplexity, TTFT, tokens/s).
+
+The recipe's two optimization profiles (phase `prefill`: past 0; phase `decode`: one token, past
+1..context-1) also fix the cache geometry (layers, KV heads, head dim); export checks it against the model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PipelineError
+from ..llm import kv_cache, text_data
+from ..llm.kv_cache import CacheShape
+from ..llm.tokenizer import BUILTIN_TOKENIZER, load_tokenizer, tokenizer_dir
+from ..log import log, warn
+from ..recipe import Recipe
+from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
+
+
+def pretrained_dir(recipe: Recipe) -> Path | None:
+    value = recipe.section("source").get("pretrained")
+    if value and (recipe.resolve_path(value) / "config.json").exists():
+        return recipe.resolve_path(value)
+    return None
+
+
+def recipe_tokenizer_dir(recipe: Recipe) -> Path:
+    return tokenizer_dir(recipe.section("source").get("tokenizer"), pretrained_dir(recipe))
+
+
+def phase_profile(recipe: Recipe, phase: str) -> dict[str, Any]:
+    for p in recipe.profiles:
+        if p.get("phase") == phase:
+            return p
+    raise PipelineError(f"recipe {recipe.path}: profiles need one with phase: {phase}")
+
+
+def recipe_cache(recipe: Recipe) -> CacheShape:
+    """Cache geometry from the prefill profile's past inputs (their min shape [batch, kv_heads, 0, head_dim])."""
+    shapes = phase_profile(recipe, "prefill")["shapes"]
+    past = [n for n in shapes if n.startswith("past_key_values.")]
+    if not past or len(past) % 2:
+        raise PipelineError(f"recipe {recipe.path}: the prefill profile lists no past_key_values.<i>.key/value pairs")
+    dims = shapes[past[0]]["min"]
+    dtype = recipe.inputs.get(past[0], {}).get("dtype", "float32")
+    return CacheShape(len(past) // 2, int(dims[1]), int(dims[3]), dtype)
+
+
+def limits(recipe: Recipe) -> dict[str, int]:
+    """Batch, prompt and context limits, read from the profiles (the engine cannot exceed them)."""
+    prefill = phase_profile(recipe, "prefill")["shapes"]
+    decode = phase_profile(recipe, "decode")["shapes"]
+    return {
+        "max_batch": int(prefill["input_ids"]["max"][0]),
+        "max_prompt": int(prefill["input_ids"]["max"][1]),
+        "max_context": int(decode["attention_mask"]["max"][1]),
+    }
+
+
+class _KvWrapper:
+    """Builds a torch module: flat past tensors in, logits + flat present tensors out (the ONNX contract)."""
+
+    @staticmethod
+    def make(model: Any) -> Any:
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        layers = model.config.num_hidden_layers
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask, position_ids, *past):  # type: ignore[no-untyped-def]
+                cache = DynamicCache(config=self.model.config)
+                for i in range(layers):
+                    cache.update(past[2 * i], past[2 * i + 1], i)
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                 past_key_values=cache, use_cache=True)
+                present = []
+                for layer in out.past_key_values.layers[:layers]:
+                    present += [layer.keys, layer.values]
+                return (out.logits, *present)
+
+        return Wrapper().eval()
+
+
+class LlamaAdapter(ModelAdapter):
+    family = "llama"
+    tools = ("torch", "transformers")
+
+    # ---- source and export -------------------------------------------------------------------------
+    def source(self, recipe: Recipe) -> SourceInfo:
+        src = recipe.section("source")
+        tok = recipe_tokenizer_dir(recipe)
+        tok_files = sorted(p for p in tok.iterdir() if p.is_file())
+        folder = pretrained_dir(recipe)
+        if folder is not None:
+            files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+            return SourceInfo({"pretrained": str(folder), "tokenizer": str(tok)}, files + tok_files)
+        return SourceInfo({"pretrained": src.get("pretrained"), "local": False, "config": src.get("config"),
+                           "seed": src.get("seed", 0), "tokenizer": str(tok)}, tok_files)
+
+    def load(self, recipe: Recipe) -> tuple[Any, bool, str, list[str]]:
+        """The torch model in float32: the local folder, or the recipe's config with RANDOM weights."""
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        src = recipe.section("source")
+        attn = recipe.section("export").get("attn_implementation", "sdpa")
+        folder = pretrained_dir(recipe)
+        if folder is not None:
+            try:
+                model = LlamaForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation=attn)
+            except Exception as e:
+                raise PipelineError(f"{folder}: cannot load LlamaForCausalLM ({e.__class__.__name__}: {e})") from e
+            return model.eval(), False, str(folder), []
+        config = dict(src.get("config") or {})
+        if not config:
+            raise PipelineError(f"recipe {recipe.path}: source.pretrained {src.get('pretrained')!r} has no "
+                                "config.json and there is no source.config to fall back to")
+        tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
+        config.setdefault("vocab_size", len(tokenizer))
+        config.setdefault("bos_token_id", tokenizer.bos_token_id)
+        config.setdefault("eos_token_id", tokenizer.eos_token_id)
+        try:
+            cfg = LlamaConfig(**config)
+        except Exception as e:
+            raise PipelineError(f"recipe {recipe.path}: source.config is not a valid LlamaConfig ({e})") from e
+        cfg._attn_implementation = attn
+        torch.manual_seed(int(src.get("seed", 0)))
+        model = LlamaForCausalLM(cfg).eval()
+        msg = (f"!!! {src.get('pretrained')!r} has no config.json; building Llama from source.config with "
+               "RANDOM WEIGHTS: perplexity and generations will be meaningless !!!")
+        warn("export", msg)
+        return model, True, "source.config", [msg]
+
+    def export(self, recipe: Recipe, onnx_out: Path, feeds: list[Feed]) -> ExportResult:
+        import torch
+
+        from .. import onnx_utils
+
+        model, random_weights, source, notes = self.load(recipe)
+        self._check_geometry(recipe, model.config)
+        cache = recipe_cache(recipe)
+        wrapper = _KvWrapper.make(model)
+        names_in, names_out = kv_cache.input_names(cache.layers), kv_cache.output_names(cache.layers)
+        dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
+                   "attention_mask": {0: "batch", 1: "total_sequence"}, "logits": {0: "batch", 1: "sequence"}}
+        dynamic |= {n: {0: "batch", 2: "past_sequence"} for n in names_in[3:]}
+        dynamic |= {n: {0: "batch", 2: "total_sequence"} for n in names_out[1:]}
+        sample = kv_cache.prefill_feed(np.zeros((1, 4), np.int64), cache)
+        args = tuple(torch.from_numpy(sample[n]) for n in names_in)
+        with tempfile.TemporaryDirectory(prefix="orin-trt-llama-") as tmp:
+            # The legacy exporter writes one file per tensor past 2 GB; re-save as one `<name>.data`.
+            path = Path(tmp) / "model.onnx"
+            with torch.inference_mode():
+                torch.onnx.export(wrapper, args, str(path), input_names=names_in, output_names=names_out,
+                                  dynamic_axes=dynamic, opset_version=int(recipe.section("export").get("opset", 17)),
+                                  dynamo=False)
+            onnx_utils.save(onnx_utils.load(path), onnx_out)
+        outputs = []
+        with torch.inference_mode():
+            for feed in feeds:
+                out = wrapper(*(torch.from_numpy(feed[n]) for n in names_in))
+                outputs.append([o.numpy() for o in out])
+        notes.append(self._check_prefill_decode(recipe, model, onnx_out, feeds[0]["input_ids"][0]))
+        return ExportResult(outputs, random_weights, source, notes)
+
+    @staticmethod
+    def _check_geometry(recipe: Recipe, config: Any) -> None:
+        cache = recipe_cache(recipe)
+        heads = config.num_attention_heads
+        model_geometry = (config.num_hidden_layers, config.num_key_value_heads,
+                          getattr(config, "head_dim", None) or config.hidden_size // heads)
+        if (cache.layers, cache.kv_heads, cache.head_dim) != model_geometry:
+            raise PipelineError(
+                f"recipe {recipe.path}: profiles give {cache.layers} layers x past [batch, {cache.kv_heads}, past, "
+                f"{cache.head_dim}] but the model has {model_geometry[0]} layers, {model_geometry[1]} KV heads, "
+                f"head_dim {model_geometry[2]}; edit the profiles' past_key_values shapes for this model")
+
+    @staticmethod
+    def _check_prefill_decode(recipe: Recipe, model: Any, onnx_path: Path, tokens: np.ndarray) -> str:
+        """Prefill of a prompt then one decode step per remaining token, on ONNX Runtime, must give the
+        logits of one full-sequence PyTorch forward."""
+        import torch
+
+        from ..llm.session import onnxrt_session
+
+        cfg = recipe.section("export")
+        steps = int(cfg.get("decode_check_tokens", 4))
+        tokens = [int(t) for t in tokens]
+        prompt, forced = tokens[: len(tokens) - steps], tokens[len(tokens) - steps :]
+        with torch.inference_mode():
+            reference = model(input_ids=torch.tensor([tokens])).logits[0, len(prompt) - 1 :].numpy()
+        with onnxrt_session(onnx_path) as session:
+            out = session.step(kv_cache.prefill_feed(np.array([prompt]), session.cache), "prefill")
+            got = [out["logits"][0, -1]]
+            for k, token in enumerate(forced):  # teacher forcing: feed the known next token
+                present = {n: v for n, v in out.items() if n.startswith("present.")}
+                out = session.step(kv_cache.decode_feed(np.array([token]), len(prompt) + k, present), "decode")
+                got.append(out["logits"][0, -1])
+        err = float(np.abs(np.stack(got) - reference).max())
+        atol = float(cfg.get("parity", {}).get("atol", 1e-3))
+        if err > atol:
+            raise PipelineError(f"{onnx_path}: prefill + {steps} decode steps on ONNX Runtime differ from one "
+                                f"PyTorch forward by {err:.3g} > export.parity.atol {atol}; the KV-cache export is wrong")
+        log("export", f"prefill + {steps} decode steps on ONNX Runtime match one PyTorch forward (max abs {err:.2g})")
+        return f"prefill + {steps} decode steps on ONNX Runtime vs one PyTorch forward: max abs {err:.3g}"
+
+    # ---- data ---------------------------------------------------------------------------------------
+    def _tokenizer(self, recipe: Recipe) -> Any:
+        return load_tokenizer(recipe_tokenizer_dir(recipe))
+
+    def calibration_set(self, recipe: Recipe, calib_root: Path) -> DataSet:
+        cfg = recipe.section("calibration")
+        value = str(cfg.get("text", text_data.BUILTIN))
+        folder = text_data.materialize_calibration_text(value, calib_root / recipe.name / "text")
+        files = text_data.text_files(folder)
+        tokens = sum(len(text_data.encode(self._tokenizer(recipe), f.read_text(encoding="utf-8"))) for f in files)
+        length = int(cfg.get("sequence_length", 64))
+        count = min(tokens // length, int(cfg.get("max_samples", 32)))
+        if count < 1:
+            raise PipelineError(f"{folder}: {tokens} tokens of text, fewer than one calibration window of {length}")
+        what = "built-in text" if value == text_data.BUILTIN else value
+        return DataSet(folder, count, f"{what}: {count} windows of {length} tokens ({folder})")
+
+    def calibration_feeds(self, recipe: Recipe, data: DataSet) -> list[Feed]:
+        tokenizer = self._tokenizer(recipe)
+        ids = [t for f in text_data.text_files(data.path) for t in text_data.encode(tokenizer, f.read_text("utf-8"))]
+        length = int(recipe.section("calibration").get("sequence_length", 64))
+        return text_data.prefill_feeds(text_data.windows(ids, length, data.count), recipe_cache(recipe))
+
+    def heldout_ids(self, recipe: Recipe) -> list[int]:
+        path = text_data.heldout_path(str(recipe.section("eval").get("text", text_data.BUILTIN)))
+        return text_data.encode(self._tokenizer(recipe), path.read_text(encoding="utf-8"))
+
+    def eval_feeds(self, recipe: Recipe) -> list[Feed]:
+        cfg = recipe.section("eval")
+        length, count = int(cfg.get("sequence_length", 32)), int(cfg.get("samples", 2))
+        return text_data.prefill_feeds(text_data.windows(self.heldout_ids(recipe), length, count),
+                                       recipe_cache(recipe))
+
+    # ---- manifest and accuracy ----------------------------------------------------------------------
+    def deploy_info(self, recipe: Recipe, onnx_metadata: dict[str, str]) -> dict[str, Any]:
+        tokenizer = self._tokenizer(recipe)
+        cache, lim = recipe_cache(recipe), limits(recipe)
+        phases = {p["phase"]: i for i, p in enumerate(recipe.profiles) if p.get("phase")}
+        tok_dir = recipe_tokenizer_dir(recipe)
+        return {
+            "preprocess": {"type": "tokenizer", "input": "input_ids",
+                           "tokenizer": "builtin" if tok_dir == BUILTIN_TOKENIZER else str(tok_dir),
+                           "bos_token_id": tokenizer.bos_token_id, "add_special_tokens": False},
+            "postprocess": {
+                "type": "causal_lm", "output": "logits",
+                "layout": "[batch, sequence, vocab] next-token logits; present.<i>.key/value [batch, kv_heads, "
+                          "past + sequence, head_dim] become the next step's past_key_values.<i>.key/value",
+                "eos_token_id": tokenizer.eos_token_id, "vocab_size": len(tokenizer),
+            },
+            "llm": {
+                "phases": phases,  # optimization profile index serving each phase
+                **lim,
+                "kv_cache": {
+                    "layers": cache.layers, "kv_heads": cache.kv_heads, "head_dim": cache.head_dim,
+                    "dtype": cache.dtype, "bytes_per_token": cache.bytes(1, 1),
+                    "bytes": cache.bytes(lim["max_batch"], lim["max_context"]),
+                    "for": {"batch": lim["max_batch"], "context": lim["max_context"]},
+                },
+            },
+        }
+
+    def task_accuracy(self, recipe, output_names, reference, candidate) -> dict[str, Any]:
+        i = output_names.index("logits")
+        ref = np.concatenate([r[i].reshape(-1, r[i].shape[-1]) for r in reference])
+        cand = np.concatenate([c[i].reshape(-1, c[i].shape[-1]) for c in candidate])
+        agree = float((ref.argmax(-1) == cand.argmax(-1)).mean())
+        return {"metric": "next-token top-1 agreement with FP32 on held-out text windows (prefill)",
+                "top1_agreement": agree, "positions": int(ref.shape[0])}
+
+    def runtime_metrics(self, recipe: Recipe, models: dict[str, Path], manifest: dict[str, Any]) -> dict[str, Any]:
+        from ..llm.evaluate import evaluate_runners
+
+        return evaluate_runners(recipe, models, manifest, self.heldout_ids(recipe), self._tokenizer(recipe))

@@ -1,0 +1,80 @@
+"""INT4 weight-only (AWQ) with ModelOpt's ONNX path: MatMul weights become INT4 blocks with FP scales
+(DequantizeLinear, opset 21); activations stay in float. Calibrated on the adapter's feeds (text)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import onnx_utils
+from ..errors import PipelineError
+from . import matched_nodes
+from .feeds import shapes_spec, stack
+
+METHODS = ("awq_clip", "awq_lite", "rtn_dq")
+DEFAULT_BLOCK = 128
+
+
+def int4_awq(
+    src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], options: dict[str, Any], exclude: dict
+) -> dict[str, Any]:
+    from modelopt.onnx.quantization import quantize
+
+    from ..runners import ort_providers
+
+    method = options.get("method", "awq_clip")
+    if method not in METHODS:
+        raise PipelineError(f"precisions.int4-awq.method: {method!r} is not one of {', '.join(METHODS)}")
+    block = int(options.get("block_size", DEFAULT_BLOCK))
+    if block <= 0 or block & (block - 1):
+        raise PipelineError(f"precisions.int4-awq.block_size: {block} is not a power of two")
+    if not feeds:
+        raise PipelineError("precisions.int4-awq: AWQ needs calibration samples, got none")
+    header = onnx_utils.load(src, with_weights=False)
+    names = [n.name for n in header.graph.node]
+    excluded = matched_nodes(exclude["nodes"], names)
+    excluded += [n.name for n in header.graph.node if n.op_type in exclude["op_types"]]
+    # modelopt 0.47's awq_lite calls cupy's `.get()` on its numpy (CPU) fallback when fusing nodes.
+    extra = {"awqlite_fuse_nodes": False} if method == "awq_lite" else {}
+    with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp:
+        work = onnx_utils.copy_to(src, Path(tmp))
+        out = Path(tmp) / "model.int4.onnx"
+        quantize(
+            onnx_path=str(work),
+            quantize_mode="int4",
+            calibration_data=stack(feeds),
+            calibration_method=method,
+            calibration_shapes=shapes_spec({k: v[:1] for k, v in feeds[0].items()}),
+            calibration_eps=["cuda:0", "cpu"] if "cuda" in ort_providers() else ["cpu"],
+            block_size=block,
+            nodes_to_exclude=[f"^{_escape(n)}$" for n in excluded] or None,
+            use_external_data_format=onnx_utils.uses_external_data(src),
+            output_path=str(out),
+            log_level="WARNING",
+            **extra,
+        )
+        model = onnx_utils.load(out)
+    onnx_utils.inherit_metadata(model, src)
+    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+    int4_weights = [i for i in model.graph.initializer if i.data_type in (22, 21)]  # INT4, UINT4
+    return {
+        "precision": "int4-awq",
+        "method": method,
+        "tool": "modelopt.onnx.quantization (int4)",
+        "block_size": block,
+        "high_precision_dtype": "fp32",
+        "calibration_samples": len(feeds),
+        "int4_weights": len(int4_weights),
+        "int4_weight_bytes": sum(len(i.raw_data) for i in int4_weights),
+        "dequantize_linear": sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear"),
+        "excluded_nodes": sorted(set(excluded)),
+    }
+
+
+def _escape(name: str) -> str:
+    import re
+
+    return re.escape(name)

@@ -1,0 +1,61 @@
+"""A tiny Llama recipe (GQA, llama3 RoPE, tied embeddings, random weights) and its exported ONNX, shared
+by the llama tests so the export and each calibration run once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.artifacts import Layout
+from pipeline.recipe import RECIPES_DIR, Recipe, load_recipe
+
+TINY_CONFIG = {
+    "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2,  # grouped-query attention
+    "max_position_embeddings": 512, "tie_word_embeddings": True,
+    "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+}
+
+
+def tiny_llama_recipe(dest: Path, name: str = "llama-test", **overrides: object) -> Path:
+    raw = yaml.safe_load((RECIPES_DIR / "llama.yaml").read_text())
+    raw["name"] = name
+    raw["source"] = {"pretrained": str(dest / "absent-model"), "tokenizer": None, "seed": 0, "config": TINY_CONFIG}
+    raw["calibration"].update(max_samples=4, sequence_length=32)
+    raw["eval"].update(samples=2, sequence_length=24, generate_tokens=8, perplexity_window=64)
+    raw["profile"] = {"warmup": 1, "iterations": 2, "generation_runs": 1}
+    raw.update(overrides)
+    path = dest / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_ws(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from pipeline.stages.export import export
+
+    base = tmp_path_factory.mktemp("llama")
+    recipe = load_recipe(str(tiny_llama_recipe(base)))
+    layout = Layout(base / "engines", recipe.name)
+    export(recipe, layout)
+    return {"base": base, "recipe": recipe, "layout": layout, "calib": base / "calib"}
+
+
+@pytest.fixture(scope="session")
+def calibrated(llama_ws: dict) -> callable:
+    """calibrate(precision) -> the calibrated ONNX, run at most once per precision."""
+    from pipeline.stages.calibrate import calibrate
+
+    done: dict[str, Path] = {}
+
+    def get(precision: str) -> Path:
+        if precision not in done:
+            recipe: Recipe = llama_ws["recipe"]
+            calibrate(recipe, llama_ws["layout"], precision, llama_ws["calib"])
+            done[precision] = llama_ws["layout"].calibrated_onnx(precision)
+        return done[precision]
+
+    return get
