@@ -18,9 +18,16 @@ DEFAULT_TARGET = "orin-agx-64"
 
 
 def recipe_shapes(profiles: list[dict[str, Any]], batch: int | None,
-                  overrides: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
-    """The first profile's `opt` shapes, with the batch dim replaced by `batch` and explicit overrides."""
-    shapes = {n: list(s["opt"]) for n, s in profiles[0]["shapes"].items()}
+                  overrides: dict[str, list[int]] | None = None, profile: str | None = None) -> dict[str, list[int]]:
+    """A profile's `opt` shapes (the first, or the one named), with the batch dim replaced by `batch`
+    and explicit overrides."""
+    chosen = profiles[0]
+    if profile is not None:
+        named = {p.get("name"): p for p in profiles}
+        if profile not in named:
+            raise PipelineError(f"--profile {profile}: the recipe's profiles are {', '.join(map(str, named))}")
+        chosen = named[profile]
+    shapes = {n: list(s["opt"]) for n, s in chosen["shapes"].items()}
     if batch:
         for dims in shapes.values():
             if dims:
@@ -29,13 +36,23 @@ def recipe_shapes(profiles: list[dict[str, Any]], batch: int | None,
     return shapes
 
 
-def recipe_context(raw: dict[str, Any]) -> int | None:
-    """The KV-cache length to plan for: `analyze.context` or `llm.context` of the recipe."""
+def recipe_context(raw: dict[str, Any], profiles: list[dict[str, Any]] | None = None) -> int | None:
+    """The KV-cache length to plan for: `analyze.context` or `llm.context` of the recipe, else the longest
+    the profiles allow (max cached tokens + max new tokens of one profile, e.g. 255 + 1)."""
+    from .memory import KV_INPUT
+
     for section in ("analyze", "llm"):
         value = (raw.get(section) or {}).get("context")
         if value:
             return int(value)
-    return None
+    longest = 0
+    for p in profiles or []:
+        shapes = p["shapes"]
+        past = [s["max"][2] for n, s in shapes.items() if KV_INPUT.search(n) and len(s["max"]) == 4]
+        new = [s["max"][1] for n, s in shapes.items() if n == "input_ids" and len(s["max"]) >= 2]
+        if past:
+            longest = max(longest, max(past) + max(new or [0]))
+    return longest or None
 
 
 def parse_shape(text: str) -> tuple[str, list[int]]:

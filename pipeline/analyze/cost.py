@@ -135,8 +135,9 @@ def node_costs(model: Any, info: dict[str, TensorInfo]) -> list[NodeCost]:
         const_in = [i for i in node.input if i and i in const]
         act_in = [i for i in node.input if i and i not in const]
         op = node.op_type
+        # Weights are stored float / quantized tensors; scalar constants (an epsilon, a Pow exponent) are not.
         weights = [t for t in const_in
-                   if info.get(t) and info[t].numel and (info[t].elem_type in FLOAT_TYPES | QUANT_TYPES)]
+                   if info.get(t) and (info[t].numel or 0) > 1 and info[t].elem_type in FLOAT_TYPES | QUANT_TYPES]
         params = sum(info[t].numel or 0 for t in weights) if op not in SHAPE_OPS or op == "Gather" else 0
         flops: int | None
         gemm_w, other_w = 0, params

@@ -54,9 +54,10 @@ def _analyze(args: argparse.Namespace) -> int:
     from ..onnx_utils import load
 
     names = {v.name for v in graph_inputs(load(onnx_path, with_weights=False))}
-    shapes = {n: s for n, s in recipe_shapes(recipe.profiles, args.batch).items() if n in names}
+    shapes = {n: s for n, s in recipe_shapes(recipe.profiles, args.batch, profile=args.profile).items()
+              if n in names}
     shapes.update(dict(parse_shape(s) for s in args.shape))
-    context = args.context or recipe_context(recipe.raw)
+    context = args.context or recipe_context(recipe.raw, recipe.profiles)
     analysis = analyze_onnx(onnx_path, shapes, precision, target, context)
     paths = write_analysis(analysis, target, args.out or layout.precision_dir(precision),
                            f"analysis-{target.key}")
@@ -75,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", action="append", default=[], metavar="NAME=AxBxC",
                    help="input shape (repeatable; default: the recipe's opt profile)")
     p.add_argument("--batch", type=int, default=None, help="batch size (replaces dim 0 of every input)")
+    p.add_argument("--profile", default=None,
+                   help="which optimization profile's opt shapes to analyze, e.g. decode (default: the first)")
     p.add_argument("--context", type=int, default=None, help="KV-cache length for LLMs (default: recipe)")
     p.add_argument("--llm-config", default=None,
                    help="plan an LLM from its config alone: a preset (llama-3-8b, llama-3.2-1b, "

@@ -150,3 +150,18 @@ def test_bad_shapes_name_the_input(tmp_path) -> None:
 def test_markdown_lists_kinds_and_slowest_nodes() -> None:
     md = markdown(analyze_model(conv_matmul(), {"x": [1, 4, 16, 16]}, "fp32", AGX))
     assert "| conv | 1 |" in md and "| fc | MatMul |" in md
+
+
+def test_context_and_profile_choice_from_a_recipe() -> None:
+    from pipeline.analyze import recipe_context, recipe_shapes
+    from pipeline.recipe import load_recipe
+
+    llama = load_recipe("llama")
+    assert recipe_context(llama.raw, llama.profiles) == 256   # decode: 255 cached + 1 new token
+    assert recipe_context({"analyze": {"context": 4096}}, llama.profiles) == 4096
+    assert recipe_shapes(llama.profiles, None, profile="decode")["past_key_values.0.key"] == [1, 2, 127, 32]
+    assert recipe_shapes(llama.profiles, 2)["input_ids"] == [2, 64]
+    with pytest.raises(PipelineError, match="--profile warmup"):
+        recipe_shapes(llama.profiles, None, profile="warmup")
+    yolo = load_recipe("yolo")
+    assert recipe_context(yolo.raw, yolo.profiles) is None
