@@ -170,7 +170,7 @@ def _analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: 
         target = get_target(manifest.get("target") or DEFAULT_TARGET)
         names = {v.name for v in graph_inputs(onnx_utils.load(layout.exported_onnx, with_weights=False))}
         shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
-        analysis = analyze_onnx(layout.exported_onnx, shapes, precision, target, recipe_context(recipe.raw))
+        analysis = analyze_onnx(layout.exported_onnx, shapes, precision, target, recipe_context(recipe.raw, recipe.profiles))
         paths = write_analysis(analysis, target, layout.precision_dir(precision), f"analysis-{target.key}")
     except PipelineError as e:  # the report still stands; it says why the analysis is missing
         report["analysis"] = {"error": str(e)}
