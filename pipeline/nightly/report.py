@@ -186,6 +186,7 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
     flagged = [d for d in decisions if d.is_regression]
     improved = [d for d in decisions if d.status == "improved"]
     rows = []
+    notes: set[str] = set()  # said once under the table, not on every row
     for r in tonight:
         lat = primary_latency(r.metrics)
         power = r.details.get("device", {}) if isinstance(r.details, dict) else {}
@@ -196,8 +197,10 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
             "engine_mb": _fmt(r.metrics["memory.engine_bytes"] / 1e6, 3) if "memory.engine_bytes" in r.metrics else "n/a",
             "energy": _fmt(r.metrics.get("power.energy_per_inference_j")),
             "throttled": "yes" if r.metrics.get("power.throttled") else ("no" if "power.throttled" in r.metrics else "n/a"),
-            "device_note": power.get("skipped") if isinstance(power, dict) else None,
+            "load": _fmt(r.metrics.get("host.load_1m"), 3),
         })
+        if isinstance(power, dict) and power.get("skipped"):
+            notes.add(power["skipped"])
     models: dict[str, list[StoredResult]] = defaultdict(list)
     for r in tonight:
         models[r.model].append(r)
@@ -207,6 +210,7 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
         flagged=flagged,
         improved=improved,
         rows=rows,
+        notes=sorted(notes),
         # An engine that never succeeded has nothing to plot; its failure is in the tables above.
         trends=[(engine, trend_figure(engine, results)) for engine, results in sorted(by_engine.items())
                 if any(r.run_id == run_id for r in results) and any(r.status == "ok" for r in results)],

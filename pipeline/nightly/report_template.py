@@ -67,15 +67,16 @@ TEMPLATE = """<!doctype html>
 <h2>Tonight's results</h2>
 <table id="results">
   <tr><th>engine</th><th>status</th><th>latency p50 ms (runner)</th><th>worst cosine</th><th>engine MB</th>
-      <th>J / inference</th><th>throttled</th><th>note</th></tr>
+      <th>J / inference</th><th>throttled</th><th>host load (1 min)</th><th>error</th></tr>
   {% for r in rows %}
   <tr class="{{ r.status }}">
     <td>{{ r.engine }}</td><td>{{ r.status }}</td><td>{{ r.latency }}</td><td>{{ r.cosine }}</td>
-    <td>{{ r.engine_mb }}</td><td>{{ r.energy }}</td><td>{{ r.throttled }}</td>
-    <td>{{ r.error or r.device_note or "" }}</td>
+    <td>{{ r.engine_mb }}</td><td>{{ r.energy }}</td><td>{{ r.throttled }}</td><td>{{ r.load }}</td>
+    <td>{{ r.error or "" }}</td>
   </tr>
   {% endfor %}
 </table>
+{% for note in notes %}<p class="meta">{{ note }}</p>{% endfor %}
 
 <h2>Trends</h2>
 {% for engine, png in trends %}

@@ -7,6 +7,7 @@ or failed, so a timer unit or CI job turns red; 0 otherwise.
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -114,6 +115,9 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
     for batch in entry.batches:
         log(STAGE, f"{recipe.name} {precision} batch {batch}: profile")
         started = time.time()
+        # Other work on the box slows every CPU runner: recorded (not judged) so a slow night can be
+        # told apart from a slower engine.
+        load = {"host.load_1m": os.getloadavg()[0]}
         try:
             run_profile(recipe, precision, matrix.root, force=True, batch=batch)
             report = read_json(layout.report_json(precision))
@@ -123,7 +127,7 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
             metrics = report_metrics(read_json(fresh)) if fresh.exists() and fresh.stat().st_mtime >= started else {}
             records.append(failed(batch, e, ident, metrics))
             continue
-        records.append(ResultRecord(recipe.name, precision, batch, "ok", None, ident, report_metrics(report), {
+        records.append(ResultRecord(recipe.name, precision, batch, "ok", None, ident, {**report_metrics(report), **load}, {
             "power_state": power_state.to_dict(),
             "runners": report.get("runners"),
             "weights": report.get("weights"),

@@ -125,6 +125,7 @@ def test_directions():
     assert direction("power.energy_per_inference_j") == -1
     assert direction("memory.engine_bytes") == -1
     assert direction("power.gpu_load_pct") == 0
+    assert direction("host.load_1m") == 0
     assert direction("accuracy.onnxrt-int8.task.map50_95_vs_fp32") == +1
     assert direction("accuracy.onnxrt-int8.task.class_score_max_abs_error") == -1
     assert direction("accuracy.onnxrt-int8.task.conf_threshold") == 0

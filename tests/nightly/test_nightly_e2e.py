@@ -65,6 +65,7 @@ def test_a_failing_model_is_a_result_and_the_others_still_run(nightly):
         assert ok.status == "ok"
         assert ok.metrics["latency.onnxrt-fp32.p50_ms"] > 0
         assert ok.metrics["memory.engine_bytes"] > 1e6
+        assert ok.metrics["host.load_1m"] >= 0  # context for a noisy night, never judged
         assert ok.metrics["accuracy.onnxrt-fp32.output0.cosine"] == pytest.approx(1.0)
         assert len(ok.identity["onnx_sha256"]) == 64 and ok.identity["trt_version"]
         assert "TensorRT profiling depth skipped" in ok.details["device"]["skipped"]
