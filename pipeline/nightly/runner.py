@@ -159,14 +159,15 @@ def run_nightly(matrix: Matrix, calib_root: Path = Path("calib"), force_build: b
             matrix=str(matrix.path),
         )
         records: list[ResultRecord] = []
-        for entry in matrix.entries:
-            records.extend(profile_entry(entry, matrix, calib_root, state, force_build))
-        # Compare before storing tonight's results, so tonight never counts in its own baseline.
         decisions = []
-        for record in records:
-            baseline = history.good_results(record.engine, run_id, matrix.policy.baseline_runs)
-            decisions.extend(compare(record, baseline, matrix.policy))
-            history.add_result(run_id, record)
+        for entry in matrix.entries:
+            # Stored as each model finishes, so a night cut short still keeps what it measured;
+            # baselines come from earlier runs only, so tonight never counts in its own baseline.
+            for record in profile_entry(entry, matrix, calib_root, state, force_build):
+                baseline = history.good_results(record.engine, run_id, matrix.policy.baseline_runs)
+                decisions.extend(compare(record, baseline, matrix.policy))
+                history.add_result(run_id, record)
+                records.append(record)
         exit_code = 1 if any(d.is_regression for d in decisions) else 0
         history.finish_run(run_id, exit_code)
         report = render_report(history, run_id, decisions, matrix.report_dir)
