@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -139,7 +140,13 @@ class TegrastatsSampler:
         clock: Callable[[], float] = time.monotonic,
         first_sample_timeout_s: float = 5.0,
     ) -> None:
-        self.command = list(command) if command else ["tegrastats", "--interval", str(interval_ms)]
+        if command:
+            self.command = list(command)
+        else:
+            # Readings are stamped when their line arrives, so a block-buffered pipe would bunch them
+            # up and skew the energy integral: ask for line buffering where coreutils' stdbuf exists.
+            line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
+            self.command = [*line_buffered, "tegrastats", "--interval", str(interval_ms)]
         self.clock = clock
         self.first_sample_timeout_s = first_sample_timeout_s
         self.samples: list[TimedSample] = []

@@ -17,6 +17,7 @@ Where each sample line comes from (all public, all copied verbatim):
 
 from __future__ import annotations
 
+import shutil
 import sys
 import textwrap
 import time
@@ -174,6 +175,12 @@ def test_sampler_names_a_tegrastats_that_prints_nothing(tmp_path):
     with pytest.raises(PipelineError, match="printed no reading"):
         with TegrastatsSampler(command=[sys.executable, str(silent)], first_sample_timeout_s=0.5):
             pass
+
+
+def test_default_command_asks_for_line_buffered_tegrastats():
+    command = TegrastatsSampler(interval_ms=250).command
+    assert command[-3:] == ["tegrastats", "--interval", "250"]
+    assert command[:2] == (["stdbuf", "-oL"] if shutil.which("stdbuf") else command[:2])
 
 
 def test_sampler_names_a_missing_tegrastats():
