@@ -56,8 +56,11 @@ def _generate(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         shown = text
 
-    sys.stdout.write(args.prompt)
-    with open_session(f"{runner}-{precision}", path, manifest) as session:
+    from polygraphy.logger import G_LOGGER
+
+    # stdout carries the generated text only: keep Polygraphy's info lines off it.
+    with G_LOGGER.verbosity(G_LOGGER.WARNING), open_session(f"{runner}-{precision}", path, manifest) as session:
+        sys.stdout.write(args.prompt)
         gen = generate(session, prompt_ids, args.max_new_tokens, sampling, eos_id=tokenizer.eos_token_id,
                        max_context=max_context, on_token=stream)
     sys.stdout.write("\n")

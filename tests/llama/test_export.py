@@ -73,6 +73,7 @@ def test_profiles_that_do_not_match_the_model_are_refused(tmp_path) -> None:
 
 def test_local_pretrained_folder_is_loaded_not_random(tmp_path, llama_ws: dict) -> None:
     import torch
+
     from pipeline.llm.tokenizer import BUILTIN_TOKENIZER, load_tokenizer
     from pipeline.recipe import load_recipe
 

@@ -1,0 +1,102 @@
+"""Each precision written into the graph, its numerics against FP32 on held-out text, and the
+two-profile engine with its manifest (TensorRT-RTX builds ahead of time here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import onnx_utils
+from pipeline.artifacts import read_json
+from pipeline.llm.perplexity import text_perplexity
+from pipeline.llm.session import onnxrt_session
+from pipeline.models.llama import LlamaAdapter
+
+
+def _logits(onnx_path, feeds) -> np.ndarray:
+    with onnxrt_session(onnx_path) as s:
+        return np.concatenate([s.step(f, "prefill")["logits"] for f in feeds])
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize(("precision", "min_cosine"), [("fp16", 0.9999), ("int4-awq", 0.97), ("int8", 0.97)])
+def test_precision_is_in_the_graph_and_close_to_fp32(llama_ws: dict, calibrated, precision: str,
+                                                      min_cosine: float) -> None:
+    import onnx
+
+    recipe, layout = llama_ws["recipe"], llama_ws["layout"]
+    path = calibrated(precision)
+    model = onnx_utils.load(path)
+    report = read_json(layout.calibrate_report(precision))
+    inits = {i.name: i for i in model.graph.initializer}
+    matmul_weights = [inits[n.input[1]] for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    if precision == "fp16":
+        assert {w.data_type for w in matmul_weights} == {onnx.TensorProto.FLOAT16}
+        # RMSNorm's square / mean and the attention softmax are kept in FP32 by the recipe.
+        assert any("_layernorm/Pow" in n for n in report["kept_out"]["nodes"][0:1] + report["kept_fp32_nodes"])
+        assert any(n.endswith("/Softmax") for n in report["kept_fp32_nodes"])
+    elif precision == "int4-awq":
+        int4 = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT4]
+        # 2 layers x 7 linears + the LM head (tied to the embedding, which stays a float Gather table).
+        assert len(int4) == report["int4_weights"] == 15
+        assert report["block_size"] == 128 and report["method"] == "awq_clip"
+        dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+        assert {a.i for n in dq for a in n.attribute if a.name == "block_size"} == {128}
+    else:
+        ops = [n.op_type for n in model.graph.node]
+        assert ops.count("QuantizeLinear") >= 15 and report["method"] == "max"
+    feeds = LlamaAdapter().eval_feeds(recipe)
+    ref, got = _logits(layout.exported_onnx, feeds), _logits(path, feeds)
+    assert _cosine(ref, got) >= min_cosine
+    heldout = LlamaAdapter().heldout_ids(recipe)
+    with onnxrt_session(layout.exported_onnx) as s:
+        ppl_ref = text_perplexity(s, heldout, 64)["perplexity"]
+    with onnxrt_session(path) as s:
+        ppl = text_perplexity(s, heldout, 64)["perplexity"]
+    assert abs(ppl - ppl_ref) / ppl_ref < 0.05
+
+
+def test_two_profile_engine_and_manifest(llama_ws: dict, calibrated) -> None:
+    from pipeline.stages.build import build
+
+    recipe, layout = llama_ws["recipe"], llama_ws["layout"]
+    calibrated("int4-awq")
+    build(recipe, layout, "int4-awq")
+    manifest = read_json(layout.manifest("int4-awq"))
+    assert layout.engine("int4-awq").stat().st_size == manifest["engine"]["bytes"] > 0
+    assert [p["phase"] for p in manifest["profiles"]] == ["prefill", "decode"]
+    assert manifest["profiles"][0]["shapes"]["past_key_values.0.key"]["max"] == [4, 2, 0, 32]
+    llm = manifest["llm"]
+    assert llm["phases"] == {"prefill": 0, "decode": 1}
+    assert (llm["max_batch"], llm["max_prompt"], llm["max_context"]) == (4, 128, 256)
+    # keys + values, 2 layers, batch 4, 2 KV heads, 256 positions, head_dim 32, float32
+    assert llm["kv_cache"]["bytes"] == 2 * 2 * 4 * 2 * 256 * 32 * 4 == 1_048_576
+    assert llm["kv_cache"]["bytes_per_token"] == 2 * 2 * 2 * 32 * 4
+    assert manifest["weights"]["random"] is True
+    assert manifest["postprocess"]["type"] == "causal_lm"
+    assert manifest["memory"]["weights_bytes"] and manifest["memory"]["weights_bytes"] > 0
+
+
+def test_profile_reports_llm_metrics_per_runner(llama_ws: dict, calibrated) -> None:
+    from pipeline.stages.build import build
+    from pipeline.stages.profile import profile
+
+    recipe, layout = llama_ws["recipe"], llama_ws["layout"]
+    calibrated("int4-awq")
+    build(recipe, layout, "int4-awq")
+    profile(recipe, layout, "int4-awq")
+    report = read_json(layout.report_json("int4-awq"))
+    metrics = report["family_metrics"]["by_runner"]
+    assert list(metrics) == ["onnxrt-fp32", "onnxrt-int4-awq"]
+    for m in metrics.values():
+        assert m["perplexity"] > 1 and m["ttft_ms"] > 0 and m["decode_tokens_per_s"] > 0
+        assert m["new_tokens"] == 8 and m["tokens_scored"] > 100
+    assert metrics["onnxrt-fp32"]["match_rate"] == 1.0
+    assert report["accuracy"]["task"]["positions"] == 48
+    md = layout.report_md("int4-awq").read_text()
+    assert "## Model metrics" in md and "decode_tokens_per_s" in md
+    assert [r["status"] for r in report["runners"] if r["name"] == "tensorrt"] == ["skipped"]
