@@ -86,8 +86,10 @@ def judge(engine: str, metric: str, current: float, history: Sequence[float], po
     return Decision(engine, metric, status, current, baseline, threshold, noise, len(recent))
 
 
-def identity_changes(current: ResultRecord, reference: StoredResult | None) -> list[str]:
-    """What differs between tonight and the last good run: the likely why of a change."""
+def identity_changes(current: ResultRecord, reference: StoredResult | None,
+                     git_commit: str | None = None) -> list[str]:
+    """What differs between tonight and the last good run: the likely why of a change. The git
+    range comes last: the commits to bisect when nothing else changed."""
     if reference is None:
         return []
     changes = []
@@ -95,6 +97,8 @@ def identity_changes(current: ResultRecord, reference: StoredResult | None) -> l
         before, after = reference.identity.get(name), current.identity.get(name)
         if before != after:
             changes.append(f"{name} {_short(before)} -> {_short(after)}")
+    if git_commit and reference.git_commit and git_commit != reference.git_commit:
+        changes.append(f"git {reference.git_commit[:10]}..{git_commit[:10]}")
     return changes
 
 
@@ -104,9 +108,10 @@ def _short(value: str | None) -> str:
     return value[:12] if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else value
 
 
-def compare(current: ResultRecord, baseline: Sequence[StoredResult], policy: Policy) -> list[Decision]:
+def compare(current: ResultRecord, baseline: Sequence[StoredResult], policy: Policy,
+            git_commit: str | None = None) -> list[Decision]:
     """Every metric of one result against its baseline results (newest first)."""
-    changed = identity_changes(current, baseline[0] if baseline else None)
+    changed = identity_changes(current, baseline[0] if baseline else None, git_commit)
     if current.status != "ok":
         return [Decision(current.engine, "status", "failed", changed=changed,
                          message=f"{current.engine}: failed: {current.error or 'unknown error'}")]

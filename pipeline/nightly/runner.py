@@ -153,8 +153,9 @@ def run_nightly(matrix: Matrix, calib_root: Path = Path("calib"), force_build: b
         state = record_power_state(system_root, run)
         for note in state.notes:
             log(STAGE, f"power state: {note}")
+        commit = _git_commit(run)
         run_id = history.start_run(
-            git_commit=_git_commit(run), l4t=state.l4t, trt_version=_trt_version(),
+            git_commit=commit, l4t=state.l4t, trt_version=_trt_version(),
             power_mode=state.label if state.nvpmodel_mode else None, host=platform.node(),
             matrix=str(matrix.path),
         )
@@ -165,7 +166,7 @@ def run_nightly(matrix: Matrix, calib_root: Path = Path("calib"), force_build: b
             # baselines come from earlier runs only, so tonight never counts in its own baseline.
             for record in profile_entry(entry, matrix, calib_root, state, force_build):
                 baseline = history.good_results(record.engine, run_id, matrix.policy.baseline_runs)
-                decisions.extend(compare(record, baseline, matrix.policy))
+                decisions.extend(compare(record, baseline, matrix.policy, commit))
                 history.add_result(run_id, record)
                 records.append(record)
         exit_code = 1 if any(d.is_regression for d in decisions) else 0

@@ -167,12 +167,13 @@ def test_too_short_a_history_gives_no_verdict():
 def test_compare_names_engine_metric_and_what_changed(tmp_path):
     h, tonight = _history(tmp_path, [_record(5.0) for _ in range(5)])
     current = _record(6.0, onnx="b" * 64, trt="10.4.0.26")
-    decisions = compare(current, h.good_results(current.engine, tonight, 5), POLICY)
+    decisions = compare(current, h.good_results(current.engine, tonight, 5), POLICY, git_commit="f" * 40)
     flagged = [d for d in decisions if d.is_regression]
     assert [d.metric for d in flagged] == ["latency.tensorrt.p50_ms"]
     msg = flagged[0].message
     assert msg.startswith("REGRESSED yolo/int8/b1: latency.tensorrt.p50_ms 5 -> 6 (+20.0%")
     assert "onnx_sha256 aaaaaaaaaaaa -> bbbbbbbbbbbb" in msg and "trt_version 10.3.0.30 -> 10.4.0.26" in msg
+    assert msg.endswith("git 0000000000..ffffffffff")  # the last good night's commit to tonight's
 
 
 def test_a_failed_result_is_flagged_with_its_error(tmp_path):
