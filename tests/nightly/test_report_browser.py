@@ -95,8 +95,15 @@ def _render(tmp_path: Path) -> tuple[Path, list]:
     return render_report(history, run_id, decisions, tmp_path / "report"), decisions
 
 
-def test_report_page_lists_regressions_failures_and_embeds_plots(tmp_path):
-    page, decisions = _render(tmp_path)
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, Path]:
+    tmp = tmp_path_factory.mktemp("report")
+    page, decisions = _render(tmp)
+    return page, decisions, tmp
+
+
+def test_report_page_lists_regressions_failures_and_embeds_plots(rendered):
+    page, decisions, tmp_path = rendered
     html = page.read_text()
     assert (tmp_path / "report" / "index.html").read_text() == html
     regressed = {d.metric for d in decisions if d.status == "regressed"}
@@ -114,8 +121,8 @@ def test_report_page_lists_regressions_failures_and_embeds_plots(tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this host (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(tmp_path):
-    page, _ = _render(tmp_path)
+def test_report_renders_in_headless_chromium(rendered):
+    page, _, tmp_path = rendered
     shot = tmp_path / "report.png"
     common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
               f"--user-data-dir={tmp_path / 'profile'}"]
