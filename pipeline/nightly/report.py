@@ -11,6 +11,7 @@ import base64
 import io
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def trend_figure(engine: str, results: list[StoredResult]) -> str:
         ax.set_title(f"{title}" + (f" [{unit}]" if unit else ""), fontsize=10)
         if points:
             ax.plot([t for t, _ in points], [v for _, v in points], marker="o", color="#1f6feb")
+            if len(points) == 1:  # one night: a day either side, not matplotlib's default of years
+                ax.set_xlim(points[0][0] - timedelta(days=1), points[0][0] + timedelta(days=1))
             for r in failed:
                 ax.axvline(r.started_utc, color="#d1242f", linestyle="--", linewidth=1)
         else:

@@ -26,7 +26,7 @@ TEMPLATE = """<!doctype html>
 <h1>orin-trt nightly #{{ run.id }} <span id="verdict" class="verdict {{ verdict }}">{{ verdict }}</span></h1>
 <p class="meta">
   started {{ run.started_utc.strftime("%Y-%m-%d %H:%M UTC") }} on {{ run.host or "?" }} ·
-  git {{ (run.git_commit or "?")[:12] }} · L4T {{ run.l4t or "n/a" }} · TensorRT {{ run.trt_version or "n/a" }} ·
+  git {{ (run.git_commit or "?")[:12] }} · L4T {{ run.l4t or "n/a" }} · builder {{ run.trt_version or "n/a" }} ·
   power mode {{ run.power_mode or "n/a" }} · exit code {{ run.exit_code }}
 </p>
 
