@@ -17,6 +17,7 @@ from .feeds import shapes_spec, stack
 METHODS = ("entropy", "max", "percentile")
 # The compute ops TensorRT runs in INT8; everything else stays in float around them.
 COMPUTE_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
+STRIDE = 4  # calibration samples whose activations ONNX Runtime holds at once (percentile)
 
 
 def ptq_int8(
@@ -32,6 +33,13 @@ def ptq_int8(
     hp = options.get("high_precision_dtype", "fp32")
     with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp:
         work = onnx_utils.copy_to(src, Path(tmp))
+        smoothing = None
+        if options.get("smoothquant"):  # LLMs: migrate activation outliers into the weights first
+            from .smoothquant import smooth
+
+            smoothed = Path(tmp) / "model.smoothed.onnx"
+            smoothing = smooth(work, smoothed, feeds, float((options["smoothquant"] or {}).get("alpha", 0.5)))
+            work = smoothed
         out = Path(tmp) / "model.int8.onnx"
         if method == "percentile":
             _ort_percentile(work, out, feeds, excluded, float(options.get("percentile", 99.99)))
@@ -50,6 +58,7 @@ def ptq_int8(
         "quantize_linear": ops.count("QuantizeLinear"),
         "dequantize_linear": ops.count("DequantizeLinear"),
         "excluded_nodes": sorted(set(excluded)),
+        "smoothquant": smoothing,
     }
 
 
@@ -93,11 +102,23 @@ def _ort_percentile(src: Path, out: Path, feeds: list, excluded: list[str], perc
     )
 
     class Reader(CalibrationDataReader):
+        """Serves the feeds in strides: ONNX Runtime then folds each stride into its histograms and drops
+        the activations, instead of holding every activation of every sample at once (a UNet's OOM)."""
+
         def __init__(self) -> None:
-            self.it = iter(feeds)
+            self.set_range(0, len(feeds))
+
+        def __len__(self) -> int:
+            return len(feeds)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.it = iter(feeds[start_index:end_index])
 
         def get_next(self) -> dict | None:
             return next(self.it, None)
+
+    # The stride must divide the sample count; the largest divisor up to STRIDE keeps memory bounded.
+    stride = max(d for d in range(1, min(STRIDE, len(feeds)) + 1) if len(feeds) % d == 0)
 
     quantize_static(
         str(src), str(out), Reader(),
@@ -109,5 +130,6 @@ def _ort_percentile(src: Path, out: Path, feeds: list, excluded: list[str], perc
         nodes_to_exclude=excluded,
         calibrate_method=CalibrationMethod.Percentile,
         use_external_data_format=onnx_utils.uses_external_data(src),
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": percentile},
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": percentile,
+                       "CalibStridedMinMax": stride},
     )

@@ -1,0 +1,127 @@
+"""SmoothQuant on the ONNX graph, before INT8 QDQ: move activation outliers into the weights.
+
+ModelOpt's ONNX INT8 path has no SmoothQuant (only its PyTorch path does), so this does the same
+migration on the exported graph. It applies where a per-channel scale `Mul(x, gamma)` (the weight of an
+RMSNorm) feeds only MatMuls with constant weights (q/k/v after input_layernorm, gate/up after
+post_attention_layernorm, the LM head after the final norm): per input channel j,
+    s_j = max|X_j|^alpha / max|W_j|^(1 - alpha),   gamma_j /= s_j,   W_j,: *= s_j
+which leaves the float model's function unchanged and evens out the per-tensor activation range
+that W8A8 must cover. Statistics come from the calibration feeds on ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import onnx_utils
+from ..errors import PipelineError
+
+SHAPE_ONLY = {"Shape"}  # consumers that read the tensor's shape, not its values
+MIN_SCALE = 1e-5
+
+
+@dataclass
+class SmoothSite:
+    mul: Any            # the Mul node applying gamma
+    gamma_index: int    # which of its inputs is gamma
+    gamma_source: str   # the initializer holding gamma's values
+    activation: str     # the Mul's output, the MatMuls' input
+    matmuls: list[Any]
+
+
+def find_sites(model: Any) -> list[SmoothSite]:
+    inits = {i.name: i for i in model.graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    uses = {name: len(nodes) for name, nodes in consumers.items()}
+    # The exporter deduplicates equal initializers (every RMSNorm gamma of a fresh model is all ones)
+    # and reads the copies through Identity nodes.
+    alias = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity" and n.input[0] in inits}
+    sites = []
+    for node in model.graph.node:
+        if node.op_type != "Mul":
+            continue
+        gamma = [i for i, name in enumerate(node.input)
+                 if alias.get(name, name) in inits and len(inits[alias.get(name, name)].dims) == 1]
+        if len(gamma) != 1:
+            continue
+        out = node.output[0]
+        users = consumers.get(out, [])
+        matmuls = [u for u in users if u.op_type == "MatMul" and u.input[0] == out and u.input[1] in inits
+                   and len(inits[u.input[1]].dims) == 2 and uses[u.input[1]] == 1]
+        others = [u for u in users if u not in matmuls]
+        if matmuls and all(u.op_type in SHAPE_ONLY for u in others):
+            source = node.input[gamma[0]]
+            sites.append(SmoothSite(node, gamma[0], alias.get(source, source), out, matmuls))
+    return sites
+
+
+def activation_absmax(onnx_path: Path, names: list[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-channel max |x| of intermediate tensors over every calibration token (ONNX Runtime, CPU)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx_utils.load(onnx_path)
+    existing = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in existing)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    amax: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        for name, value in zip(names, session.run(names, feed), strict=True):
+            channel = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            amax[name] = channel if name not in amax else np.maximum(amax[name], channel)
+    return amax
+
+
+def smooth(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], alpha: float) -> dict[str, Any]:
+    from onnx import numpy_helper
+
+    if not 0 <= alpha <= 1:
+        raise PipelineError(f"precisions.int8.smoothquant.alpha: {alpha} is not in [0, 1]")
+    model = onnx_utils.load(src)
+    sites = find_sites(model)
+    if not sites:
+        raise PipelineError(f"{src}: smoothquant found no norm-scale Mul feeding constant-weight MatMuls")
+    amax = activation_absmax(src, [s.activation for s in sites], feeds)
+    inits = {i.name: i for i in model.graph.initializer}
+    ranges = []
+    for site in sites:
+        weights = [numpy_helper.to_array(inits[m.input[1]]) for m in site.matmuls]
+        w_amax = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
+        scale = np.maximum(amax[site.activation], MIN_SCALE) ** alpha / np.maximum(w_amax, MIN_SCALE) ** (1 - alpha)
+        scale = np.maximum(scale, MIN_SCALE).astype(np.float32)
+        # gamma may be shared by several norms (the exporter deduplicates equal initializers): give this
+        # Mul its own copy.
+        gamma = numpy_helper.to_array(inits[site.gamma_source]) / scale
+        own = numpy_helper.from_array(gamma.astype(np.float32), f"{site.mul.name}.smoothed_gamma")
+        model.graph.initializer.append(own)
+        site.mul.input[site.gamma_index] = own.name
+        for matmul, w in zip(site.matmuls, weights, strict=True):
+            inits[matmul.input[1]].CopyFrom(numpy_helper.from_array((w * scale[:, None]).astype(w.dtype),
+                                                                    matmul.input[1]))
+        x = amax[site.activation]
+        ranges.append(float(x.max() / max(np.median(x), MIN_SCALE)))
+    _drop_unused_initializers(model)
+    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+    return {"alpha": alpha, "sites": len(sites), "matmuls": sum(len(s.matmuls) for s in sites),
+            "max_outlier_ratio_before": round(max(ranges), 2)}
+
+
+def _drop_unused_initializers(model: Any) -> None:
+    """Gammas now read by no node (and Identity copies of them read by none) are dropped."""
+    while True:
+        used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+        dead = [n for n in model.graph.node if n.op_type == "Identity" and n.output[0] not in used]
+        for node in dead:
+            model.graph.node.remove(node)
+        if not dead:
+            break
+    keep = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
