@@ -49,6 +49,8 @@ def test_precision_is_in_the_graph_and_close_to_fp32(llama_ws: dict, calibrated,
     else:
         ops = [n.op_type for n in model.graph.node]
         assert ops.count("QuantizeLinear") >= 15 and report["method"] == "max"
+        # every RMSNorm (2 per layer + the final one) smoothed into q/k/v, gate/up and the LM head
+        assert (report["smoothquant"]["sites"], report["smoothquant"]["matmuls"]) == (5, 11)
     feeds = LlamaAdapter().eval_feeds(recipe)
     ref, got = _logits(layout.exported_onnx, feeds), _logits(path, feeds)
     assert _cosine(ref, got) >= min_cosine
