@@ -182,11 +182,15 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
 
     run = history.run(run_id)
     tonight = history.run_results(run_id)
-    everything = history.all_results()
+    # Trends up to this run: an older page re-rendered later shows what was known that morning.
+    everything = [r for r in history.all_results() if r.run_id <= run_id]
     by_engine: dict[str, list[StoredResult]] = defaultdict(list)
     for r in everything:
         by_engine[r.engine].append(r)
     flagged = [d for d in decisions if d.is_regression]
+    covered = {d.engine for d in flagged if d.status == "failed"}
+    flagged += [Decision(r.engine, "status", "failed", message=f"{r.engine}: failed: {r.error}")
+                for r in tonight if r.status != "ok" and r.engine not in covered]
     improved = [d for d in decisions if d.status == "improved"]
     rows = []
     notes: set[str] = set()  # said once under the table, not on every row
@@ -209,7 +213,7 @@ def render_report(history: History, run_id: int, decisions: Sequence[Decision], 
         models[r.model].append(r)
     html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(TEMPLATE).render(
         run=run,
-        verdict="REGRESSION" if flagged else "OK",
+        verdict="REGRESSION" if flagged or run["exit_code"] else "OK",
         flagged=flagged,
         improved=improved,
         rows=rows,

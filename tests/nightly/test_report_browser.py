@@ -19,7 +19,7 @@ from pipeline.nightly.collect import device_metrics, report_metrics
 from pipeline.nightly.history import History, ResultRecord
 from pipeline.nightly.matrix import Policy
 from pipeline.nightly.regression import compare
-from pipeline.nightly.report import render_report
+from pipeline.nightly.report import render_report, trend_figure
 
 DATA = Path(__file__).parent / "data"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -144,3 +144,16 @@ def test_report_renders_in_headless_chromium(rendered):
     # The plots are painted: the trend line's blue (#1f6feb) shows up below the tables.
     blue = (np.abs(img[200:] - np.array([0x1F, 0x6F, 0xEB]) / 255).max(axis=-1) < 0.08).sum()
     assert blue > 200
+
+
+def test_an_older_run_re_rendered_shows_its_own_morning(rendered):
+    _, _, tmp = rendered
+    history = History(f"sqlite:///{tmp / 'history.sqlite'}")
+    page = render_report(history, 3, [], tmp / "rerender")  # no decisions passed: read from the history
+    html = page.read_text()
+    assert "orin-trt nightly #3" in html and 'class="verdict REGRESSION"' in html  # broken failed that night too
+    assert "broken/fp16/b1: failed: PipelineError" in html
+    # Its trends stop at that night: the embedded plot is the one drawn from runs 1-3 alone.
+    fp32 = [r for r in history.all_results() if r.engine == "tiny-yolo/fp32/b1"]
+    assert trend_figure("tiny-yolo/fp32/b1", [r for r in fp32 if r.run_id <= 3]) in html
+    assert trend_figure("tiny-yolo/fp32/b1", fp32) not in html
