@@ -41,8 +41,9 @@ def _dedup_weights(costs: list[NodeCost], elem_of: dict[str, int]) -> tuple[int,
 
 
 def analyze_model(model: Any, shapes: dict[str, list[int]], precision: str, target: Target,
-                  context: int | None = None, source: str = "", top: int = 25) -> dict[str, Any]:
-    info = infer(model, shapes)
+                  context: int | None = None, source: str = "", top: int = 25,
+                  base_dir: Path | None = None) -> dict[str, Any]:
+    info = infer(model, shapes, base_dir)
     const = constant_tensors(model)
     costs = node_costs(model, info)
     elem_of = {i.name: (info[i.name].numel or 0) for i in model.graph.initializer}
@@ -108,4 +109,4 @@ def analyze_onnx(path: Path, shapes: dict[str, list[int]], precision: str, targe
     from ..onnx_utils import load
 
     model = load(Path(path), with_weights=False)  # dims are enough; multi-GB weights stay on disk
-    return analyze_model(model, shapes, precision, target, context, source=str(path))
+    return analyze_model(model, shapes, precision, target, context, source=str(path), base_dir=Path(path).parent)

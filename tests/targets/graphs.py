@@ -92,3 +92,4 @@ def qdq_conv(x_scale: float = 0.02, y_scale: float = 0.05) -> onnx.ModelProto:
          _init("wzp", np.zeros(4, np.int8))],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+
