@@ -108,10 +108,30 @@ def _short(value: str | None) -> str:
     return value[:12] if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else value
 
 
+# A host this much busier than on the baseline nights explains a CPU-runner slowdown by itself.
+BUSY_HOST_FACTOR = 2.0
+
+
+def conditions(current: ResultRecord, baseline: Sequence[StoredResult]) -> list[str]:
+    """Tonight's measuring conditions that differ from the baseline nights: a throttled GPU or a
+    busy host makes a slower number without any change to the engine."""
+    notes = []
+    if current.metrics.get("power.throttled"):
+        notes.append("throttling during the benchmark window")
+    load = current.metrics.get("host.load_1m")
+    usual = [r.metrics["host.load_1m"] for r in baseline if "host.load_1m" in r.metrics]
+    if load is not None and usual:
+        typical = statistics.median(usual)
+        if load >= 1.0 and load > BUSY_HOST_FACTOR * max(typical, 0.1):
+            notes.append(f"host load {load:.1f} (usually {typical:.1f})")
+    return notes
+
+
 def compare(current: ResultRecord, baseline: Sequence[StoredResult], policy: Policy,
             git_commit: str | None = None) -> list[Decision]:
     """Every metric of one result against its baseline results (newest first)."""
     changed = identity_changes(current, baseline[0] if baseline else None, git_commit)
+    changed += conditions(current, baseline)
     if current.status != "ok":
         return [Decision(current.engine, "status", "failed", changed=changed,
                          message=f"{current.engine}: failed: {current.error or 'unknown error'}")]

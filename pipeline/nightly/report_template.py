@@ -34,7 +34,7 @@ TEMPLATE = """<!doctype html>
 {% if flagged %}
 <table id="regressions">
   <tr><th>engine</th><th>metric</th><th>baseline (median)</th><th>tonight</th><th>change</th>
-      <th>allowed (noise)</th><th>what changed since the last good run</th></tr>
+      <th>allowed (noise)</th><th>what changed since the last good run; tonight's conditions</th></tr>
   {% for d in flagged %}
   <tr class="{{ d.status }}">
     <td>{{ d.engine }}</td><td>{{ d.metric }}</td>

@@ -176,6 +176,21 @@ def test_compare_names_engine_metric_and_what_changed(tmp_path):
     assert msg.endswith("git 0000000000..ffffffffff")  # the last good night's commit to tonight's
 
 
+def test_a_busy_host_or_throttling_is_named_among_the_causes(tmp_path):
+    quiet = [_record(5.0) for _ in range(3)]
+    for rec in quiet:
+        rec.metrics["host.load_1m"] = 0.4
+    h, tonight = _history(tmp_path, quiet)
+    busy = _record(9.0)
+    busy.metrics.update({"host.load_1m": 3.7, "power.throttled": 1.0})
+    (d,) = [d for d in compare(busy, h.good_results(busy.engine, tonight, 5), POLICY) if d.is_regression]
+    assert d.changed == ["throttling during the benchmark window", "host load 3.7 (usually 0.4)"]
+    calm = _record(9.0)
+    calm.metrics["host.load_1m"] = 0.5
+    (d,) = [d for d in compare(calm, h.good_results(calm.engine, tonight, 5), POLICY) if d.is_regression]
+    assert d.changed == []
+
+
 def test_a_failed_result_is_flagged_with_its_error(tmp_path):
     h, tonight = _history(tmp_path, [_record(5.0) for _ in range(3)])
     (d,) = compare(_record(0, status="failed"), h.good_results("yolo/int8/b1", tonight, 5), POLICY)

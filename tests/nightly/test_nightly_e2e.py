@@ -80,8 +80,10 @@ def test_second_night_compares_with_the_first_and_passes(nightly):
     assert second.exit_code == 0
     judged = [d for d in second.decisions if d.metric == "latency.onnxrt-fp32.p50_ms"]
     assert len(judged) == 2 and all(d.status == "ok" and d.runs == 1 for d in judged)
-    # Same ONNX, recipe, engine and TensorRT (the git range may differ: the tree is shared and live).
-    assert all(c.startswith("git ") for d in judged for c in d.changed)
+    # Same ONNX, recipe, engine and TensorRT (the git range and host load may differ: the tree and
+    # the machine are shared).
+    identity = ("onnx_sha256", "recipe_sha256", "engine_sha256", "trt_version", "l4t", "power_mode")
+    assert not [c for d in judged for c in d.changed if c.startswith(identity)]
     html = second.report.read_text()
     assert 'class="verdict OK"' in html and "tiny-yolo/fp32/b2" in html
 
