@@ -1,7 +1,11 @@
-"""The power state recorder on recorded command outputs and a recorded sysfs tree.
+"""The power state recorder on recorded command outputs and a built sysfs tree.
 
-`nvpmodel -q` and `jetson_clocks --show` outputs follow the shapes in rbonghi/jetson_stats
-tests/nvpmodel (show_query) and tests/jetson_clocks (show_tx2 / show_on / show_off)."""
+- NVPMODEL_Q: the shape of rbonghi/jetson_stats tests/nvpmodel (show_query: a warning line, then
+  `NV Power Mode: <name>`, then the id).
+- CLOCKS_OFF_TX2: verbatim rbonghi/jetson_stats tests/jetson_clocks (show_tx2).
+- CLOCKS_ON: written here for an AGX Orin in the same line format as that file's show_on (pinned
+  Min=Max frequencies), not a capture from a board; the r36 fan line follows JetPack 6's wording.
+- The sysfs tree mirrors r36 paths (hwmon `pwmfan` / `pwm_tach`, devfreq `17000000.gpu`)."""
 
 from __future__ import annotations
 
