@@ -3,7 +3,9 @@ produce them need a GPU and are not run here; see test_trt_profiling_on_device).
 
 The inspector layers follow the documented `kDETAILED` shape (TensorRT developer guide, "Engine
 Inspector": `Format/Datatype` strings such as "Thirty-two wide channel vectorized row major Int8
-format.") and the Reformat layers TensorRT inserts ("Reformatting CopyNode for Input Tensor 0 to ...")."""
+format.") and the Reformat layers TensorRT inserts ("Reformatting CopyNode for Input Tensor 0 to ..."). How a DLA
+subgraph is labelled was not found in a public capture: the `{ForeignNode[...]}` entry with a DLA type
+below is this project's assumption, to be checked against a devkit's DLA engine."""
 
 from __future__ import annotations
 
