@@ -159,3 +159,35 @@ def test_tensorrt_rtx_refuses_dla_clearly() -> None:
     assert "has no DLA" in dla_blocker(backend)
     with pytest.raises(PipelineError, match="--dla: TensorRT-RTX"):
         configure_dla(backend, 0, True, "int8", None)
+
+
+@pytest.mark.slow
+def test_translation_of_modelopt_int8_yolo(workspace: dict[str, Path], tmp_path: Path) -> None:
+    """The real thing: ModelOpt's INT8 QDQ YOLO -> QDQ-free ONNX + cache, every scale kept, same outputs."""
+    from pipeline.artifacts import Layout
+    from pipeline.recipe import load_recipe
+    from pipeline.stages.calibrate import calibrate
+    from pipeline.stages.export import export
+
+    recipe = load_recipe(str(workspace["recipe"]))
+    layout = Layout(workspace["root"], recipe.name)
+    export(recipe, layout)
+    calibrate(recipe, layout, "int8", workspace["calib"])
+    qdq = onnx.load(str(layout.calibrated_onnx("int8")))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in qdq.graph.initializer}
+    act_scales = {n.input[0]: float(inits[n.input[1]]) for n in qdq.graph.node
+                  if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+    result = translate_file(layout.calibrated_onnx("int8"), tmp_path / "dla.onnx", tmp_path / "c.cache", "10.3.0.30")
+    header, cached = read_cache(tmp_path / "c.cache")
+    assert header == "TRT-100300-EntropyCalibration2" and len(act_scales) > 50
+    assert all(cached[t] == np.float32(s).item() for t, s in act_scales.items())
+    clean = onnx.load(str(tmp_path / "dla.onnx"))
+    assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in clean.graph.node}
+    # ModelOpt fake-quantizes float weights (Q -> DQ on the initializer); the kept-out DFL conv has none
+    weight_q = sum(1 for n in qdq.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[0] in inits)
+    assert len(result.weights_dequantized) == weight_q > 50
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 320, 320)).astype(np.float32)
+    feed = {"images": x}
+    ref = ort.InferenceSession(qdq.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    got = ort.InferenceSession(clean.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    assert np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.999
