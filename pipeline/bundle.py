@@ -29,6 +29,7 @@ from .errors import PipelineError
 from .recipe import Recipe, load_recipe
 
 SCHEMA = "orin-trt/bundle@1"
+JETPACK6_TRT = "10.3.0.30"  # TensorRT of JetPack 6.1 / 6.2 (L4T 36.4): the header of a host-made DLA cache
 MANIFEST_NAME = "bundle.json"
 
 
@@ -187,7 +188,15 @@ def bundle_stage(recipe: Recipe, layout: Layout, precision: str, target: str, bu
     )
 
     def work() -> dict[str, Any]:
-        out = write_bundle(recipe, layout, precision, target, build, calibration_cache)
+        cache = calibration_cache
+        if cache is None and build.get("dla") and precision == "int8":
+            # For trtexec users on the Orin; `make engine` there rewrites it for its own TensorRT version.
+            from .dla.translate import translate_file
+
+            dla_dir = layout.precision_dir(precision) / "dla"
+            cache = dla_dir / "calibration.cache"
+            translate_file(onnx_path, dla_dir / "model.onnx", cache, JETPACK6_TRT)
+        out = write_bundle(recipe, layout, precision, target, build, cache)
         log(f"bundle[{precision}]", f"{out.path}: copy this folder to the same place on the {target} and run "
             f"`make engine MODEL={recipe.name} PRECISION={precision}` there (TensorRT builds Orin engines "
             "only on the Orin)")

@@ -92,3 +92,27 @@ def test_orin_side_builds_from_the_bundle_without_torch(tmp_path: Path) -> None:
     assert out == {"torch": False, "engine": out["engine"], "skipped": False} and out["engine"] > 0
     manifest = json.loads(layout.manifest("fp32").read_text())
     assert manifest["target"] == "orin-agx-64" and manifest["io"]["inputs"][0]["name"] == "x"
+
+
+def test_dla_int8_bundle_carries_the_calibration_cache(tmp_path: Path) -> None:
+    from pipeline.bundle import bundle_stage
+    from pipeline.dla.calib_cache import read_cache
+
+    from .graphs import qdq_conv
+
+    raw = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
+    raw.update(name="tinyq", inputs={"x": {"dtype": "float32", "min": [1, 3, 8, 8], "opt": [1, 3, 8, 8],
+                                            "max": [1, 3, 8, 8]}})
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump(raw))
+    recipe = load_recipe(str(tmp_path / "q.yaml"))
+    layout = Layout(tmp_path / "engines", "tinyq")
+    layout.precision_dir("int8").mkdir(parents=True)
+    save(qdq_conv(x_scale=0.02), layout.calibrated_onnx("int8"))
+    write_json(layout.calibrate_report("int8"), {"calibration": None, "method": "entropy"})
+    result = bundle_stage(recipe, layout, "int8", "orin-agx-64", {"dla": {"core": 0, "policy": "fallback"}})
+    assert not result.skipped
+    bundle = read_bundle(bundle_dir(layout, "int8"), "orin-agx-64")
+    assert bundle.calibration_cache is not None and "calibration.cache" in bundle.meta["files"]
+    header, scales = read_cache(bundle.calibration_cache)
+    assert header == "TRT-100300-EntropyCalibration2" and scales["x"] == pytest.approx(0.02, rel=1e-7)
+    assert bundle_stage(recipe, layout, "int8", "orin-agx-64", {"dla": {"core": 0, "policy": "fallback"}}).skipped
