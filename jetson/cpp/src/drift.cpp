@@ -64,7 +64,9 @@ void check_drift(const SystemSpec& built_for, const RunningSystem& running, cons
 }
 
 std::string trt_version_from_int(int version) {
-  const int base = version >= 100000 ? 10000 : 1000;  // TensorRT 10 widened MAJOR's factor
+  // MAJOR*1000 never reaches 10000 (8.6.2 -> 8602); MAJOR*10000 always does (10.3.0 -> 100300,
+  // TensorRT-RTX 1.7.1 -> 10701).
+  const int base = version >= 10000 ? 10000 : 1000;
   const int major = version / base, rest = version % base;
   return std::to_string(major) + "." + std::to_string(rest / 100) + "." + std::to_string(rest % 100);
 }

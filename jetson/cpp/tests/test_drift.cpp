@@ -64,6 +64,7 @@ TEST(version_parsers) {
   CHECK_EQ(trt_version_from_int(100300), std::string("10.3.0"));
   CHECK_EQ(trt_version_from_int(101302), std::string("10.13.2"));
   CHECK_EQ(trt_version_from_int(8602), std::string("8.6.2"));
+  CHECK_EQ(trt_version_from_int(10701), std::string("1.7.1"));  // TensorRT-RTX
   CHECK(parse_l4t_release("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64") ==
         std::optional<std::string>("36.4.0"));
   CHECK(parse_l4t_release("# R35 (release), REVISION: 5.0, GCID: 35550185") == std::optional<std::string>("35.5.0"));

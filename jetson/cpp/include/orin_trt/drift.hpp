@@ -26,8 +26,8 @@ std::vector<std::string> drift_differences(const SystemSpec& built_for, const Ru
 // Throws DriftError naming the engine and every difference; does nothing when none.
 void check_drift(const SystemSpec& built_for, const RunningSystem& running, const std::string& engine);
 
-// getInferLibVersion()'s integer as a dotted version: TensorRT >= 10 encodes MAJOR*10000+MINOR*100+PATCH,
-// earlier releases MAJOR*1000+MINOR*100+PATCH.
+// getInferLibVersion()'s integer as a dotted version: TensorRT >= 10 (and TensorRT-RTX) encode
+// MAJOR*10000+MINOR*100+PATCH, earlier releases MAJOR*1000+MINOR*100+PATCH.
 std::string trt_version_from_int(int version);
 
 // /etc/nv_tegra_release's first line ("# R36 (release), REVISION: 4.0, ...") -> "36.4.0"; empty if absent.
