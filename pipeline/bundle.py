@@ -178,6 +178,11 @@ def bundle_stage(recipe: Recipe, layout: Layout, precision: str, target: str, bu
     from .log import log
 
     onnx_path = layout.calibrated_onnx(precision)
+    if build.get("dla"):  # a strict DLA policy fails here, on the host, not after the copy to the Orin
+        from .dla import run_preflight
+
+        build = {**build, "dla": {**build["dla"], "preflight": run_preflight(
+            onnx_path, recipe.profiles, build["dla"].get("policy", "fallback"))}}
     spec = StageSpec(
         name=f"bundle[{precision}]",
         stamp=layout.stamp(f"bundle-{precision}"),

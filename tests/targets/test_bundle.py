@@ -116,3 +116,13 @@ def test_dla_int8_bundle_carries_the_calibration_cache(tmp_path: Path) -> None:
     header, scales = read_cache(bundle.calibration_cache)
     assert header == "TRT-100300-EntropyCalibration2" and scales["x"] == pytest.approx(0.02, rel=1e-7)
     assert bundle_stage(recipe, layout, "int8", "orin-agx-64", {"dla": {"core": 0, "policy": "fallback"}}).skipped
+
+
+def test_strict_dla_fails_on_the_host_before_bundling(tmp_path: Path) -> None:
+    from pipeline.bundle import bundle_stage
+
+    layout, recipe_path = calibrated_layout(tmp_path, max_batch=1)
+    with pytest.raises(PipelineError, match="--dla-policy strict"):
+        bundle_stage(load_recipe(str(recipe_path)), layout, "fp32", "orin-agx-64",
+                     {"dla": {"core": 0, "policy": "strict"}})
+    assert not bundle_dir(layout, "fp32").exists()
