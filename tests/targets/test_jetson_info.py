@@ -59,3 +59,15 @@ def test_parsers() -> None:
     assert parse_l4t_release(RELEASE) == "36.4.0"
     assert parse_l4t_release("garbage") is None
     assert parse_trt_header(HEADER) == "10.3.0.30"
+
+
+def test_cli_targets_auto(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pipeline.cli import main
+
+    root = fake_jetson(tmp_path, "NVIDIA Jetson Orin NX Developer Kit", "nvidia,p3767-0000")
+    assert main(["targets", "auto", "--root-fs", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["key"] == "orin-nx-16"
+    assert main(["targets", "auto", "--root-fs", str(tmp_path / "x86")]) == 2
+    assert "not a Jetson" in capsys.readouterr().err
