@@ -66,6 +66,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         ["calibrated ONNX", _mb(mem.get("onnx_bytes"))],
         ["peak host RSS of the profiler", _mb(mem.get("peak_rss_bytes"))],
     ])
+    power = report.get("power_state")
+    if power:
+        out += ["## Power state", ""]
+        out += _table(["what", "value"], [
+            ["nvpmodel", f"{power.get('nvpmodel_mode')} (id {power.get('nvpmodel_id')})"],
+            ["jetson_clocks pinned", power.get("jetson_clocks")],
+            ["L4T", power.get("l4t")],
+            ["clocks MHz", power.get("clocks_mhz") or None],
+        ])
+        if not power.get("nvpmodel_mode"):
+            out += ["Not a Jetson (or its tools are not readable): " + "; ".join(power.get("notes", [])), ""]
     return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from .. import onnx_utils
 from ..artifacts import Layout, onnx_files, read_json, write_json, write_text
 from ..cache import StageResult, StageSpec, run_stage
+from ..device.power_state import record_power_state
 from ..errors import PipelineError
 from ..log import log
 from ..metrics import compare_batches, percentiles_ms
@@ -144,6 +145,8 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         },
         "onnx_nodes": len(onnx_utils.load(layout.calibrated_onnx(precision), with_weights=False).graph.node),
         "family_metrics": family_metrics,
+        # Latency means nothing without the clocks it ran at; off a Jetson the notes say what was unreadable.
+        "power_state": record_power_state().to_dict(),
     }
     analysis_md = _analysis_section(recipe, layout, precision, manifest, report)
     write_json(layout.report_json(precision), report)
