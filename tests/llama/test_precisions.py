@@ -102,3 +102,21 @@ def test_profile_reports_llm_metrics_per_runner(llama_ws: dict, calibrated) -> N
     md = layout.report_md("int4-awq").read_text()
     assert "## Model metrics" in md and "decode_tokens_per_s" in md
     assert [r["status"] for r in report["runners"] if r["name"] == "tensorrt"] == ["skipped"]
+
+
+def test_awq_lite_runs_on_the_cpu_and_bad_options_are_named(llama_ws: dict, tmp_path) -> None:
+    """modelopt 0.47's awq_lite needs awqlite_fuse_nodes=False without CUDA; the quantizer passes it."""
+    from pipeline.errors import PipelineError
+    from pipeline.quantize.int4 import int4_awq
+
+    recipe, adapter = llama_ws["recipe"], LlamaAdapter()
+    calib = adapter.calibration_feeds(recipe, adapter.calibration_set(recipe, llama_ws["calib"]))[:2]
+    src, none = llama_ws["layout"].exported_onnx, {"nodes": [], "op_types": []}
+    summary = int4_awq(src, tmp_path / "lite.onnx", calib, {"method": "awq_lite", "block_size": 128}, none)
+    assert (summary["method"], summary["int4_weights"]) == ("awq_lite", 15)
+    feeds = adapter.eval_feeds(recipe)
+    assert _cosine(_logits(src, feeds), _logits(tmp_path / "lite.onnx", feeds)) > 0.97
+    with pytest.raises(PipelineError, match="precisions.int4-awq.block_size: 96 is not a power of two"):
+        int4_awq(src, tmp_path / "x.onnx", calib, {"block_size": 96}, none)
+    with pytest.raises(PipelineError, match="precisions.int4-awq.method: 'gptq'"):
+        int4_awq(src, tmp_path / "x.onnx", calib, {"method": "gptq"}, none)
