@@ -9,6 +9,8 @@ from .base import ModelAdapter
 
 FAMILIES = {
     "yolo": "pipeline.models.yolo:YoloAdapter",
+    "vit": "pipeline.models.vit:VitAdapter",
+    "unet": "pipeline.models.unet:UnetAdapter",
     "llama": "pipeline.models.llama:LlamaAdapter",
 }
 

@@ -1,0 +1,71 @@
+"""Where a Hugging Face-style model comes from: a local `from_pretrained` folder when present, else a
+config in the recipe with seeded random weights (offline default, announced loudly)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import PipelineError
+from ..log import warn
+from ..recipe import Recipe
+from .base import SourceInfo
+
+
+@dataclass(frozen=True)
+class HfSource:
+    folder: Path | None  # the from_pretrained folder, or None for a config-built model
+    config: dict[str, Any]  # the model's config (from config.json, or the recipe's source.config)
+    seed: int
+
+    @property
+    def random_weights(self) -> bool:
+        return self.folder is None
+
+    def describe(self) -> str:
+        return str(self.folder) if self.folder else f"config in recipe (random weights, seed {self.seed})"
+
+
+def read_json_file(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"{path}: cannot read JSON ({e})") from e
+
+
+def resolve_source(recipe: Recipe, subfolder: str | None = None) -> HfSource:
+    """`source.pretrained` (a folder; `subfolder` inside it when it holds a whole pipeline) if present,
+    else `source.config`."""
+    src = recipe.section("source")
+    seed = int(src.get("seed", 0))
+    pretrained = src.get("pretrained")
+    if pretrained:
+        folder = recipe.resolve_path(pretrained)
+        if subfolder and (folder / subfolder / "config.json").exists():
+            folder = folder / subfolder
+        if (folder / "config.json").exists():
+            return HfSource(folder, read_json_file(folder / "config.json"), seed)
+        if folder.exists():
+            raise PipelineError(f"source.pretrained {folder}: no config.json (not a from_pretrained folder)")
+    config = src.get("config")
+    if not isinstance(config, dict):
+        raise PipelineError(f"recipe {recipe.path}: source.pretrained {pretrained!r} is absent and "
+                            "source.config (the model's config as a mapping) is not given")
+    return HfSource(None, dict(config), seed)
+
+
+def source_info(source: HfSource) -> SourceInfo:
+    """The cache key sees the folder's files (weights, configs) or the config itself."""
+    if source.folder is None:
+        return SourceInfo({"config": source.config, "seed": source.seed, "random": True})
+    files = sorted(p for p in source.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return SourceInfo({"pretrained": str(source.folder), "random": False}, files)
+
+
+def announce_random(stage: str, family: str, source: HfSource) -> str:
+    msg = (f"!!! no local {family} folder (source.pretrained); building the model from source.config with "
+           f"RANDOM WEIGHTS (seed {source.seed}): accuracy numbers will be meaningless !!!")
+    warn(stage, msg)
+    return msg
