@@ -1,0 +1,80 @@
+"""The engine a deploy starts from: its manifest, checked for what the generators read, and its file."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import Layout, atomic_path, read_json, write_text
+from ..errors import PipelineError
+
+MANIFEST_SCHEMA = "orin-trt/manifest@1"
+
+
+@dataclass(frozen=True)
+class EngineArtifacts:
+    manifest_path: Path
+    engine_path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list((self.manifest.get("postprocess") or {}).get("class_names") or [])
+
+    def input_range(self, name: str) -> dict[str, list[int]] | None:
+        """Profile 0's min/opt/max of an input, or None if the manifest records none."""
+        profiles = self.manifest.get("profiles") or []
+        return (profiles[0].get("shapes") or {}).get(name) if profiles else None
+
+
+def load_engine(root: Path, model: str, precision: str) -> EngineArtifacts:
+    """engines/<model>/<precision>/model.engine(.json), refusing a manifest the generators cannot read."""
+    layout = Layout(Path(root), model)
+    return load_manifest_file(layout.manifest(precision))
+
+
+def load_manifest_file(path: Path) -> EngineArtifacts:
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: no engine manifest; build the engine first (make engine MODEL=... PRECISION=...)")
+    try:
+        manifest = read_json(path)
+    except ValueError as e:
+        raise PipelineError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        raise PipelineError(f"{path}: schema is not {MANIFEST_SCHEMA}")
+    for key in ("model", "precision", "engine", "io"):
+        if key not in manifest:
+            raise PipelineError(f"{path}: missing '{key}'")
+    io = manifest["io"]
+    for side in ("inputs", "outputs"):
+        tensors = io.get(side) if isinstance(io, dict) else None
+        if not tensors or not all(isinstance(t, dict) and {"name", "dtype", "shape"} <= t.keys() for t in tensors):
+            raise PipelineError(f"{path}: io.{side} must list tensors with name, dtype and shape")
+    engine = path.parent / str(manifest["engine"].get("file", "model.engine"))
+    if not engine.exists():
+        raise PipelineError(f"{engine}: engine file named by {path} is missing")
+    recorded = manifest["engine"].get("bytes")
+    if recorded and engine.stat().st_size != recorded:
+        raise PipelineError(f"{engine}: {engine.stat().st_size} bytes but {path} records {recorded}; "
+                            "engine and manifest are from different builds")
+    return EngineArtifacts(path, engine, manifest)
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy atomically: a consumer watching the folder never sees half an engine."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def write_labels(path: Path, names: list[str], separator: str = "\n") -> None:
+    for name in names:
+        if "\n" in name or (separator != "\n" and separator in name):
+            raise PipelineError(f"postprocess.class_names: label {name!r} contains the separator {separator!r}")
+    write_text(path, separator.join(names) + "\n")

@@ -1,0 +1,168 @@
+"""`orin-trt deploy`: Triton model repositories and DeepStream nvinfer configs from a manifest, checked
+for the fields those tools require. The manifests are the golden ones (tests/golden/data) beside a
+stand-in engine file: deploy copies the engine and never parses it."""
+
+from __future__ import annotations
+
+import configparser
+import json
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+
+from pipeline.cli import main
+from pipeline.deploy.deepstream import nvinfer_config
+from pipeline.deploy.source import load_manifest_file
+from tests.deploy.triton_schema import model_config_class
+from tests.golden.make_golden import DATA
+
+ENGINE_BYTES = b"stand-in plan bytes: deploy copies the engine, it never parses it\n" * 16
+
+
+def place_engine(root: Path, model: str, precision: str, golden: str, **changes: object) -> Path:
+    """engines/<model>/<precision>/model.engine + model.engine.json from a golden manifest."""
+    manifest = json.loads((DATA / golden).read_text())
+    manifest.update(model=model, precision=precision)
+    manifest["engine"] = {"file": "model.engine", "bytes": len(ENGINE_BYTES), "sha256": "0" * 64}
+    for key, value in changes.items():
+        manifest[key] = value
+    folder = root / model / precision
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.engine").write_bytes(ENGINE_BYTES)
+    (folder / "model.engine.json").write_text(json.dumps(manifest))
+    return folder / "model.engine.json"
+
+
+def read_pbtxt(path: Path):  # noqa: ANN201 - a dynamically built protobuf message
+    return text_format.Parse(path.read_text(), model_config_class()())
+
+
+def read_nvinfer(path: Path) -> configparser.ConfigParser:
+    cfg = configparser.ConfigParser(interpolation=None, comment_prefixes=("#",))
+    cfg.optionxform = str  # nvinfer keys are case-sensitive
+    cfg.read_string(path.read_text())
+    return cfg
+
+
+def test_triton_repository_for_yolo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "engines"
+    place_engine(root, "yolo", "int8", "yolo_manifest.json")
+    out = tmp_path / "repo"
+    assert main(["deploy", "--model", "yolo", "--precision", "int8", "--format", "triton", "--root", str(root),
+                 "--out", str(out)]) == 0
+    assert "tritonserver --model-repository" in capsys.readouterr().out
+    model = out / "yolo"
+    assert (model / "1" / "model.plan").read_bytes() == ENGINE_BYTES  # version folder, Triton's default name
+    cfg = read_pbtxt(model / "config.pbtxt")
+    assert cfg.name == "yolo" == model.name  # Triton requires the folder and the name to agree
+    assert cfg.platform == "tensorrt_plan"
+    assert cfg.max_batch_size == 4  # profile max batch; dims then leave the batch axis out
+    (inp,) = cfg.input
+    assert (inp.name, inp.data_type, list(inp.dims)) == ("images", 11, [3, 64, 96])  # 11 = TYPE_FP32
+    (outp,) = cfg.output
+    assert (outp.name, outp.data_type, list(outp.dims)) == ("output0", 11, [9, 126])
+    assert outp.label_filename == "labels.txt"
+    assert (model / "labels.txt").read_text().splitlines() == ["person", "bicycle", "car", "dog", "stop sign"]
+    assert cfg.instance_group[0].kind == 1 and cfg.instance_group[0].count == 1  # KIND_GPU
+    assert cfg.HasField("dynamic_batching")
+
+
+def test_triton_fixed_batch_and_dynamic_dims(tmp_path: Path) -> None:
+    manifest = json.loads((DATA / "vit_manifest.json").read_text())
+    io = {"inputs": [{"name": "pixel_values", "dtype": "float16", "shape": [1, 3, -1, -1]}],
+          "outputs": [{"name": "logits", "dtype": "float16", "shape": [1, 10]}]}
+    profiles = [{"name": "default", "shapes": {"pixel_values": {"min": [1, 3, 32, 32], "opt": [1, 3, 64, 64],
+                                                                "max": [1, 3, 96, 96]}}}]
+    path = place_engine(tmp_path, "vit", "fp16", "vit_manifest.json", io=io, profiles=profiles,
+                        preprocess=manifest["preprocess"])
+    assert main(["deploy", "--manifest", str(path), "--format", "triton", "--out", str(tmp_path / "repo"),
+                 "--name", "vit_fp16"]) == 0
+    cfg = read_pbtxt(tmp_path / "repo" / "vit_fp16" / "config.pbtxt")
+    assert cfg.name == "vit_fp16" and cfg.max_batch_size == 0  # batch fixed at 1: full shapes, no batcher
+    assert list(cfg.input[0].dims) == [1, 3, -1, -1] and cfg.input[0].data_type == 10  # TYPE_FP16
+    assert list(cfg.output[0].dims) == [1, 10]
+    assert not cfg.HasField("dynamic_batching")
+
+
+def test_deepstream_detector_config(tmp_path: Path) -> None:
+    path = place_engine(tmp_path, "yolo", "int8", "yolo_manifest.json")
+    out = tmp_path / "ds"
+    assert main(["deploy", "--manifest", str(path), "--format", "deepstream", "--out", str(out),
+                 "--custom-lib", "/opt/lib/libnvdsinfer_orin_yolo.so"]) == 0
+    config = out / "config_infer_yolo.txt"
+    cfg = read_nvinfer(config)
+    assert cfg.sections() == ["property", "class-attrs-all"]
+    p = cfg["property"]
+    assert (config.parent / p["model-engine-file"]).read_bytes() == ENGINE_BYTES
+    labels = (config.parent / p["labelfile-path"]).read_text().splitlines()
+    assert len(labels) == int(p["num-detected-classes"]) == 5
+    assert p["network-type"] == "0" and p["network-mode"] == "1"  # detector, INT8
+    assert p["infer-dims"] == "3;64;96" and p["model-color-format"] == "0"
+    assert float(p["net-scale-factor"]) == pytest.approx(1 / 255, rel=1e-9)
+    assert [float(v) for v in p["offsets"].split(";")] == [0.0, 0.0, 0.0]
+    assert p["maintain-aspect-ratio"] == "1" and p["symmetric-padding"] == "1"
+    assert p["parse-bbox-func-name"] == "NvDsInferParseOrinYolo"
+    assert p["custom-lib-path"] == "/opt/lib/libnvdsinfer_orin_yolo.so"
+    assert p["output-blob-names"] == "output0" and p["cluster-mode"] == "2"
+    attrs = cfg["class-attrs-all"]
+    assert float(attrs["pre-cluster-threshold"]) == 0.25 and float(attrs["nms-iou-threshold"]) == 0.7
+    assert attrs["topk"] == "300"
+    assert "NOTE: nvinfer pads the letterbox with black" in config.read_text()
+
+
+def test_deepstream_classifier_normalization_and_labels(tmp_path: Path) -> None:
+    path = place_engine(tmp_path, "vit", "fp16", "vit_manifest.json")
+    art = load_manifest_file(path)
+    text, notes = nvinfer_config(art, "model.engine", "labels.txt")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read_string(text)
+    p = parser["property"]
+    assert p["network-type"] == "1" and p["network-mode"] == "2" and "parse-bbox-func-name" not in p
+    # nvinfer's y = k * (x - offset_c) against the manifest's (x * scale - mean_c) / std_c: exact up to the
+    # single k standing for three stds, which the config and the notes both state.
+    pre = art.manifest["preprocess"]
+    k, offsets = float(p["net-scale-factor"]), [float(v) for v in p["offsets"].split(";")]
+    for c in range(3):
+        for x in (0.0, 128.0, 255.0):
+            expected = (x * pre["scale"] - pre["mean"][c]) / pre["std"][c]
+            assert k * (x - offsets[c]) == pytest.approx(expected, rel=0.03, abs=0.03)
+    assert any("per-channel std" in n for n in notes) and any("center-crops" in n for n in notes)
+    assert main(["deploy", "--manifest", str(path), "--format", "deepstream", "--out", str(tmp_path / "ds")]) == 0
+    labels = (tmp_path / "ds" / "labels.txt").read_text().splitlines()
+    assert len(labels) == 1 and labels[0].split(";") == art.class_names  # classifier: one line, ';'
+
+
+def test_default_output_lands_beside_the_engine(tmp_path: Path) -> None:
+    path = place_engine(tmp_path, "yolo", "int8", "yolo_manifest.json")
+    assert main(["deploy", "--manifest", str(path), "--format", "triton"]) == 0
+    assert (path.parent / "triton" / "yolo" / "config.pbtxt").exists()
+
+
+@pytest.mark.parametrize(("setup", "args", "message"), [
+    ("none", ["--format", "triton"], "no engine manifest; build the engine first"),
+    ("short", ["--format", "triton"], "records"),
+    ("llm", ["--format", "deepstream"], "not 'causal_lm'"),
+    ("int4", ["--format", "deepstream"], "precision int4-awq has no nvinfer network-mode"),
+    ("fp8", ["--format", "triton"], "dtype fp8, which Triton has no type for"),
+    ("yolo", ["--format", "deepstream", "--batch-size", "8"], "--batch-size 8: the engine's profile takes batches 1..4"),
+])
+def test_bad_input_names_the_file_or_option(tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: str,
+                                            args: list[str], message: str) -> None:
+    path = tmp_path / "yolo" / "int8" / "model.engine.json"
+    if setup != "none":
+        path = place_engine(tmp_path, "yolo", "int8", "yolo_manifest.json")
+        manifest = json.loads(path.read_text())
+        if setup == "short":
+            (path.parent / "model.engine").write_bytes(b"truncated")
+        elif setup == "llm":
+            manifest["postprocess"] = {"type": "causal_lm"}
+        elif setup == "int4":
+            manifest["precision"] = "int4-awq"
+        elif setup == "fp8":
+            manifest["io"]["outputs"][0]["dtype"] = "fp8"
+        path.write_text(json.dumps(manifest))
+    assert main(["deploy", "--manifest", str(path), "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("orin-trt: error: ") and message in err
