@@ -21,7 +21,26 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def run_preflight(onnx_path: Path, profiles: list[dict[str, Any]], policy: str, limit: int = 10) -> dict[str, Any]:
+def tensorrt_verdict(onnx_path: Path, dla_core: int) -> list[str] | None:
+    """Layers TensorRT itself says cannot run on the DLA (`can_run_on_DLA`), where TensorRT has a DLA
+    (on the Orin); None elsewhere."""
+    from ..jetson_info import detect
+    from ..trt.backend import select_backend
+    from ..trt.dla import dla_blocker, layers_not_on_dla
+
+    if not detect().is_jetson:  # only a Jetson's TensorRT carries the DLA compiler
+        return None
+    try:
+        backend = select_backend()
+    except PipelineError:
+        return None
+    if dla_blocker(backend):
+        return None
+    return layers_not_on_dla(backend, Path(onnx_path), dla_core)
+
+
+def run_preflight(onnx_path: Path, profiles: list[dict[str, Any]], policy: str, limit: int = 10,
+                  dla_core: int = 0) -> dict[str, Any]:
     """Preflight the ONNX at the profile's opt shapes; under `strict`, refuse any GPU node."""
     from .. import onnx_utils
     from ..analyze import recipe_shapes
@@ -34,7 +53,10 @@ def run_preflight(onnx_path: Path, profiles: list[dict[str, Any]], policy: str, 
     shapes = {n: s for n, s in recipe_shapes(profiles, None).items() if n in names}
     result = preflight(model, infer(model, shapes), dynamic_inputs(profiles))
     summary = result.summary()
+    summary["tensorrt_gpu_layers"] = tensorrt_verdict(onnx_path, dla_core)
     gpu = result.gpu_nodes
+    if summary["tensorrt_gpu_layers"]:  # TensorRT's word beats the static reading
+        gpu = {**gpu, **{name: "TensorRT can_run_on_DLA is false" for name in summary["tensorrt_gpu_layers"]}}
     if policy == "strict" and gpu:
         shown = "; ".join(f"{n} ({r})" for n, r in list(gpu.items())[:limit])
         more = f" and {len(gpu) - limit} more" if len(gpu) > limit else ""

@@ -50,7 +50,8 @@ def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, t
     if "dla" in opts:
         from ..dla import run_preflight
 
-        opts["dla"]["preflight"] = run_preflight(onnx_path, recipe.profiles, dla_policy)  # strict fails here
+        opts["dla"]["preflight"] = run_preflight(onnx_path, recipe.profiles, dla_policy,
+                                                 dla_core=dla_core)  # strict fails here
     spec = StageSpec(
         name=f"build[{precision}]",
         stamp=layout.stamp(f"build-{precision}"),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -77,22 +80,25 @@ def test_translation_keeps_every_qdq_scale() -> None:
 
 
 def test_translation_of_an_onnxruntime_quantized_model(tmp_path: Path) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     fp32 = save(conv_matmul(), tmp_path / "fp32.onnx")
     rng = np.random.default_rng(0)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"x": rng.standard_normal((1, 4, 16, 16)).astype(np.float32)} for _ in range(4)])
-
-        def get_next(self):  # noqa: ANN202 - ORT's interface
-            return next(self.items, None)
-
     qdq_path = tmp_path / "qdq.onnx"
-    quantize_static(str(fp32), str(qdq_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    # A fresh interpreter: ModelOpt, once imported by other tests, patches ONNX Runtime's quantizer.
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        rng = np.random.default_rng(0)
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.items = iter([{{"x": rng.standard_normal((1, 4, 16, 16)).astype(np.float32)}} for _ in range(4)])
+            def get_next(self):
+                return next(self.items, None)
+        quantize_static({str(fp32)!r}, {str(qdq_path)!r}, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        extra_options={{"ActivationSymmetric": True, "WeightSymmetric": True}})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1500:]
     qdq = onnx.load(str(qdq_path))
     act_q = {n.input[0]: onnx.numpy_helper.to_array(next(i for i in qdq.graph.initializer if i.name == n.input[1]))
              for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
