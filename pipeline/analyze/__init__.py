@@ -74,10 +74,17 @@ def write_analysis(analysis: dict[str, Any], target: Target, out_dir: Path, stem
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md"}
     plot_name = None
     if "nodes_all" in analysis:
-        from .plot import roofline_png
+        import importlib.util
 
-        paths["png"] = roofline_png(analysis, target.key, out_dir / f"{stem}-roofline.png")
-        plot_name = paths["png"].name
+        if importlib.util.find_spec("matplotlib") is None:  # an Orin without the nightly extra
+            from ..log import warn
+
+            warn("analyze", "matplotlib is not installed: no roofline plot (pip install matplotlib)")
+        else:
+            from .plot import roofline_png
+
+            paths["png"] = roofline_png(analysis, target.key, out_dir / f"{stem}-roofline.png")
+            plot_name = paths["png"].name
     write_json(paths["json"], {**analysis, "target": target.as_dict()})
     write_text(paths["md"], markdown(analysis, plot_name))
     return paths
