@@ -105,6 +105,11 @@ def save(model: Any, path: Path, external_data: bool | None = None) -> None:
         if external_data:
             onnx.save_model(model, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_name, size_threshold=1024)
+            # onnx moved the weights out of `model` into the file; read them back so the caller's model
+            # is unchanged (a second save of it would otherwise write a header without its weights).
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(model, str(tmpdir))
             os.replace(tmpdir / data_name, path.parent / data_name)
         else:
             onnx.save_model(model, str(tmp_model))
