@@ -130,6 +130,7 @@ def _ort_percentile(src: Path, out: Path, feeds: list, excluded: list[str], perc
         nodes_to_exclude=excluded,
         calibrate_method=CalibrationMethod.Percentile,
         use_external_data_format=onnx_utils.uses_external_data(src),
+        # Biases stay float: TensorRT's DequantizeLinear takes INT8 (not ORT's INT32 bias) inputs.
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": percentile,
-                       "CalibStridedMinMax": stride},
+                       "CalibStridedMinMax": stride, "QuantizeBias": False},
     )
