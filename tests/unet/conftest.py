@@ -1,0 +1,43 @@
+"""A tiny conditional UNet recipe (16x16 latents, 8-token text) built from the shipped unet.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.recipe import RECIPES_DIR
+
+TINY = {"sample_size": 16, "in_channels": 4, "out_channels": 4, "block_out_channels": [32, 64],
+        "layers_per_block": 1, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "cross_attention_dim": 32,
+        "attention_head_dim": 8, "norm_num_groups": 16}
+
+
+def tiny_unet_recipe(dest: Path, name: str = "unet-test", **overrides: object) -> Path:
+    raw = yaml.safe_load((RECIPES_DIR / "unet.yaml").read_text())
+    raw["name"] = name
+    raw["source"].update(pretrained=str(dest / "absent-unet"), config=TINY)
+    raw["profiles"][0]["shapes"] = {
+        "sample": {"min": [1, 4, 8, 8], "opt": [2, 4, 16, 16], "max": [2, 4, 16, 16]},
+        "timestep": {"min": [1], "opt": [2], "max": [2]},
+        "encoder_hidden_states": {"min": [1, 8, 32], "opt": [2, 8, 32], "max": [2, 8, 32]},
+    }
+    raw["calibration"].update(runs=2, steps=4, max_samples=8)
+    raw["eval"].update(points=3, loop_steps=4)
+    raw["profile"] = {"warmup": 1, "iterations": 2}
+    for key, value in overrides.items():
+        raw[key] = value
+    path = dest / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="package")
+def unet_ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("unet")
+    # External data forced: the layout a 3.4 GB SD-1.5 UNet gets, through every stage.
+    export = {**yaml.safe_load((RECIPES_DIR / "unet.yaml").read_text())["export"], "external_data": True}
+    return {"base": base, "root": base / "engines", "calib": base / "calib",
+            "recipe": tiny_unet_recipe(base, export=export)}
