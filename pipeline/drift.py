@@ -82,3 +82,14 @@ def check_manifest(manifest: dict[str, Any], running: dict[str, Any], engine: Pa
             f"cannot {action} {engine}: built for a different system ({'; '.join(diffs)}); "
             "rebuild it on this system (make engine) or run it where it was built"
         )
+
+
+def guard_on_jetson(manifest: dict[str, Any], engine: Path | str, action: str, root: Path = Path("/")) -> None:
+    """For steps that hand an engine to a device (publish / deploy): on a Jetson, refuse an engine built
+    for another TensorRT / L4T / DLA core; on a host there is no device to compare with."""
+    from .jetson_info import detect
+
+    if not detect(root).is_jetson:
+        return
+    built_for = manifest.get("system") or {}
+    check_manifest(manifest, running_system(root, dla_core=built_for.get("dla_core")), engine, action)

@@ -44,3 +44,14 @@ def test_host_engine_on_a_jetson_is_refused() -> None:
     assert "L4T: engine none (not a Jetson build), this system 36.4.0" in diffs
     with pytest.raises(DriftError, match="no 'system' section"):
         check_manifest({}, BUILT, "x.engine")
+
+
+def test_publish_guard_only_judges_on_a_jetson(tmp_path: Path) -> None:
+    from pipeline.drift import guard_on_jetson
+
+    old = {"system": {**BUILT, "l4t": "35.4.1"}}
+    guard_on_jetson(old, "m.engine", "publish", root=tmp_path / "host")  # a host: nothing to compare
+    root = fake_jetson(tmp_path / "orin", "NVIDIA Jetson AGX Orin Developer Kit", "nvidia,p3701-0005")
+    with pytest.raises(DriftError, match=r"cannot publish m.engine: .*L4T: engine 35.4.1, this system 36.4.0"):
+        guard_on_jetson(old, "m.engine", "publish", root=root)
+    guard_on_jetson({"system": BUILT}, "m.engine", "publish", root=root)
