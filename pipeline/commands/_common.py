@@ -35,11 +35,16 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
 
 
 def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
-    recipe = load_recipe(args.model)
-    precision = recipe.resolve_precision(getattr(args, "precision", None)) if hasattr(args, "precision") else None
     if getattr(args, "target", None):
         from ..targets import resolve_target
 
-        # Refuse a precision or DLA core the board lacks before any work; `auto` becomes the detected SKU.
-        args.target = resolve_target(args.target, precision, getattr(args, "dla", None)).key
+        # Refuse a precision or DLA core the board lacks before any work (fp8 on an Orin is a board
+        # limit, said as such); `auto` becomes the detected SKU.
+        args.target = resolve_target(args.target, getattr(args, "precision", None), getattr(args, "dla", None)).key
+    recipe = load_recipe(args.model)
+    precision = recipe.resolve_precision(getattr(args, "precision", None)) if hasattr(args, "precision") else None
+    if getattr(args, "target", None) and precision:
+        from ..targets import get_target
+
+        get_target(args.target).check_precision(precision, getattr(args, "dla", None))  # the recipe's default
     return recipe, precision

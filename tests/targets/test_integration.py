@@ -36,6 +36,9 @@ def test_cli_refuses_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "the DLA runs only fp16 / int8" in capsys.readouterr().err
     assert main(["export", "--model", "yolo", "--target", "orin-agx-128", "--root", str(root)]) == 2
     assert "unknown target" in capsys.readouterr().err
+    assert main(["calibrate", "--model", "yolo", "--precision", "fp8", "--target", "orin-nx-16",
+                 "--root", str(root)]) == 2
+    assert "no FP8 / FP4 tensor cores before SM 8.9" in capsys.readouterr().err
     assert not root.exists()  # nothing was started
 
 
