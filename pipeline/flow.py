@@ -39,6 +39,10 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
         results.append(sparsify_stage(recipe, layout, force))
     layout = built
     results.append(calibrate(recipe, layout, precision, calib_root, force))
+    if target and not all(r.skipped for r in results):  # before the long part: will it fit the board?
+        from .analyze import fits_note
+
+        fits_note(recipe, layout.exported_onnx, precision, target)
     if not host_can_build_for(target):
         return [*results, bundle_stage(recipe, layout, precision, opts["target"], opts, force)]
     return [*results, build(recipe, layout, precision, force, target, dla_core=dla_core, dla_policy=dla_policy,

@@ -88,3 +88,28 @@ def write_analysis(analysis: dict[str, Any], target: Target, out_dir: Path, stem
     write_json(paths["json"], {**analysis, "target": target.as_dict()})
     write_text(paths["md"], markdown(analysis, plot_name))
     return paths
+
+
+def fits_note(recipe: Any, onnx_path: Path, precision: str, target_key: str) -> dict[str, Any] | None:
+    """One log line before a long build: will this model fit the target, and its latency floor. Never
+    fails the build (the estimate is an estimate); a shape it cannot resolve just skips the note."""
+    from ..analyze.graph import analyze_onnx
+    from ..analyze.shapes import graph_inputs
+    from ..log import log, warn
+    from ..onnx_utils import load
+    from ..targets import get_target
+
+    target = get_target(target_key)
+    try:
+        names = {v.name for v in graph_inputs(load(onnx_path, with_weights=False))}
+        shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
+        analysis = analyze_onnx(onnx_path, shapes, precision, target, recipe_context(recipe.raw, recipe.profiles))
+    except PipelineError as e:
+        warn("analyze", f"no fits check for {target.key}: {e}")
+        return None
+    fits, roof = analysis["fits"], analysis["roofline"]
+    line = (f"{recipe.name} {precision} on {target.key}: needs {fits['total_bytes'] / 2**30:.2f} GiB of "
+            f"{fits['usable_bytes'] / 2**30:.2f} usable; latency floor {roof['floor_ms']:.3g} ms at batch "
+            f"{next(iter(shapes.values()))[0] if shapes else 1} ({roof['bound']}-bound)")
+    (log if fits["fits"] else warn)("analyze", line if fits["fits"] else f"DOES NOT FIT: {line}")
+    return fits

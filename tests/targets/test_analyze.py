@@ -201,3 +201,20 @@ def test_runtime_computed_shapes_resolve_through_the_symbolic_pass(tmp_path) -> 
     # InstanceNormalization ones / zeros): within 0.2 %
     torch_params = sum(p.numel() for p in unet.parameters() if p.numel() > 1)
     assert torch_params <= a["totals"]["params"] <= torch_params * 1.002
+
+
+def test_fits_note_before_a_build(tmp_path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.analyze import fits_note
+
+    from .test_bundle import calibrated_layout
+
+    layout, recipe_path = calibrated_layout(tmp_path)
+    from pipeline.recipe import load_recipe
+
+    recipe = load_recipe(str(recipe_path))
+    path = layout.calibrated_onnx("fp32")
+    assert fits_note(recipe, path, "fp32", "orin-nano-4")["fits"]
+    assert "tiny fp32 on orin-nano-4: needs" in capsys.readouterr().err
+    monkeypatch.setenv("ORIN_TRT_USABLE_GIB", "0.1")
+    assert not fits_note(recipe, path, "fp32", "orin-nano-4")["fits"]
+    assert "DOES NOT FIT" in capsys.readouterr().err
