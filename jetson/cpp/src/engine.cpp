@@ -148,6 +148,7 @@ struct Tensor {
   size_t elem = 0;
   DeviceBuffer device;
   std::vector<uint8_t> host;  // outputs: the last run's copy
+  bool fed = false;           // inputs: set_input() was called
 };
 
 }  // namespace
@@ -170,9 +171,18 @@ struct Engine::Impl {
 
   [[noreturn]] void fail(const std::string& what) { throw Error(manifest.engine_path() + ": " + what + ": " + logger.last_error()); }
 
+  ~Impl() {
+    // Work enqueued without run() may still use the buffers about to be freed.
+    if (stream) cudaStreamSynchronize(stream.get());
+  }
+
   Tensor& tensor(const std::string& name) {
     auto it = tensors.find(name);
-    if (it == tensors.end()) manifest.tensor(name);  // throws, listing the tensors
+    if (it == tensors.end()) {
+      manifest.tensor(name);  // throws, listing the manifest's tensors, if it is unknown there too
+      throw Error(manifest.engine_path() + ": tensor '" + name + "' is in " + manifest.source +
+                  " but not in the engine (engine and manifest are from different builds)");
+    }
     return it->second;
   }
 
@@ -260,6 +270,7 @@ struct Engine::Impl {
     }
     if (!context->setInputShape(name.c_str(), to_dims(shape, name))) fail("setInputShape('" + name + "', " + shape_to_string(shape) + ")");
     cuda_check(cudaMemcpyAsync(t.device.get(), data, bytes, cudaMemcpyHostToDevice, stream.get()), "copy of input '" + name + "'");
+    t.fed = true;
   }
 
   // CUDA graphs: TensorRT needs one enqueueV3 outside capture after a shape change (it updates
@@ -309,7 +320,9 @@ struct Engine::Impl {
   }
 
   void run() {
-    if (!context->allInputDimensionsSpecified()) throw Error(manifest.source + ": set_input() every input before run()");
+    for (const auto& [name, t] : tensors) {
+      if (t.input && !t.fed) throw Error(manifest.source + ": input '" + name + "' was never set: set_input() every input before run()");
+    }
     enqueue();
     for (auto& [name, t] : tensors) {
       if (t.input) continue;

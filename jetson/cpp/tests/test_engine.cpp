@@ -88,6 +88,8 @@ TEST(bad_inputs_are_refused_by_name) {
   const std::vector<int64_t>& opt = m.profiles.at(0).shapes.at(in.name).opt;
   CHECK_THROWS(e.set_input(in.name, std::vector<float>(3), opt), Error, "bytes, got 12");
   CHECK_THROWS(e.output("no_such_tensor"), Error, "no tensor named 'no_such_tensor'");
+  Engine fresh(manifest_path());
+  CHECK_THROWS(fresh.run(), Error, "was never set");
 }
 
 TEST(drift_and_stale_manifest_refused_before_deserializing) {
