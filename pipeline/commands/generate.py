@@ -43,7 +43,7 @@ def _generate(args: argparse.Namespace) -> int:
             raise PipelineError(f"{needed} not found: run `orin-trt engine --model {args.model} "
                                 f"--precision {precision}` first")
     manifest = read_json(manifest_path) if manifest_path.exists() else {}
-    max_context = (manifest.get("llm") or limits(recipe))["max_context"]
+    bounds = manifest.get("llm") or limits(recipe)
     tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
     prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
     if args.bos and tokenizer.bos_token_id is not None:
@@ -72,7 +72,8 @@ def _generate(args: argparse.Namespace) -> int:
         warmup_ms = (time.perf_counter() - t0) * 1e3
         sys.stdout.write(args.prompt)
         gen = generate(session, prompt_ids, args.max_new_tokens, sampling, eos_id=tokenizer.eos_token_id,
-                       max_context=max_context, on_token=stream)
+                       max_context=bounds["max_context"], on_token=stream,
+                       max_prompt=bounds["max_prompt"])
     sys.stdout.write("\n")
     rate = gen.decode_tokens_per_s
     print(f"[generate] {runner} {precision}: {len(gen.new_ids)} tokens ({gen.stop_reason}); prompt "

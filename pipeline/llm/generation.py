@@ -39,10 +39,15 @@ def generate(
     eos_id: int | None = None,
     max_context: int | None = None,
     on_token: Callable[[int], None] | None = None,
+    max_prompt: int | None = None,
 ) -> Generation:
-    """Batch of one. Stops at `eos_id`, after `max_new_tokens`, or when the context is full."""
+    """Batch of one. Stops at `eos_id`, after `max_new_tokens`, or when the context is full (a decode
+    step over `length` cached tokens needs an attention mask of `length + 1` <= `max_context`)."""
     if not prompt_ids:
         raise PipelineError("the prompt encodes to no tokens")
+    if max_prompt is not None and len(prompt_ids) > max_prompt:
+        raise PipelineError(f"prompt of {len(prompt_ids)} tokens is longer than the prefill profile's "
+                            f"{max_prompt} tokens")
     if max_context is not None and len(prompt_ids) >= max_context:
         raise PipelineError(f"prompt of {len(prompt_ids)} tokens does not fit the context of {max_context}")
     rng = np.random.default_rng(sampling.seed)
@@ -61,7 +66,7 @@ def generate(
             break
         if len(result.new_ids) >= max_new_tokens:
             break
-        if max_context is not None and length + 1 >= max_context:
+        if max_context is not None and length + 1 > max_context:
             result.stop_reason = "context_full"
             break
         present = {k: v for k, v in out.items() if k.startswith("present.")}

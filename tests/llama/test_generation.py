@@ -70,8 +70,11 @@ def test_generation_stops_at_eos_and_at_the_context_limit(llama_ws: dict) -> Non
         full = generate(s, prompt, 50, max_context=15)
         with pytest.raises(PipelineError, match="does not fit the context of 12"):
             generate(s, prompt, 4, max_context=12)
+        with pytest.raises(PipelineError, match="prompt of 12 tokens is longer than the prefill profile's 8"):
+            generate(s, prompt, 4, max_prompt=8)
     assert (at_eos.new_ids, at_eos.stop_reason) == (first[:1], "eos")
-    assert (len(full.new_ids), full.stop_reason) == (3, "context_full")
+    # 12 cached after the prompt; decode steps over 12, 13, 14 cached tokens fit a context of 15
+    assert (len(full.new_ids), full.stop_reason) == (4, "context_full")
 
 
 class _ProfileRecorder:

@@ -1,0 +1,48 @@
+"""Bad Llama recipes and data: one-line errors that name the file or option at fault."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from pipeline.errors import PipelineError
+from pipeline.llm.tokenizer import load_tokenizer
+from pipeline.models.llama import LlamaAdapter, limits
+from pipeline.recipe import load_recipe
+
+from .conftest import tiny_llama_recipe
+
+
+def _recipe(tmp_path, **overrides):
+    return load_recipe(str(tiny_llama_recipe(tmp_path, **overrides)))
+
+
+def test_a_missing_phase_profile_is_named(tmp_path) -> None:
+    path = tiny_llama_recipe(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["profiles"] = raw["profiles"][:1]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PipelineError, match=r"llama-test.yaml: profiles need one with phase: decode"):
+        limits(load_recipe(str(path)))
+
+
+def test_missing_texts_are_named(tmp_path) -> None:
+    recipe = _recipe(tmp_path, calibration={"text": str(tmp_path / "nope.txt")},
+                     eval={"text": str(tmp_path / "gone.txt")})
+    with pytest.raises(PipelineError, match=r"calibration.text: .*nope.txt is neither a .txt file nor a folder"):
+        LlamaAdapter().calibration_set(recipe, tmp_path / "calib")
+    with pytest.raises(PipelineError, match=r"eval.text: held-out text file .*gone.txt not found"):
+        LlamaAdapter().eval_feeds(recipe)
+
+
+def test_calibration_text_shorter_than_one_window(tmp_path) -> None:
+    short = tmp_path / "short.txt"
+    short.write_text("Too short.")
+    recipe = _recipe(tmp_path, calibration={"text": str(short), "sequence_length": 64})
+    with pytest.raises(PipelineError, match="fewer than one calibration window of 64"):
+        LlamaAdapter().calibration_set(recipe, tmp_path / "calib")
+
+
+def test_a_tokenizer_folder_without_tokenizer_json(tmp_path) -> None:
+    with pytest.raises(PipelineError, match=r"empty: no tokenizer.json"):
+        load_tokenizer(tmp_path / "empty")
