@@ -39,9 +39,9 @@ int main(int argc, char** argv) {
         orin_trt::decode_yolo(raw.data.data(), raw.shape[1], raw.shape[2], conf, iou, post.max_detections),
         *input.letterbox);
 
-    samples::write_text(args.get("json", "-"), "{\"image\": \"" + args.required("image") + "\", \"model\": \"" + m.model +
-                                                   "\", \"detections\": " + orin_trt::detections_to_json(dets, post.class_names) +
-                                                   "}\n");
+    samples::write_text(args.get("json", "-"), "{\"image\": " + samples::json_string(args.required("image")) +
+                                                   ", \"model\": " + samples::json_string(m.model) + ", \"detections\": " +
+                                                   orin_trt::detections_to_json(dets, post.class_names) + "}\n");
     if (!args.get("draw").empty()) {
       orin_trt::Image drawn = image;
       for (const auto& d : dets) samples::draw_box(drawn, d.box, d.class_id);
