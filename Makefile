@@ -16,6 +16,9 @@ help:
 	@echo "make profile MODEL=yolo [PRECISION=...]    accuracy / latency / memory report beside the engine"
 	@echo "make export|calibrate|build MODEL=...      one stage (each skips work that is up to date; FORCE=1 redoes it)"
 	@echo "make test                                  the test suite (installs .venv first)"
+	@echo "make targets-help                          Orin targets, analyze, DLA, sparsity, host -> Orin bundles"
+	@echo "make nightly                               build + profile jetson/nightly.yaml, history, regressions, HTML"
+	@echo "make cpp                                   the C++ consumer library, samples and CTest"
 
 setup: .venv/.installed
 
