@@ -6,6 +6,7 @@
 #include "common/sample_util.hpp"
 #include "orin_trt/classification.hpp"
 #include "orin_trt/error.hpp"
+#include "orin_trt/json_text.hpp"
 #include "orin_trt/manifest.hpp"
 
 static const char* kUsage =
@@ -31,8 +32,8 @@ int main(int argc, char** argv) {
     const size_t k = size_t(std::stoi(args.get("top", std::to_string(post.top_k))));
     const auto top = orin_trt::topk(logits.data.data(), logits.data.size(), k);
 
-    std::string json = "{\"image\": " + samples::json_string(args.required("image")) +
-                       ", \"model\": " + samples::json_string(m.model) + ", \"top\": [";
+    std::string json = "{\"image\": " + orin_trt::json_quote(args.required("image")) +
+                       ", \"model\": " + orin_trt::json_quote(m.model) + ", \"top\": [";
     for (size_t i = 0; i < top.size(); ++i) {
       const auto& t = top[i];
       const std::string label = size_t(t.class_id) < post.class_names.size() ? post.class_names[size_t(t.class_id)]
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
       std::snprintf(numbers, sizeof numbers, ", \"probability\": %.9g, \"logit\": %.9g}", double(t.probability),
                     double(t.logit));
       json += std::string(i ? "," : "") + "\n  {\"class_id\": " + std::to_string(t.class_id) +
-              ", \"label\": " + samples::json_string(label) + numbers;
+              ", \"label\": " + orin_trt::json_quote(label) + numbers;
       std::fprintf(stderr, "%zu. %-24s %6.2f%%\n", i + 1, label.c_str(), 100.0 * double(t.probability));
     }
     samples::write_text(args.get("json", "-"), json + "\n]}\n");

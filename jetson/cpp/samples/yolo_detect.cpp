@@ -6,6 +6,7 @@
 #include "common/sample_util.hpp"
 #include "orin_trt/detection.hpp"
 #include "orin_trt/error.hpp"
+#include "orin_trt/json_text.hpp"
 #include "orin_trt/manifest.hpp"
 
 static const char* kUsage =
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
         orin_trt::decode_yolo(raw.data.data(), raw.shape[1], raw.shape[2], conf, iou, post.max_detections),
         *input.letterbox);
 
-    samples::write_text(args.get("json", "-"), "{\"image\": " + samples::json_string(args.required("image")) +
-                                                   ", \"model\": " + samples::json_string(m.model) + ", \"detections\": " +
+    samples::write_text(args.get("json", "-"), "{\"image\": " + orin_trt::json_quote(args.required("image")) +
+                                                   ", \"model\": " + orin_trt::json_quote(m.model) + ", \"detections\": " +
                                                    orin_trt::detections_to_json(dets, post.class_names) + "}\n");
     if (!args.get("draw").empty()) {
       orin_trt::Image drawn = image;

@@ -5,29 +5,13 @@
 #include <numeric>
 
 #include "orin_trt/error.hpp"
+#include "orin_trt/json_text.hpp"
 
 namespace orin_trt {
 namespace {
 
 // Python offsets boxes by class * 7680 so one NMS pass never suppresses across classes.
 constexpr float kClassOffset = 7680.0f;
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
 
 std::string num(float v) {
   char buf[32];
@@ -113,7 +97,7 @@ std::string detections_to_json(const std::vector<Detection>& dets, const std::ve
     s += "{\"box\": [" + num(d.box.x1) + ", " + num(d.box.y1) + ", " + num(d.box.x2) + ", " + num(d.box.y2) +
          "], \"score\": " + num(d.score) + ", \"class_id\": " + std::to_string(d.class_id);
     if (d.class_id >= 0 && size_t(d.class_id) < class_names.size()) {
-      s += ", \"label\": \"" + json_escape(class_names[size_t(d.class_id)]) + "\"";
+      s += ", \"label\": " + json_quote(class_names[size_t(d.class_id)]);
     }
     s += "}";
   }

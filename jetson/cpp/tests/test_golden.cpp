@@ -8,6 +8,7 @@
 #include "orin_trt/classification.hpp"
 #include "orin_trt/detection.hpp"
 #include "orin_trt/image.hpp"
+#include "orin_trt/json_text.hpp"
 #include "orin_trt/manifest.hpp"
 
 using nlohmann::json;
@@ -135,6 +136,17 @@ TEST(vit_crop_tensor_and_top5) {
     CHECK_NEAR(top[i].probability, expected[i]["probability"].get<double>(), 1e-6);
     CHECK_EQ(m.postprocess->class_names.at(size_t(top[i].class_id)), expected[i]["label"].get<std::string>());
   }
+}
+
+TEST(detections_json_is_valid_json) {
+  const std::vector<Detection> dets = {{{1.5f, 2.f, 3.f, 4.f}, 0.5f, 1}, {{0.f, 0.f, 1.f, 1.f}, 0.25f, 7}};
+  const json parsed = json::parse(detections_to_json(dets, {"plain", "say \"hi\"\\\n"}));
+  CHECK_EQ(parsed.size(), size_t(2));
+  CHECK_EQ(parsed[0]["label"].get<std::string>(), std::string("say \"hi\"\\\n"));
+  CHECK(!parsed[1].contains("label"));  // class 7 has no name
+  CHECK_EQ(parsed[0]["box"][0].get<double>(), 1.5);
+  CHECK_EQ(json::parse(json_quote("tab\there")).get<std::string>(), std::string("tab\there"));
+  CHECK_EQ(detections_to_json({}, {}), std::string("[]"));
 }
 
 TEST_MAIN()

@@ -39,6 +39,4 @@ void draw_box(orin_trt::Image& img, const orin_trt::Box& box, int class_id, int 
 
 void write_text(const std::string& path, const std::string& text);  // "-" = stdout
 
-std::string json_string(const std::string& s);  // quoted and escaped
-
 }  // namespace samples
