@@ -34,8 +34,11 @@ def _generate(args: argparse.Namespace) -> int:
                               top_p=args.top_p, seed=args.seed)
     layout = Layout(args.root, recipe.name)
     runner = args.runner
+    blocker = execution_blocker(select_backend())
     if runner == "auto":
-        runner = "onnxrt" if execution_blocker(select_backend()) else "tensorrt"
+        runner = "onnxrt" if blocker else "tensorrt"
+    if runner == "tensorrt" and blocker:
+        raise PipelineError(f"--runner tensorrt: {blocker}; use --runner onnxrt here")
     path = layout.calibrated_onnx(precision) if runner == "onnxrt" else layout.engine(precision)
     manifest_path = layout.manifest(precision)
     for needed in (path, manifest_path) if runner == "tensorrt" else (path,):

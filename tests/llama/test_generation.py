@@ -152,3 +152,8 @@ def test_generate_command(llama_ws: dict, calibrated, capsys) -> None:
     assert "--top-p must be in (0, 1]" in capsys.readouterr().err
     assert main(["generate", "--model", "yolo", "--prompt", "x", "--root", str(llama_ws["base"])]) == 2
     assert "family llama" in capsys.readouterr().err
+    from pipeline.trt.backend import execution_blocker, select_backend
+
+    if execution_blocker(select_backend()):
+        assert main(args + ["--runner", "tensorrt"]) == 2
+        assert "--runner tensorrt: " in capsys.readouterr().err
