@@ -96,7 +96,9 @@ def vit_manifest() -> dict[str, Any]:
         {"input": "pixel_values", "size": [h, w], "resize": "resize_crop", "resize_shorter": VIT_SHORTER,
          "color": "RGB", "layout": "NCHW", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
          "std": [0.229, 0.224, 0.225]},
-        {"type": "classification", "output": "logits", "class_names": VIT_CLASSES, "top_k": 5},
+        {"type": "classification", "output": "logits", "top_k": 5,
+         "layout": "[batch, num_classes] logits; softmax over the last axis for probabilities",
+         "class_names": VIT_CLASSES},
     )
 
 
