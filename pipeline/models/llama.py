@@ -21,7 +21,8 @@ from ..log import log, warn
 from ..recipe import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
+# Files of a Hugging Face folder that define the model (weights, configs, tokenizer): the export's cache key.
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
 
 def pretrained_dir(recipe: Recipe) -> Path | None:
@@ -64,33 +65,31 @@ def limits(recipe: Recipe) -> dict[str, int]:
     }
 
 
-class _KvWrapper:
-    """Builds a torch module: flat past tensors in, logits + flat present tensors out (the ONNX contract)."""
+def kv_wrapper(model: Any) -> Any:
+    """A torch module with the ONNX contract: flat past tensors in, logits + flat present tensors out,
+    through a transformers DynamicCache filled from the past inputs."""
+    import torch
+    from transformers.cache_utils import DynamicCache
 
-    @staticmethod
-    def make(model: Any) -> Any:
-        import torch
-        from transformers.cache_utils import DynamicCache
+    layers = model.config.num_hidden_layers
 
-        layers = model.config.num_hidden_layers
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class Wrapper(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(self, input_ids, attention_mask, position_ids, *past):  # type: ignore[no-untyped-def]
+            cache = DynamicCache(config=self.model.config)
+            for i in range(layers):
+                cache.update(past[2 * i], past[2 * i + 1], i)
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=cache, use_cache=True)
+            present = []
+            for layer in out.past_key_values.layers[:layers]:
+                present += [layer.keys, layer.values]
+            return (out.logits, *present)
 
-            def forward(self, input_ids, attention_mask, position_ids, *past):  # type: ignore[no-untyped-def]
-                cache = DynamicCache(config=self.model.config)
-                for i in range(layers):
-                    cache.update(past[2 * i], past[2 * i + 1], i)
-                out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                 past_key_values=cache, use_cache=True)
-                present = []
-                for layer in out.past_key_values.layers[:layers]:
-                    present += [layer.keys, layer.values]
-                return (out.logits, *present)
-
-        return Wrapper().eval()
+    return Wrapper().eval()
 
 
 class LlamaAdapter(ModelAdapter):
@@ -101,10 +100,12 @@ class LlamaAdapter(ModelAdapter):
     def source(self, recipe: Recipe) -> SourceInfo:
         src = recipe.section("source")
         tok = recipe_tokenizer_dir(recipe)
+        if not tok.is_dir():
+            raise PipelineError(f"recipe {recipe.path}: source.tokenizer {str(tok)!r} is not a folder")
         tok_files = sorted(p for p in tok.iterdir() if p.is_file())
         folder = pretrained_dir(recipe)
         if folder is not None:
-            files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+            files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES)
             return SourceInfo({"pretrained": str(folder), "tokenizer": str(tok)}, files + tok_files)
         return SourceInfo({"pretrained": src.get("pretrained"), "local": False, "config": src.get("config"),
                            "seed": src.get("seed", 0), "tokenizer": str(tok)}, tok_files)
@@ -132,10 +133,9 @@ class LlamaAdapter(ModelAdapter):
         config.setdefault("bos_token_id", tokenizer.bos_token_id)
         config.setdefault("eos_token_id", tokenizer.eos_token_id)
         try:
-            cfg = LlamaConfig(**config)
+            cfg = LlamaConfig(**config, attn_implementation=attn)
         except Exception as e:
             raise PipelineError(f"recipe {recipe.path}: source.config is not a valid LlamaConfig ({e})") from e
-        cfg._attn_implementation = attn
         torch.manual_seed(int(src.get("seed", 0)))
         model = LlamaForCausalLM(cfg).eval()
         msg = (f"!!! {src.get('pretrained')!r} has no config.json; building Llama from source.config with "
@@ -151,7 +151,7 @@ class LlamaAdapter(ModelAdapter):
         model, random_weights, source, notes = self.load(recipe)
         self._check_geometry(recipe, model.config)
         cache = recipe_cache(recipe)
-        wrapper = _KvWrapper.make(model)
+        wrapper = kv_wrapper(model)
         names_in, names_out = kv_cache.input_names(cache.layers), kv_cache.output_names(cache.layers)
         dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
                    "attention_mask": {0: "batch", 1: "total_sequence"}, "logits": {0: "batch", 1: "sequence"}}

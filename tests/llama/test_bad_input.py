@@ -46,3 +46,9 @@ def test_calibration_text_shorter_than_one_window(tmp_path) -> None:
 def test_a_tokenizer_folder_without_tokenizer_json(tmp_path) -> None:
     with pytest.raises(PipelineError, match=r"empty: no tokenizer.json"):
         load_tokenizer(tmp_path / "empty")
+
+
+def test_a_tokenizer_path_that_is_not_a_folder(tmp_path) -> None:
+    source = {"pretrained": str(tmp_path / "none"), "tokenizer": str(tmp_path / "tok"), "config": {}}
+    with pytest.raises(PipelineError, match=r"llama-test.yaml: source.tokenizer .*tok' is not a folder"):
+        LlamaAdapter().source(_recipe(tmp_path, source=source))
