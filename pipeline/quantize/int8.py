@@ -42,7 +42,7 @@ def ptq_int8(
             work = smoothed
         out = Path(tmp) / "model.int8.onnx"
         if method == "percentile":
-            _ort_percentile(work, out, feeds, excluded, float(options.get("percentile", 99.99)))
+            _in_fresh_interpreter(_ort_percentile, work, out, feeds, excluded, float(options.get("percentile", 99.99)))
         else:
             _modelopt(work, out, feeds, method, excluded, hp, options)
         model = onnx_utils.load(out)
@@ -90,6 +90,17 @@ def _escape(name: str) -> str:
     import re
 
     return re.escape(name)
+
+
+def _in_fresh_interpreter(fn: Any, *args: Any) -> Any:
+    """Importing ModelOpt patches ONNX Runtime's calibrators process-wide, after which ORT's own percentile
+    calibration collects nothing ("Histogram has not been collected"); a spawned interpreter has the
+    unpatched ONNX Runtime whatever this process ran before (another model's entropy INT8, a test)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def _ort_percentile(src: Path, out: Path, feeds: list, excluded: list[str], percentile: float) -> None:
