@@ -8,10 +8,11 @@
 #include "orin_trt/error.hpp"
 #include "orin_trt/json_text.hpp"
 #include "orin_trt/manifest.hpp"
+#include "orin_trt/npy.hpp"
 
 static const char* kUsage =
     "usage: vit_classify --manifest engines/vit/fp16/model.engine.json --image in.jpg [--top 5]\n"
-    "                    [--json top5.json|-] [--cuda-graph] [--save-output logits.npy] [--raw-output logits.npy]";
+    "                    [--json top5.json|-] [--cuda-graph] [--save-input input.npy] [--save-output logits.npy] [--raw-output logits.npy]";
 
 int main(int argc, char** argv) {
   try {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
     const std::string output = post.output.empty() ? m.outputs.front().name : post.output;
 
     const orin_trt::Preprocessed input = orin_trt::preprocess_image(samples::read_rgb(args.required("image")), *m.preprocess);
+    if (!args.get("save-input").empty()) orin_trt::write_npy(args.get("save-input"), input.tensor.data(), input.shape);
     const samples::Tensor logits = samples::infer(m, input, output, args.get("raw-output"), args.get("save-output"),
                                                   args.flag("cuda-graph"));
     if (logits.shape.empty() || logits.shape[0] != 1) {

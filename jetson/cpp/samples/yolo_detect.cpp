@@ -8,11 +8,12 @@
 #include "orin_trt/error.hpp"
 #include "orin_trt/json_text.hpp"
 #include "orin_trt/manifest.hpp"
+#include "orin_trt/npy.hpp"
 
 static const char* kUsage =
     "usage: yolo_detect --manifest engines/yolo/int8/model.engine.json --image in.jpg\n"
     "                   [--json boxes.json|-] [--draw drawn.png] [--conf 0.25] [--iou 0.7]\n"
-    "                   [--cuda-graph] [--save-output output.npy] [--raw-output output.npy]";
+    "                   [--cuda-graph] [--save-input input.npy] [--save-output output.npy] [--raw-output output.npy]";
 
 int main(int argc, char** argv) {
   try {
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
 
     const orin_trt::Image image = samples::read_rgb(args.required("image"));
     const orin_trt::Preprocessed input = orin_trt::preprocess_image(image, *m.preprocess);
+    if (!args.get("save-input").empty()) orin_trt::write_npy(args.get("save-input"), input.tensor.data(), input.shape);
     const samples::Tensor raw = samples::infer(m, input, output, args.get("raw-output"), args.get("save-output"),
                                                args.flag("cuda-graph"));
     if (raw.shape.size() != 3 || raw.shape[0] != 1) {
