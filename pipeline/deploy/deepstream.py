@@ -61,10 +61,10 @@ def nvinfer_config(art: EngineArtifacts, engine_file: str, labels_file: str, bat
                             f"({', '.join(NETWORK_MODE)})")
     if pre.get("layout", "NCHW") != "NCHW":
         raise PipelineError(f"{art.manifest_path}: preprocess.layout {pre.get('layout')}: nvinfer feeds NCHW only")
-    rng = art.input_range(pre["input"])
-    if rng and not int(rng["min"][0]) <= batch_size <= int(rng["max"][0]):
+    ranges = art.input_ranges(pre["input"])
+    if ranges and not int(ranges[0]["min"][0]) <= batch_size <= int(ranges[0]["max"][0]):
         raise PipelineError(f"--batch-size {batch_size}: the engine's profile takes batches "
-                            f"{rng['min'][0]}..{rng['max'][0]}")
+                            f"{ranges[0]['min'][0]}..{ranges[0]['max'][0]}")
     notes: list[str] = []
     scale, offsets = _normalization(pre, notes)
     height, width = (int(v) for v in pre["size"])

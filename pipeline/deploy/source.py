@@ -27,10 +27,14 @@ class EngineArtifacts:
     def class_names(self) -> list[str]:
         return list((self.manifest.get("postprocess") or {}).get("class_names") or [])
 
-    def input_range(self, name: str) -> dict[str, list[int]] | None:
-        """Profile 0's min/opt/max of an input, or None if the manifest records none."""
-        profiles = self.manifest.get("profiles") or []
-        return (profiles[0].get("shapes") or {}).get(name) if profiles else None
+    @property
+    def profile_count(self) -> int:
+        return len(self.manifest.get("profiles") or [])
+
+    def input_ranges(self, name: str) -> list[dict[str, list[int]]]:
+        """An input's min/opt/max in every optimization profile that records it (index order)."""
+        ranges = [(p.get("shapes") or {}).get(name) for p in self.manifest.get("profiles") or []]
+        return [r for r in ranges if r]
 
 
 def load_engine(root: Path, model: str, precision: str) -> EngineArtifacts:

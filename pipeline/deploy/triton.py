@@ -4,8 +4,10 @@
     <out>/<name>/1/model.plan     the engine (Triton's default file name for TensorRT plans)
     <out>/<name>/labels.txt       class names, one per line (when the manifest has them)
 
-Triton's batching: when every I/O tensor's first dimension is dynamic, `max_batch_size` is the profile's
-largest batch and `dims` omit it; otherwise `max_batch_size: 0` and `dims` are the full shapes.
+Triton's batching: when every I/O tensor's first dimension is dynamic, `max_batch_size` is the largest
+batch every profile takes and `dims` omit it; otherwise `max_batch_size: 0` and `dims` are the full shapes.
+An engine with several optimization profiles (an LLM's prefill and decode) lists them all in
+`instance_group.profile`, so Triton picks one by the request's shapes.
 """
 
 from __future__ import annotations
@@ -32,26 +34,27 @@ def _dtype(art: EngineArtifacts, tensor: dict) -> str:
 
 
 def _input_dims(art: EngineArtifacts, tensor: dict) -> list[int]:
-    """A dimension is fixed where profile 0 pins it (min == max); else -1."""
+    """A dimension is fixed where every profile pins it to one value (min == max); else -1."""
     shape = [int(d) for d in tensor["shape"]]
-    rng = art.input_range(tensor["name"])
-    if rng is None:
+    ranges = art.input_ranges(tensor["name"])
+    if not ranges:
         return shape
-    return [lo if lo == hi else -1 for lo, hi in zip(rng["min"], rng["max"], strict=True)]
+    values = [{int(r["min"][i]) for r in ranges} | {int(r["max"][i]) for r in ranges} for i in range(len(shape))]
+    return [next(iter(v)) if len(v) == 1 else -1 for v in values]
 
 
 def max_batch_size(art: EngineArtifacts) -> int:
-    """The batch Triton may form: profile 0's largest, if every tensor is batched on axis 0; else 0."""
+    """The batch Triton may form: the largest every profile takes, if all tensors are batched on axis 0."""
     io = art.manifest["io"]
     tensors = io["inputs"] + io["outputs"]
     if not all(t["shape"] and int(t["shape"][0]) == -1 for t in tensors):
         return 0
     batches = []
     for t in io["inputs"]:
-        rng = art.input_range(t["name"])
-        if rng is None or int(rng["min"][0]) != 1:
+        ranges = art.input_ranges(t["name"])
+        if not ranges or any(int(r["min"][0]) != 1 for r in ranges):
             return 0  # Triton sends batches from 1 up; a profile that starts higher cannot take them
-        batches.append(int(rng["max"][0]))
+        batches += [int(r["max"][0]) for r in ranges]
     return min(batches) if batches else 0
 
 
@@ -78,11 +81,18 @@ def config_pbtxt(art: EngineArtifacts, name: str, instances: int = 1) -> str:
         f"max_batch_size: {batch}",
         "input [\n" + ",\n".join(inputs) + "\n]",
         "output [\n" + ",\n".join(outputs) + "\n]",
-        f"instance_group [\n  {{\n    count: {instances}\n    kind: KIND_GPU\n  }}\n]",
+        f"instance_group [\n  {{\n    count: {instances}\n    kind: KIND_GPU\n{_profiles(art)}  }}\n]",
     ]
     if batch > 0:
         lines.append("dynamic_batching { }")
     return "\n".join(lines) + "\n"
+
+
+def _profiles(art: EngineArtifacts) -> str:
+    """Every optimization profile (Triton uses only the first unless told; it picks by input shape)."""
+    if art.profile_count < 2:
+        return ""
+    return "    profile: [ " + ", ".join(f'"{i}"' for i in range(art.profile_count)) + " ]\n"
 
 
 def _system(art: EngineArtifacts) -> str:

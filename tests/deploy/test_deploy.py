@@ -166,3 +166,24 @@ def test_bad_input_names_the_file_or_option(tmp_path: Path, capsys: pytest.Captu
     assert main(["deploy", "--manifest", str(path), "--out", str(tmp_path / "out"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("orin-trt: error: ") and message in err
+
+
+def test_triton_lists_every_profile_and_unpins_what_they_vary(tmp_path: Path) -> None:
+    """An LLM-like engine: prefill pins the past length to 0, decode lets it grow."""
+    io = {"inputs": [{"name": "input_ids", "dtype": "int64", "shape": [-1, -1]},
+                     {"name": "past", "dtype": "float16", "shape": [-1, 2, -1, 32]}],
+          "outputs": [{"name": "logits", "dtype": "float32", "shape": [-1, -1, 512]}]}
+    profiles = [
+        {"name": "prefill", "shapes": {"input_ids": {"min": [1, 1], "opt": [1, 64], "max": [4, 128]},
+                                       "past": {"min": [1, 2, 0, 32], "opt": [1, 2, 0, 32], "max": [4, 2, 0, 32]}}},
+        {"name": "decode", "shapes": {"input_ids": {"min": [1, 1], "opt": [1, 1], "max": [2, 1]},
+                                      "past": {"min": [1, 2, 1, 32], "opt": [1, 2, 64, 32], "max": [2, 2, 255, 32]}}},
+    ]
+    path = place_engine(tmp_path, "llama", "fp16", "yolo_manifest.json", io=io, profiles=profiles,
+                        preprocess=None, postprocess={"type": "causal_lm", "output": "logits"})
+    assert main(["deploy", "--manifest", str(path), "--format", "triton", "--out", str(tmp_path / "repo")]) == 0
+    cfg = read_pbtxt(tmp_path / "repo" / "llama" / "config.pbtxt")
+    assert cfg.max_batch_size == 2  # the decode profile stops at 2
+    assert [list(i.dims) for i in cfg.input] == [[-1], [2, -1, 32]]  # past length: 0 in prefill, 1..255 in decode
+    assert [i.data_type for i in cfg.input] == [9, 10]  # TYPE_INT64, TYPE_FP16
+    assert list(cfg.instance_group[0].profile) == ["0", "1"]
