@@ -244,6 +244,11 @@ Manifest parse_manifest(const std::string& text, const std::string& source) {
   }
 
   if (doc.contains("preprocess") && doc.at("preprocess").is_object()) {
+    // Image sections carry no `type` (or "image"); others (an LLM's tokenizer) are named, not parsed.
+    const json& pre = doc.at("preprocess");
+    m.preprocess_type = pre.contains("type") ? r.str(pre, "type", "preprocess.type") : "image";
+  }
+  if (m.preprocess_type == "image") {
     m.preprocess = parse_preprocess(r, doc.at("preprocess"));
     if (!m.is_input(m.preprocess->input)) r.fail("preprocess.input", "'" + m.preprocess->input + "' is not an input in io.inputs");
   }

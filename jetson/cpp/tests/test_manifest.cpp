@@ -96,6 +96,17 @@ TEST(optional_sections) {
   CHECK(m.system.dla_core == std::optional<int>(1));
 }
 
+TEST(non_image_preprocess_is_named_not_parsed) {
+  json j = yolo_json();
+  j["preprocess"] = {{"type", "tokenizer"}, {"input", "input_ids"}, {"tokenizer", "builtin"}};
+  j["postprocess"] = {{"type", "causal_lm"}, {"output", "output0"}, {"eos_token_id", 1}};
+  const Manifest m = parse(j);
+  CHECK_EQ(m.preprocess_type, std::string("tokenizer"));
+  CHECK(!m.preprocess.has_value());
+  CHECK_EQ(m.postprocess->type, std::string("causal_lm"));
+  CHECK_EQ(parse(yolo_json()).preprocess_type, std::string("image"));
+}
+
 TEST(shapes_outside_the_profile_are_refused) {
   const Manifest m = parse(yolo_json());
   check_shape_in_profile(m, 0, "images", {1, 3, 64, 96});

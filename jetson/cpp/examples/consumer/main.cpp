@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   }
   try {
     const orin_trt::Manifest m = orin_trt::load_manifest(argv[1]);
+    if (!m.preprocess || !m.postprocess || m.postprocess->type != "yolo_detect") {
+      throw orin_trt::Error(m.source + ": not an image detector (postprocess.type yolo_detect)");
+    }
     const orin_trt::Image frame(1280, 720, 3, 128);  // your camera frame, RGB
     const orin_trt::Preprocessed input = orin_trt::preprocess_image(frame, *m.preprocess);
     std::printf("%s: input %s %s\n", m.model.c_str(), m.preprocess->input.c_str(),

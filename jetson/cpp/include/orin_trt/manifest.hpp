@@ -69,7 +69,8 @@ struct Manifest {
   std::vector<TensorInfo> inputs, outputs;
   std::vector<Profile> profiles;
   SystemSpec system;
-  std::optional<PreprocessSpec> preprocess;
+  std::string preprocess_type;                // "image", or another kind the library does not run ("tokenizer")
+  std::optional<PreprocessSpec> preprocess;  // image models only
   std::optional<PostprocessSpec> postprocess;
 
   std::string engine_path() const;                         // dir / engine_file
