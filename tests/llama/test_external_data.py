@@ -1,33 +1,34 @@
-"""Models over 2 GB keep their weights in `model.onnx.data`: the Llama export and INT4 write that layout
-and generation runs from it. The threshold is lowered so the tiny model takes that path."""
+"""Models over 2 GB keep their weights in `model.onnx.data`. `export.external_data: true` forces that
+layout on the tiny model: export, INT4, the two-profile build and generation work the same."""
 
 from __future__ import annotations
 
-import pytest
-
 from pipeline import onnx_utils
+from pipeline.artifacts import Layout, read_json
 from pipeline.llm.generation import generate
 from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
-from pipeline.quantize.int4 import int4_awq
+from pipeline.recipe import load_recipe
+
+from .conftest import tiny_llama_recipe
 
 
-def test_external_data_through_export_int4_and_generation(tmp_path, llama_ws: dict,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(onnx_utils, "EXTERNAL_DATA_THRESHOLD", 100_000)
-    recipe, adapter = llama_ws["recipe"], LlamaAdapter()
-    exported = tmp_path / "model.onnx"
-    adapter.export(recipe, exported, adapter.eval_feeds(recipe))
-    assert onnx_utils.uses_external_data(exported)
-    assert exported.stat().st_size < 200_000 < onnx_utils.load(exported).ByteSize()
-    calib = adapter.calibration_feeds(recipe, adapter.calibration_set(recipe, llama_ws["calib"]))
-    int4 = tmp_path / "int4" / "model.onnx"
-    int4_awq(exported, int4, calib, {"method": "awq_clip", "block_size": 128}, {"nodes": [], "op_types": []})
-    assert onnx_utils.uses_external_data(int4)
-    prompt = adapter.heldout_ids(recipe)[:10]
-    with onnxrt_session(exported) as s:
-        reference = generate(s, prompt, 6).new_ids
+def test_external_data_through_export_int4_build_and_generation(tmp_path, llama_ws: dict) -> None:
+    from pipeline.flow import run_engine
+
+    export_cfg = {**llama_ws["recipe"].section("export"), "external_data": True}
+    recipe = load_recipe(str(tiny_llama_recipe(tmp_path, name="llama-big", export=export_cfg)))
+    run_engine(recipe, "int4-awq", tmp_path / "engines", llama_ws["calib"])
+    layout = Layout(tmp_path / "engines", recipe.name)
+    for onnx in (layout.exported_onnx, layout.calibrated_onnx("int4-awq")):
+        assert onnx_utils.uses_external_data(onnx)
+        assert onnx.stat().st_size < 200_000 < onnx.with_name(onnx.name + ".data").stat().st_size
+    manifest = read_json(layout.manifest("int4-awq"))
+    assert manifest["onnx"]["external_data"] is True and manifest["llm"]["phases"] == {"prefill": 0, "decode": 1}
+    prompt = LlamaAdapter().heldout_ids(recipe)[:10]
+    with onnxrt_session(layout.exported_onnx) as s:
+        two_files = generate(s, prompt, 6).new_ids
     with onnxrt_session(llama_ws["layout"].exported_onnx) as s:
-        assert generate(s, prompt, 6).new_ids == reference  # same weights, one file or two
-    with onnxrt_session(int4) as s:
+        assert generate(s, prompt, 6).new_ids == two_files  # same weights, one file or two
+    with onnxrt_session(layout.calibrated_onnx("int4-awq")) as s:
         assert len(generate(s, prompt, 6).new_ids) == 6
