@@ -81,7 +81,8 @@ class ModelAdapter(ABC):
         reference: list[list[np.ndarray]],
         candidate: list[list[np.ndarray]],
     ) -> dict[str, Any]:
-        """Task-level agreement of a candidate with the FP32 reference (e.g. mAP for detection)."""
+        """Task-level agreement of a candidate with the FP32 reference (e.g. mAP for detection). A family with
+        its own accuracy floor sets `passed` (False fails the profile's gate) and `gate_reason` (why)."""
         return {}
 
     def runtime_metrics(self, recipe: Recipe, models: dict[str, Path], manifest: dict[str, Any]) -> dict[str, Any]:
