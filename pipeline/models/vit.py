@@ -180,5 +180,7 @@ class VitAdapter(ModelAdapter):
         if floor is not None:
             result["min_top1_agreement"] = float(floor)
             result["passed"] = result["top1_agreement"] >= float(floor)
+            if not result["passed"]:
+                result["gate_reason"] = f"top-1 agreement {result['top1_agreement']:.3f} < {float(floor)}"
         return result
 

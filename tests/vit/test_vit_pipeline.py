@@ -112,3 +112,21 @@ def test_preprocessing_matches_between_calibration_and_eval(built: Layout, vit_w
     x = feeds[0]["pixel_values"]
     assert x.shape == (1, 3, 32, 32) and x.dtype == np.float32
     assert -1.0 - 1e-6 <= x.min() and x.max() <= 1.0 + 1e-6  # (v/255 - 0.5) / 0.5
+
+
+def test_top1_agreement_floor_gates_the_profile(built: Layout, vit_ws: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "engines"
+    shutil.copytree(vit_ws["root"], root)  # keep the module's reports as they are
+    raw = yaml.safe_load(vit_ws["recipe"].read_text())
+    raw["accuracy"]["min_top1_agreement"] = 1.5  # unreachable: the gate must fail on it, not on cosine
+    recipe = tmp_path / "vit-test.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    code = main(["profile", "--model", str(recipe), "--precision", "fp16", "--root", str(root)])
+    assert code == 2 and "top-1 agreement 1.000 < 1.5" in capsys.readouterr().err
+    report = read_json(Layout(root, "vit-test").report_json("fp16"))
+    assert report["accuracy"]["gate"]["passed"] is False and report["accuracy"]["outputs"]["logits"]["cosine"] > 0.999
