@@ -14,7 +14,8 @@ cpp:
 
 # Debian / Ubuntu / JetPack packages the build needs (run as root).
 cpp-deps:
-	apt-get install -y --no-install-recommends cmake g++ make nlohmann-json3-dev libstb-dev
+	apt-get install -y --no-install-recommends cmake g++ make nlohmann-json3-dev libstb-dev \
+	  || { apt-get update -qq && apt-get install -y --no-install-recommends cmake g++ make nlohmann-json3-dev libstb-dev; }
 
 cpp-clean:
 	rm -rf $(CPP_BUILD)

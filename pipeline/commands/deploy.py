@@ -21,6 +21,9 @@ def _deploy(args: argparse.Namespace) -> int:
     else:
         recipe = load_recipe(args.model)
         art = load_engine(args.root, recipe.name, recipe.resolve_precision(args.precision))
+    from ..drift import guard_on_jetson
+
+    guard_on_jetson(art.manifest, art.engine_path, "deploy")
     # Beside the engine by default: generated artifacts stay under the (ignored) engines root.
     out = args.out or art.engine_path.parent / args.format
     if args.format == "triton":
