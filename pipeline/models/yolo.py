@@ -136,7 +136,7 @@ class YoloAdapter(ModelAdapter):
         m = map50_95(ref, cand)
         scores_ref = np.concatenate([r[out][:, 4:].ravel() for r in reference])
         scores_cand = np.concatenate([c[out][:, 4:].ravel() for c in candidate])
-        return {
+        result: dict[str, Any] = {
             "metric": "mAP50-95 of the candidate's detections against FP32's (after NMS)",
             "conf_threshold": conf,
             "map50_95_vs_fp32": m,
@@ -147,3 +147,12 @@ class YoloAdapter(ModelAdapter):
             "class_score_max_abs_error": float(np.abs(scores_ref - scores_cand).max()),
             "class_score_max": float(scores_ref.max()),
         }
+        # A tensor cosine near 1 can hide crushed class scores (the scores are tiny beside the pixel boxes
+        # in one tensor), so detection is gated on the detections themselves where the recipe sets a floor.
+        floor = recipe.section("accuracy").get("min_map50_95_vs_fp32")
+        if floor is not None and m is not None:
+            result["min_map50_95_vs_fp32"] = float(floor)
+            result["passed"] = m >= float(floor)
+            if not result["passed"]:
+                result["gate_reason"] = f"mAP50-95 vs FP32 {m:.3f} < {float(floor)}"
+        return result
