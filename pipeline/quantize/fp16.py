@@ -36,7 +36,9 @@ def autocast_fp16(
             op_types_to_exclude=exclude["op_types"] or None,
             data_max=float(options.get("data_max", DATA_MAX)),
             init_max=float(options.get("init_max", INIT_MAX)),
-            keep_io_types=True,
+            # FP32 I/O by default, so consumers feed what they always fed; `keep_io_types: false` makes
+            # an LLM's KV cache FP16 too, halving its memory.
+            keep_io_types=bool(options.get("keep_io_types", True)),
             calibration_data=str(npz),
             providers=[p.replace("cuda", "cuda:0") for p in ort_providers()],
         )
