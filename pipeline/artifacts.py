@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import PipelineError
+
 CHUNK = 1 << 20
 
 
@@ -72,6 +74,19 @@ def _finite(obj: Any) -> Any:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file users edit (recipe, matrix): a missing file or a syntax error names `what` and the path."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{what} {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise PipelineError(f"{what} {path}: not valid YAML ({str(e).splitlines()[0]})") from e
 
 
 def _json_default(obj: Any) -> Any:

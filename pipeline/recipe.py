@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .artifacts import read_yaml
 from .errors import PipelineError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -110,10 +109,4 @@ def load_recipe(name_or_path: str) -> Recipe:
                 f"unknown model {name_or_path!r} (built-in: {', '.join(builtin_recipes())}; "
                 "or pass a recipe .yaml path)"
             )
-    if not path.exists():
-        raise PipelineError(f"recipe not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise PipelineError(f"recipe {path}: not valid YAML ({e})") from e
-    return Recipe(_validate(raw, path), path)
+    return Recipe(_validate(read_yaml(path, "recipe"), path), path)

@@ -109,13 +109,6 @@ def parse_matrix(raw: Any, path: Path) -> Matrix:
 
 
 def load_matrix(path: Path) -> Matrix:
-    import yaml
+    from ..artifacts import read_yaml
 
-    path = Path(path)
-    if not path.exists():
-        raise PipelineError(f"nightly matrix {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise PipelineError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
-    return parse_matrix(raw, path)
+    return parse_matrix(read_yaml(path, "nightly matrix"), Path(path))
