@@ -126,3 +126,15 @@ def test_rerun_is_skipped_and_calibration_not_rerecorded(built: Layout, unet_ws:
     assert cli(unet_ws, "engine", "--precision", "int8") == 0
     assert {f: f.stat().st_mtime_ns for f in folder.iterdir()} == before
     assert read_json(built.stamp("calibrate-int8"))["stage"] == "calibrate[int8]"
+
+
+def test_orin_bundle_carries_the_external_data(built: Layout, unet_ws: dict[str, Path]) -> None:
+    """A host that is not the Orin writes a bundle; the weights file must travel with the ONNX."""
+    from pipeline.bundle import bundle_dir
+
+    assert cli(unet_ws, "engine", "--precision", "fp16", "--target", "orin-agx-64") == 0
+    folder = bundle_dir(built, "fp16")
+    assert (folder / "model.onnx").exists() and (folder / "model.onnx.data").exists()
+    assert (folder / "model.onnx.data").read_bytes() == _data(built.calibrated_onnx("fp16")).read_bytes()
+    listed = str(read_json(folder / "bundle.json")["files"])
+    assert "model.onnx.data" in listed
