@@ -178,9 +178,11 @@ def test_cosine_near_one_hides_the_collapse_but_the_task_gate_flags_it(
     shapes: dict[str, Any], head_qdq: Path
 ) -> None:
     task, cosine = judge(shapes, head_qdq)
+    print(f"Q/DQ on the output Concat only: cosine {cosine:.6f}, mAP50-95 vs FP32 {task['map50_95_vs_fp32']:.3f}")
     assert task["map50_95_vs_fp32"] <= CRUSHED_MAX and task["candidate_detections"] == 0
     builtin_min_cosine = load_recipe("yolo").section("accuracy")["min_cosine"]
-    assert cosine >= builtin_min_cosine  # a cosine-only gate at the built-in recipe's floor passes it
+    # A cosine-only gate passes it, at the built-in recipe's floor and far above it.
+    assert cosine >= max(builtin_min_cosine, 0.999)
     assert task["passed"] is False
     assert "mAP50-95 vs FP32" in task["gate_reason"]
 
