@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,24 +17,38 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".pytest_cache" / "ultralytics"))
 
 
-def small_yolo_recipe(dest: Path, **overrides: object) -> Path:
-    """yolo.yaml shrunk for tests: 320x320 input, batch 1..2, 8 calibration images, yolo11n from yaml."""
-    raw = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
-    raw["name"] = "yolo-test"
-    raw["source"] = {"checkpoint": str(dest / "absent" / "yolo11n.pt"), "config": "yolo11n.yaml"}
-    raw["inputs"]["images"].update(min=[1, 3, 320, 320], opt=[1, 3, 320, 320], max=[2, 3, 320, 320])
-    raw["preprocess"]["size"] = [320, 320]
-    raw["calibration"].update(max_samples=8, recommended_min=8)
-    raw["profile"] = {"warmup": 1, "iterations": 3}
-    for key, value in overrides.items():
-        raw[key] = value
-    path = dest / "yolo-test.yaml"
+def derived_recipe(builtin: str, dest: Path, name: str, shrink: Callable[[dict], None],
+                   overrides: dict[str, object]) -> Path:
+    """A built-in recipe made test-sized by `shrink`, renamed, with top-level `overrides`, written to `dest`."""
+    raw = yaml.safe_load((RECIPES_DIR / f"{builtin}.yaml").read_text())
+    raw["name"] = name
+    shrink(raw)
+    raw.update(overrides)
+    path = dest / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def scratch(base: Path, recipe: Path) -> dict[str, Path]:
+    """An engines/ and calib/ root of their own, shared by a test module or package."""
+    return {"base": base, "root": base / "engines", "calib": base / "calib", "recipe": recipe}
+
+
+def small_yolo_recipe(dest: Path, **overrides: object) -> Path:
+    """yolo.yaml shrunk for tests: 320x320 input, batch 1..2, 8 calibration images, yolo11n from yaml."""
+
+    def shrink(raw: dict) -> None:
+        raw["source"] = {"checkpoint": str(dest / "absent" / "yolo11n.pt"), "config": "yolo11n.yaml"}
+        raw["inputs"]["images"].update(min=[1, 3, 320, 320], opt=[1, 3, 320, 320], max=[2, 3, 320, 320])
+        raw["preprocess"]["size"] = [320, 320]
+        raw["calibration"].update(max_samples=8, recommended_min=8)
+        raw["profile"] = {"warmup": 1, "iterations": 3}
+
+    return derived_recipe("yolo", dest, "yolo-test", shrink, overrides)
 
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One engines/ and calib/ root for the session, so stages reuse each other's outputs."""
     base = tmp_path_factory.mktemp("ws")
-    return {"base": base, "root": base / "engines", "calib": base / "calib", "recipe": small_yolo_recipe(base)}
+    return scratch(base, small_yolo_recipe(base))

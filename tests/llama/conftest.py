@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline.artifacts import Layout
-from pipeline.recipe import RECIPES_DIR, Recipe, load_recipe
+from pipeline.recipe import Recipe, load_recipe
+
+from ..conftest import derived_recipe
 
 TINY_CONFIG = {
     "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
@@ -21,16 +22,14 @@ TINY_CONFIG = {
 
 
 def tiny_llama_recipe(dest: Path, name: str = "llama-test", **overrides: object) -> Path:
-    raw = yaml.safe_load((RECIPES_DIR / "llama.yaml").read_text())
-    raw["name"] = name
-    raw["source"] = {"pretrained": str(dest / "absent-model"), "tokenizer": None, "seed": 0, "config": TINY_CONFIG}
-    raw["calibration"].update(max_samples=4, sequence_length=32)
-    raw["eval"].update(samples=2, sequence_length=24, generate_tokens=8, perplexity_window=64)
-    raw["profile"] = {"warmup": 1, "iterations": 2, "generation_runs": 1}
-    raw.update(overrides)
-    path = dest / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    def shrink(raw: dict) -> None:
+        raw["source"] = {"pretrained": str(dest / "absent-model"), "tokenizer": None, "seed": 0,
+                         "config": TINY_CONFIG}
+        raw["calibration"].update(max_samples=4, sequence_length=32)
+        raw["eval"].update(samples=2, sequence_length=24, generate_tokens=8, perplexity_window=64)
+        raw["profile"] = {"warmup": 1, "iterations": 2, "generation_runs": 1}
+
+    return derived_recipe("llama", dest, name, shrink, overrides)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ import yaml
 
 from pipeline.recipe import RECIPES_DIR
 
+from ..conftest import derived_recipe, scratch
+
 TINY = {"sample_size": 16, "in_channels": 4, "out_channels": 4, "block_out_channels": [32, 64],
         "layers_per_block": 1, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "cross_attention_dim": 32,
@@ -16,22 +18,18 @@ TINY = {"sample_size": 16, "in_channels": 4, "out_channels": 4, "block_out_chann
 
 
 def tiny_unet_recipe(dest: Path, name: str = "unet-test", **overrides: object) -> Path:
-    raw = yaml.safe_load((RECIPES_DIR / "unet.yaml").read_text())
-    raw["name"] = name
-    raw["source"].update(pretrained=str(dest / "absent-unet"), config=TINY)
-    raw["profiles"][0]["shapes"] = {
-        "sample": {"min": [1, 4, 8, 8], "opt": [2, 4, 16, 16], "max": [2, 4, 16, 16]},
-        "timestep": {"min": [1], "opt": [2], "max": [2]},
-        "encoder_hidden_states": {"min": [1, 8, 32], "opt": [2, 8, 32], "max": [2, 8, 32]},
-    }
-    raw["calibration"].update(runs=2, steps=4, max_samples=8)
-    raw["eval"].update(points=3, loop_steps=4)
-    raw["profile"] = {"warmup": 1, "iterations": 2}
-    for key, value in overrides.items():
-        raw[key] = value
-    path = dest / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    def shrink(raw: dict) -> None:
+        raw["source"].update(pretrained=str(dest / "absent-unet"), config=TINY)
+        raw["profiles"][0]["shapes"] = {
+            "sample": {"min": [1, 4, 8, 8], "opt": [2, 4, 16, 16], "max": [2, 4, 16, 16]},
+            "timestep": {"min": [1], "opt": [2], "max": [2]},
+            "encoder_hidden_states": {"min": [1, 8, 32], "opt": [2, 8, 32], "max": [2, 8, 32]},
+        }
+        raw["calibration"].update(runs=2, steps=4, max_samples=8)
+        raw["eval"].update(points=3, loop_steps=4)
+        raw["profile"] = {"warmup": 1, "iterations": 2}
+
+    return derived_recipe("unet", dest, name, shrink, overrides)
 
 
 @pytest.fixture(scope="package")
@@ -39,5 +37,4 @@ def unet_ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("unet")
     # External data forced: the layout a 3.4 GB SD-1.5 UNet gets, through every stage.
     export = {**yaml.safe_load((RECIPES_DIR / "unet.yaml").read_text())["export"], "external_data": True}
-    return {"base": base, "root": base / "engines", "calib": base / "calib",
-            "recipe": tiny_unet_recipe(base, export=export)}
+    return scratch(base, tiny_unet_recipe(base, export=export))

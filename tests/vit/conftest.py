@@ -9,24 +9,22 @@ import yaml
 
 from pipeline.recipe import RECIPES_DIR
 
+from ..conftest import derived_recipe, scratch
+
 TINY = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
         "intermediate_size": 64, "num_labels": 4,
         "id2label": {"0": "tench, Tinca tinca", "1": "goldfish", "2": "bus", "3": "person"}}
 
 
 def tiny_vit_recipe(dest: Path, name: str = "vit-test", **overrides: object) -> Path:
-    raw = yaml.safe_load((RECIPES_DIR / "vit.yaml").read_text())
-    raw["name"] = name
-    raw["source"] = {"pretrained": str(dest / "absent-vit"), "config": TINY, "seed": 0}
-    raw["inputs"]["pixel_values"].update(min=[1, 3, 32, 32], opt=[1, 3, 32, 32], max=[2, 3, 32, 32])
-    raw["preprocess"].update(size=[32, 32], resize_shorter=36)
-    raw["calibration"].update(max_samples=8, recommended_min=8)
-    raw["profile"] = {"warmup": 1, "iterations": 2}
-    for key, value in overrides.items():
-        raw[key] = value
-    path = dest / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    def shrink(raw: dict) -> None:
+        raw["source"] = {"pretrained": str(dest / "absent-vit"), "config": TINY, "seed": 0}
+        raw["inputs"]["pixel_values"].update(min=[1, 3, 32, 32], opt=[1, 3, 32, 32], max=[2, 3, 32, 32])
+        raw["preprocess"].update(size=[32, 32], resize_shorter=36)
+        raw["calibration"].update(max_samples=8, recommended_min=8)
+        raw["profile"] = {"warmup": 1, "iterations": 2}
+
+    return derived_recipe("vit", dest, name, shrink, overrides)
 
 
 @pytest.fixture(scope="package")
@@ -34,5 +32,4 @@ def vit_ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("vit")
     # External data forced: the >2 GB layout through every stage (ModelOpt INT8 and AutoCast included).
     export = {**yaml.safe_load((RECIPES_DIR / "vit.yaml").read_text())["export"], "external_data": True}
-    return {"base": base, "root": base / "engines", "calib": base / "calib",
-            "recipe": tiny_vit_recipe(base, export=export)}
+    return scratch(base, tiny_vit_recipe(base, export=export))
