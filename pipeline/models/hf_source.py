@@ -4,6 +4,7 @@ config in the recipe with seeded random weights (offline default, announced loud
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,23 @@ class HfSource:
 
     def describe(self) -> str:
         return str(self.folder) if self.folder else f"config in recipe (random weights, seed {self.seed})"
+
+    def load(self, model_class: Any, build: Callable[[dict[str, Any]], Any]) -> Any:
+        """`model_class.from_pretrained(folder)`, else `build(config)` with the seed; in eval mode.
+        Errors name the folder or the config."""
+        import torch
+
+        name = model_class.__name__
+        if self.folder:
+            try:
+                return model_class.from_pretrained(str(self.folder)).eval()
+            except Exception as e:
+                raise PipelineError(f"{self.folder}: cannot load {name} ({e})") from e
+        torch.manual_seed(self.seed)
+        try:
+            return build(self.config).eval()
+        except Exception as e:
+            raise PipelineError(f"source.config: not a valid {name} config ({e})") from e
 
 
 def read_json_file(path: Path) -> dict[str, Any]:

@@ -66,19 +66,9 @@ class UnetAdapter(ModelAdapter):
         return sched
 
     def _load(self, source: HfSource) -> Any:
-        import torch
         from diffusers import UNet2DConditionModel
 
-        if source.folder:
-            try:
-                return UNet2DConditionModel.from_pretrained(str(source.folder)).eval()
-            except Exception as e:
-                raise PipelineError(f"{source.folder}: cannot load UNet2DConditionModel ({e})") from e
-        torch.manual_seed(source.seed)
-        try:
-            return UNet2DConditionModel(**source.config).eval()
-        except Exception as e:
-            raise PipelineError(f"source.config: not a valid UNet2DConditionModel config ({e})") from e
+        return source.load(UNet2DConditionModel, lambda c: UNet2DConditionModel(**c))
 
     # ---- shapes -------------------------------------------------------------------------------------
     def _shapes(self, recipe: Recipe) -> tuple[list[int], list[int]]:

@@ -89,19 +89,9 @@ class VitAdapter(ModelAdapter):
         return spec
 
     def _load(self, source: HfSource) -> Any:
-        import torch
         from transformers import ViTConfig, ViTForImageClassification
 
-        if source.folder:
-            try:
-                return ViTForImageClassification.from_pretrained(str(source.folder)).eval()
-            except Exception as e:
-                raise PipelineError(f"{source.folder}: cannot load ViTForImageClassification ({e})") from e
-        torch.manual_seed(source.seed)
-        try:
-            return ViTForImageClassification(ViTConfig(**source.config)).eval()
-        except Exception as e:
-            raise PipelineError(f"source.config: not a valid ViTConfig ({e})") from e
+        return source.load(ViTForImageClassification, lambda c: ViTForImageClassification(ViTConfig(**c)))
 
     def export(self, recipe: Recipe, onnx_out: Path, feeds: list[Feed]) -> ExportResult:
         import torch
