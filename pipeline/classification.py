@@ -34,11 +34,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def topk_indices(logits: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` largest logits along the last axis, best first; ties keep the lower index."""
+    return np.argsort(-np.asarray(logits), axis=-1, kind="stable")[..., : max(k, 0)]
+
+
 def topk(logits: np.ndarray, k: int = 5) -> TopK:
     """The `k` best classes of one image's logits (shape [classes] or [1, classes])."""
     x = np.asarray(logits, dtype=np.float32).reshape(-1)
     if x.size == 0:
         raise ValueError("topk: empty logits")
-    order = np.argsort(-x, kind="stable")[: max(k, 0)]
+    order = topk_indices(x, k)
     probs = softmax(x)
     return TopK(order.astype(np.int64), probs[order].astype(np.float32), x[order])

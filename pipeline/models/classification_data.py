@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classification import topk_indices
 from ..errors import PipelineError
 from ..imaging import list_images
 from .image_data import heldout_images
@@ -54,17 +55,9 @@ def builtin_heldout_crops(count_per_image: int = BUILTIN_EVAL_CROPS) -> list[np.
     return crops
 
 
-def topk(logits: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest logits per row, best first."""
-    k = min(k, logits.shape[-1])
-    part = np.argpartition(-logits, k - 1, axis=-1)[..., :k]
-    order = np.argsort(-np.take_along_axis(logits, part, axis=-1), axis=-1, kind="stable")
-    return np.take_along_axis(part, order, axis=-1)
-
-
 def agreement(reference: np.ndarray, candidate: np.ndarray, k: int = 5) -> dict[str, float]:
     """How often the candidate's ranking agrees with the reference's, over rows of logits."""
-    ref_k, cand_k = topk(reference, k), topk(candidate, k)
+    ref_k, cand_k = topk_indices(reference, k), topk_indices(candidate, k)
     top1 = float(np.mean(ref_k[:, 0] == cand_k[:, 0]))
     in_top5 = float(np.mean([r in c for r, c in zip(ref_k[:, 0], cand_k, strict=True)]))
     overlap = float(np.mean([len(set(r) & set(c)) / ref_k.shape[1] for r, c in zip(ref_k, cand_k, strict=True)]))
@@ -72,6 +65,6 @@ def agreement(reference: np.ndarray, candidate: np.ndarray, k: int = 5) -> dict[
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 5) -> dict[str, float]:
-    best = topk(logits, k)
+    best = topk_indices(logits, k)
     return {"top1": float(np.mean(best[:, 0] == labels)),
             f"top{k}": float(np.mean([lab in row for lab, row in zip(labels, best, strict=True)]))}

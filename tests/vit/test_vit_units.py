@@ -11,8 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from pipeline.classification import topk_indices as topk
 from pipeline.errors import PipelineError
-from pipeline.models.classification_data import accuracy, agreement, labelled_images, topk
+from pipeline.models.classification_data import accuracy, agreement, labelled_images
 from pipeline.models.vit import VitAdapter, processor_preprocess
 from pipeline.recipe import load_recipe
 from tests.vit.conftest import TINY, tiny_vit_recipe
