@@ -1,4 +1,4 @@
-"""The known INT8 traps (/work/shared/notes/quantization-traps.md), shown on the trained shapes fixture.
+"""The known INT8 traps (shared/notes/quantization-traps.md), shown on the trained shapes fixture.
 
 A random-weight YOLO detects nothing, so these need the trained detector in tests/fixtures/shapes/. Every
 number is measured on ONNX Runtime's CPU provider against the FP32 export, on a small held-out set that
