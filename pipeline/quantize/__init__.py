@@ -58,3 +58,12 @@ def resolve_exclusions(
 
 def matched_nodes(patterns: list[str], node_names: list[str]) -> list[str]:
     return [n for n in node_names if any(re.match(p, n) for p in patterns)]
+
+
+def excluded_node_names(src: Any, exclude: dict[str, list[str]]) -> list[str]:
+    """Names of the nodes of the ONNX at `src` that `exclude` keeps out: by name pattern or by op type."""
+    from .. import onnx_utils
+
+    nodes = onnx_utils.load(src, with_weights=False).graph.node
+    names = matched_nodes(exclude["nodes"], [n.name for n in nodes])
+    return names + [n.name for n in nodes if n.op_type in exclude["op_types"] and n.name not in names]

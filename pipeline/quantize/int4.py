@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import onnx_utils
 from ..errors import PipelineError
-from . import matched_nodes
+from . import excluded_node_names
 from .feeds import shapes_spec, stack
 
 METHODS = ("awq_clip", "awq_lite", "rtn_dq")
@@ -33,10 +33,7 @@ def int4_awq(
         raise PipelineError(f"precisions.int4-awq.block_size: {block} is not a power of two")
     if not feeds:
         raise PipelineError("precisions.int4-awq: AWQ needs calibration samples, got none")
-    header = onnx_utils.load(src, with_weights=False)
-    names = [n.name for n in header.graph.node]
-    excluded = matched_nodes(exclude["nodes"], names)
-    excluded += [n.name for n in header.graph.node if n.op_type in exclude["op_types"]]
+    excluded = excluded_node_names(src, exclude)
     # modelopt 0.47's awq_lite calls cupy's `.get()` on its numpy (CPU) fallback when fusing nodes.
     extra = {"awqlite_fuse_nodes": False} if method == "awq_lite" else {}
     with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import onnx_utils
 from ..errors import PipelineError
-from . import matched_nodes
+from . import excluded_node_names
 from .feeds import shapes_spec, stack
 
 METHODS = ("entropy", "max", "percentile")
@@ -26,10 +26,7 @@ def ptq_int8(
     method = options.get("method", "entropy")
     if method not in METHODS:
         raise PipelineError(f"precisions.int8.method: {method!r} is not one of {', '.join(METHODS)}")
-    src_model = onnx_utils.load(src, with_weights=False)
-    node_names = [n.name for n in src_model.graph.node]
-    excluded = matched_nodes(exclude["nodes"], node_names)
-    excluded += [n.name for n in src_model.graph.node if n.op_type in exclude["op_types"]]
+    excluded = excluded_node_names(src, exclude)
     hp = options.get("high_precision_dtype", "fp32")
     with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp:
         work = onnx_utils.copy_to(src, Path(tmp))
