@@ -72,6 +72,7 @@ def _profile_shapes(recipe: Recipe) -> list[dict[str, tuple[list[int], list[int]
 def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any], cache_dir: Any) -> dict:
     from ..trt.backend import select_backend
     from ..trt.build import BuildOptions, build_engine
+    from ..trt.dla import dla_is_strongly_typed, require_dla
 
     backend = select_backend()
     log(f"build[{precision}]", f"builder backend: {backend.describe()}")
@@ -79,11 +80,12 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
     timing_cache = cache_dir / f"timing-{backend.name}-{backend.version}.cache"
     dla = opts.get("dla") or {}
     calibration_cache = None
-    if dla and precision == "int8":  # DLA INT8 wants implicit quantization: QDQ-free ONNX + cache
-        from ..dla.translate import translate_file
-        from ..trt.dla import require_dla
-
+    if dla:
         require_dla(backend)
+    if dla and precision == "int8" and not dla_is_strongly_typed(backend):
+        # TensorRT 10.x DLA INT8 wants implicit quantization: a QDQ-free ONNX + a calibration cache.
+        from ..dla.translate import translate_file
+
         dla_dir = layout.precision_dir(precision) / "dla"
         calibration_cache = dla_dir / "calibration.cache"
         translate_file(onnx_path, dla_dir / "model.onnx", calibration_cache, backend.version)
@@ -143,7 +145,7 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
         "builder": {
             "backend": out.backend.name,
             "version": out.backend.version,
-            "strongly_typed": True,
+            "strongly_typed": out.strongly_typed,
             "workspace_bytes": opts["workspace_bytes"],
             "builder_optimization_level": opts["builder_optimization_level"],
             "timing_cache": str(out.timing_cache) if out.timing_cache else None,

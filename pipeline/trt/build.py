@@ -42,6 +42,7 @@ class BuildOutput:
     memory: dict[str, int | None]
     timing_cache: Path | None
     log_lines: list[str] = field(default_factory=list)
+    strongly_typed: bool = True  # False only for TensorRT 10.x DLA builds (implicit precision flags)
 
 
 class _RecordingLogger:
@@ -146,7 +147,10 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
         cache.parent.mkdir(parents=True, exist_ok=True)
     # DLA INT8 on TensorRT 10.x is implicit quantization: builder flags + a calibration cache, which a
     # strongly typed network refuses. Everything else takes its precision from the ONNX.
-    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=opts.dla_core is None)
+    from .dla import dla_is_strongly_typed
+
+    strongly_typed = opts.dla_core is None or dla_is_strongly_typed(backend)
+    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)
     config = _create_config(backend, opts, profiles)
     t0 = time.perf_counter()
     try:
@@ -156,4 +160,4 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
         raise PipelineError(f"{onnx_path}: engine build failed ({e}; {' | '.join(errors)})") from e
     seconds = time.perf_counter() - t0
     lines = list(recorder.logger.lines)
-    return BuildOutput(bytes(plan), backend, seconds, memory_from_log(lines), cache, lines)
+    return BuildOutput(bytes(plan), backend, seconds, memory_from_log(lines), cache, lines, strongly_typed)

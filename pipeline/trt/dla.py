@@ -2,9 +2,10 @@
 
 DLA INT8 on TensorRT 10.x is implicit quantization: a network that is not strongly typed, the FP16
 and INT8 builder flags, and an IInt8EntropyCalibrator2 that only hands TensorRT the calibration
-cache written by pipeline.dla.translate (no batches: the scales are ModelOpt's). TensorRT-RTX has no
-DLA, and TensorRT 11 dropped DLA on JetPack along with the INT8 flag and calibrators (NVIDIA: "If
-DLA is required on any of these platforms, remain on TensorRT 10.7"); both are refused up front.
+cache written by pipeline.dla.translate (no batches: the scales are ModelOpt's). TensorRT 11 removed
+the precision flags and calibrators, and DLA with them until 11.4.1 (JetPack 7.2 on AGX Orin): from
+there the DLA takes the strongly typed QDQ network as it is. TensorRT-RTX has no DLA; it and
+TensorRT 11.0-11.4.0 are refused up front.
 """
 
 from __future__ import annotations
@@ -16,15 +17,26 @@ from typing import Any
 from ..errors import PipelineError
 from .backend import Backend
 
+FIRST_EXPLICIT_DLA = (11, 4, 1)  # TensorRT 11 brings DLA back here, strongly typed only
+
+
+def _version(backend: Backend) -> tuple[int, ...]:
+    return tuple(int(p) for p in backend.version.split(".")[:3] if p.isdigit())
+
+
+def dla_is_strongly_typed(backend: Backend) -> bool:
+    """True where the DLA takes the QDQ network as it is (TensorRT >= 11.4.1); False on 10.x, where
+    DLA INT8 needs implicit quantization (flags + calibration cache)."""
+    return _version(backend) >= FIRST_EXPLICIT_DLA
+
 
 def dla_blocker(backend: Backend) -> str | None:
     """Why this backend cannot build for the DLA, or None."""
     if backend.is_rtx:
-        return f"{backend.describe()} has no DLA; build DLA engines with TensorRT 10.x on the Orin (JetPack 6)"
-    major = int(backend.version.split(".")[0])
-    if major >= 11:
-        return (f"TensorRT {backend.version} has no DLA support on JetPack (the last with DLA is 10.7); "
-                "use JetPack 6's TensorRT 10.x")
+        return f"{backend.describe()} has no DLA; build DLA engines with TensorRT on the Orin"
+    if (11,) <= _version(backend) < FIRST_EXPLICIT_DLA:
+        return (f"TensorRT {backend.version} has no DLA support (TensorRT 10.x and 11.4.1+ have it); "
+                "use JetPack 6's TensorRT 10.x or a newer TensorRT 11")
     return None
 
 
@@ -61,7 +73,8 @@ def configure_dla(backend: Backend, dla_core: int, fallback: bool, precision: st
     """A Polygraphy PostprocessConfig callback that puts the network on `dla_core`."""
     require_dla(backend)
     trt = backend.module
-    if precision == "int8" and calibration_cache is None:
+    explicit = dla_is_strongly_typed(backend)
+    if precision == "int8" and calibration_cache is None and not explicit:
         raise PipelineError("--dla with int8 needs the calibration cache from the QDQ translation")
 
     def apply(builder: Any, network: Any, config: Any) -> None:
@@ -71,6 +84,8 @@ def configure_dla(backend: Backend, dla_core: int, fallback: bool, precision: st
         config.DLA_core = dla_core
         if fallback:
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        if explicit:  # the network's types say it all; the precision flags no longer exist
+            return
         config.set_flag(trt.BuilderFlag.FP16)
         if precision == "int8":
             config.set_flag(trt.BuilderFlag.INT8)
@@ -85,11 +100,13 @@ def layers_not_on_dla(backend: Backend, onnx_path: Path, dla_core: int = 0) -> l
     trt = backend.module
     from polygraphy.backend.trt import NetworkFromOnnxPath
 
-    builder, network, _parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=False)()
+    explicit = dla_is_strongly_typed(backend)
+    builder, network, _parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=explicit)()
     config = builder.create_builder_config()
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = dla_core
-    config.set_flag(trt.BuilderFlag.FP16)
+    if not explicit:
+        config.set_flag(trt.BuilderFlag.FP16)
     return [network.get_layer(i).name for i in range(network.num_layers)
             if not config.can_run_on_DLA(network.get_layer(i))]
 

@@ -167,6 +167,33 @@ def test_tensorrt_rtx_refuses_dla_clearly() -> None:
         configure_dla(backend, 0, True, "int8", None)
 
 
+@pytest.mark.parametrize("version, blocked, strongly_typed", [
+    ("10.3.0.30", False, False),   # JetPack 6: implicit quantization (flags + calibration cache)
+    ("10.7.0.23", False, False),
+    ("11.0.0.1", True, False),     # TensorRT 11 before 11.4.1: no DLA
+    ("11.4.0.5", True, False),
+    ("11.4.1.2", False, True),     # DLA is back, strongly typed only
+    ("11.6.0.1", False, True),
+])
+def test_dla_by_tensorrt_version(version: str, blocked: bool, strongly_typed: bool) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.trt.backend import Backend
+    from pipeline.trt.dla import configure_dla, dla_blocker, dla_is_strongly_typed
+
+    backend = Backend("tensorrt", version, SimpleNamespace())
+    assert (dla_blocker(backend) is not None) == blocked
+    assert dla_is_strongly_typed(backend) == strongly_typed
+    if blocked:
+        with pytest.raises(PipelineError, match=f"--dla: TensorRT {version} has no DLA support"):
+            configure_dla(backend, 0, True, "int8", None)
+    elif strongly_typed:  # the QDQ network goes to the DLA as it is: no calibration cache needed
+        assert callable(configure_dla(backend, 0, True, "int8", None))
+    else:
+        with pytest.raises(PipelineError, match="needs the calibration cache"):
+            configure_dla(backend, 0, True, "int8", None)
+
+
 @pytest.mark.slow
 def test_translation_of_modelopt_int8_yolo(workspace: dict[str, Path], tmp_path: Path) -> None:
     """The real thing: ModelOpt's INT8 QDQ YOLO -> QDQ-free ONNX + cache, every scale kept, same outputs."""
