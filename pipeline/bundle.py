@@ -14,9 +14,7 @@ Reading a bundle needs no torch (checked by tests/targets/test_bundle.py in a fr
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from typing import Any
 import yaml
 
 from . import __version__
-from .artifacts import Layout, onnx_files, read_json, sha256_file, write_json
+from .artifacts import Layout, atomic_dir, onnx_files, read_json, sha256_file, write_json
 from .errors import PipelineError
 from .recipe import Recipe, load_recipe
 
@@ -89,9 +87,7 @@ def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, bu
         if not needed.exists():
             raise PipelineError(f"{needed}: missing; run calibrate for {recipe.name} {precision} first")
     dest = bundle_dir(layout, precision)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".bundle.", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         for src in onnx_files(onnx_path):
             shutil.copy2(src, tmp / src.name.replace(onnx_path.name, "model.onnx", 1))
         shutil.copy2(report, tmp / "calibrate.json")
@@ -118,13 +114,6 @@ def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, bu
             },
         }
         write_json(tmp / MANIFEST_NAME, meta)
-        old = dest.with_name(".bundle.old")
-        if dest.exists():
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return Bundle(dest, meta)
 
 

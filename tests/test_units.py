@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.artifacts import atomic_path, read_json, sha256_file, write_json
+from pipeline.artifacts import atomic_dir, atomic_path, read_json, sha256_file, write_json
 from pipeline.cache import StageSpec, run_stage
 from pipeline.detection import Detections, decode_yolo, map50_95, nms
 from pipeline.errors import PipelineError
@@ -27,6 +27,21 @@ def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> Non
             raise RuntimeError("builder crashed")
     assert target.read_bytes() == b"old engine"
     assert [p.name for p in tmp_path.iterdir()] == ["model.engine"]
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "images"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.jpg").write_bytes(b"first")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "b.jpg").write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert [p.name for p in target.iterdir()] == ["a.jpg"]
+    with atomic_dir(target) as tmp:
+        (tmp / "c.jpg").write_bytes(b"second")
+    assert [p.name for p in target.iterdir()] == ["c.jpg"]
+    assert [p.name for p in tmp_path.iterdir()] == ["images"]  # no scratch or old copy left
 
 
 def test_write_json_keeps_infinity_readable(tmp_path: Path) -> None:

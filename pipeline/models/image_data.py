@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import atomic_dir
 from ..errors import PipelineError
 from ..imaging import list_images, load_rgb, preprocess_image
 from ..log import progress, warn
@@ -61,16 +62,11 @@ def _synthetic_scene(rng: np.random.Generator, size: int = 640) -> np.ndarray:
 def write_builtin_calibration_images(dest: Path, count: int = BUILTIN_COUNT, seed: int = 0) -> None:
     """Deterministic crops, flips and rescales of sample photos shipped with matplotlib, plus synthetic
     scenes. Written to a temporary folder and renamed, so an interrupted run leaves nothing behind."""
-    import shutil
-    import tempfile
-
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     sources = _calibration_sources()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         for i in range(count):
             if i % 2 == 0:
                 src = sources[(i // 2) % len(sources)]
@@ -84,12 +80,6 @@ def write_builtin_calibration_images(dest: Path, count: int = BUILTIN_COUNT, see
             else:
                 img = _synthetic_scene(rng)
             Image.fromarray(np.ascontiguousarray(img)).save(tmp / f"calib_{i:03d}.jpg", quality=92)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import read_json, sha256_json, write_json
+from ..artifacts import atomic_dir, read_json, sha256_json, write_json
 from ..errors import PipelineError
 from ..log import log, progress, warn
 from ..metrics import compare
@@ -180,10 +178,8 @@ class UnetAdapter(ModelAdapter):
         if cfg.get("embeddings", BUILTIN) == BUILTIN:
             warn("calibrate", "calibration.embeddings is builtin: Gaussian stand-ins for text embeddings (no text "
                  "encoder offline); pass an .npz of real prompt embeddings for production scales")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         t0 = time.perf_counter()
-        try:
+        with atomic_dir(folder) as tmp:
             rng = np.random.default_rng(2)
             for run in progress(range(runs), "calibration sampling runs", runs):
                 latents = rng.standard_normal([1, *sample[1:]]).astype(np.float32)
@@ -199,12 +195,6 @@ class UnetAdapter(ModelAdapter):
             description = (f"{runs} sampling runs x {steps} DDIM steps (guidance {guidance}) recorded in PyTorch from "
                            f"{source.describe()}; embeddings {cfg.get('embeddings', BUILTIN)}")
             write_json(tmp / "meta.json", {"key": key, "description": description, "runs": runs, "steps": steps})
-            if folder.exists():
-                shutil.rmtree(folder)
-            tmp.rename(folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         log("calibrate", f"recorded {runs * steps} UNet inputs into {folder} in {time.perf_counter() - t0:.1f} s")
 
     def calibration_feeds(self, recipe: Recipe, data: DataSet) -> list[Feed]:
