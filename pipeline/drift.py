@@ -52,6 +52,18 @@ def _show(value: Any) -> str:
     return "none (not a Jetson build)" if value is None else str(value)
 
 
+def _tensorrt_lines(a: Any, b: Any) -> tuple[str, str]:
+    """Name the JetPack line of each TensorRT when they differ (an engine from JetPack 6 on JetPack 7.2 is
+    the usual case after an upgrade), from pipeline/data/jetson_lines.yaml."""
+    from .jetson_lines import line_for_tensorrt
+
+    la, lb = (line_for_tensorrt(str(v)) if v else None for v in (a, b))
+    if la is None or lb is None or la.key == lb.key:
+        return _show(a), _show(b)
+    short = {line.key: "no JetPack" if line.jetpack == "none" else f"JetPack {line.jetpack}" for line in (la, lb)}
+    return f"{a} ({short[la.key]})", f"{b} ({short[lb.key]})"
+
+
 def differences(built_for: dict[str, Any], running: dict[str, Any]) -> list[str]:
     """One phrase per field that differs, naming both sides."""
     out = []
@@ -66,7 +78,8 @@ def differences(built_for: dict[str, Any], running: dict[str, Any]) -> list[str]
                 out.append(f"{label}: engine {a}, this system has {cores} DLA core(s)")
             continue
         if str(a) != str(b):
-            out.append(f"{label}: engine {_show(a)}, this system {_show(b)}")
+            shown = _tensorrt_lines(a, b) if key == "trt_version" else (_show(a), _show(b))
+            out.append(f"{label}: engine {shown[0]}, this system {shown[1]}")
     return out
 
 

@@ -1,4 +1,5 @@
-"""Which Jetson this is: SKU (device tree), L4T release (/etc/nv_tegra_release) and TensorRT version.
+"""Which Jetson this is: SKU (device tree), L4T release (/etc/nv_tegra_release), TensorRT version and,
+from those two, the JetPack line (pipeline/jetson_lines.py).
 
 Everything is read relative to `root`, so tests point it at a folder holding fake copies of the files.
 """
@@ -8,6 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .jetson_lines import Line
 
 MODEL_FILE = "proc/device-tree/model"
 COMPATIBLE_FILE = "proc/device-tree/compatible"
@@ -40,11 +45,22 @@ class JetsonInfo:
     def is_jetson(self) -> bool:
         return self.model is not None and "jetson" in self.model.lower()
 
+    @property
+    def line(self) -> Line | None:
+        """The JetPack line (pipeline/data/jetson_lines.yaml) this L4T / TensorRT belongs to."""
+        if not self.is_jetson:
+            return None
+        from .jetson_lines import line_for
+
+        return line_for(self.trt_version, self.l4t)
+
     def describe(self) -> str:
         if not self.is_jetson:
             return "this host is not a Jetson (no NVIDIA Jetson model in /proc/device-tree/model)"
         sku = self.target or "unknown SKU"
-        return f"{self.model} -> {sku}, L4T {self.l4t or '?'}, TensorRT {self.trt_version or '?'}"
+        line = self.line
+        where = line.title if line else "a JetPack line not in pipeline/data/jetson_lines.yaml"
+        return f"{self.model} -> {sku}, L4T {self.l4t or '?'}, TensorRT {self.trt_version or '?'}: {where}"
 
 
 def _read(root: Path, rel: str) -> str | None:

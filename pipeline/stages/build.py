@@ -37,9 +37,24 @@ def build_options(recipe: Recipe, target: str | None, precision: str | None = No
         from ..dla import check_policy
 
         opts["dla"] = {"core": dla_core, "policy": check_policy(dla_policy)}
+        _gate_dla(opts["target"])
     if sparse:
         opts["sparse_weights"] = True
     return opts
+
+
+def _gate_dla(target: str | None) -> None:
+    """Where this machine will build, its TensorRT must have a DLA for the board (JetPack 7.2's 10.16
+    has none on Orin): refuse now, before export and calibration, naming the line. A host writing a
+    bundle for another Orin cannot know that Orin's TensorRT; the Orin checks it when it builds."""
+    from ..bundle import host_can_build_for
+
+    if not host_can_build_for(target):
+        return
+    from ..trt.backend import select_backend
+    from ..trt.dla import require_dla
+
+    require_dla(select_backend(), target)
 
 
 def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, target: str | None = None,
@@ -81,8 +96,8 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
     dla = opts.get("dla") or {}
     calibration_cache = None
     if dla:
-        require_dla(backend)
-    if dla and precision == "int8" and not dla_is_strongly_typed(backend):
+        require_dla(backend, opts["target"])
+    if dla and precision == "int8" and not dla_is_strongly_typed(backend, opts["target"]):
         # TensorRT 10.x DLA INT8 wants implicit quantization: a QDQ-free ONNX + a calibration cache.
         from ..dla.translate import translate_file
 
@@ -101,6 +116,7 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
         dla_fallback=dla.get("policy", "fallback") == "fallback",
         dla_precision=precision,
         calibration_cache=calibration_cache,
+        target=opts["target"],
     ))
     engine_path = layout.engine(precision)
     write_bytes(engine_path, out.plan)

@@ -32,6 +32,7 @@ class BuildOptions:
     dla_fallback: bool = True
     dla_precision: str = "fp16"
     calibration_cache: Path | None = None
+    target: str | None = None  # the Orin target: the DLA rules differ per module (jetson_lines.yaml)
 
 
 @dataclass
@@ -115,7 +116,8 @@ def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) ->
 
         from .dla import configure_dla
 
-        apply = configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision, opts.calibration_cache)
+        apply = configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision, opts.calibration_cache,
+                              opts.target)
         return PostprocessConfig(CreateConfig(**common), apply)
     if backend.is_rtx:
         from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
@@ -149,7 +151,7 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
     # strongly typed network refuses. Everything else takes its precision from the ONNX.
     from .dla import dla_is_strongly_typed
 
-    strongly_typed = opts.dla_core is None or dla_is_strongly_typed(backend)
+    strongly_typed = opts.dla_core is None or dla_is_strongly_typed(backend, opts.target)
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)
     config = _create_config(backend, opts, profiles)
     t0 = time.perf_counter()

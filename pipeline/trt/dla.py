@@ -3,9 +3,10 @@
 DLA INT8 on TensorRT 10.x is implicit quantization: a network that is not strongly typed, the FP16
 and INT8 builder flags, and an IInt8EntropyCalibrator2 that only hands TensorRT the calibration
 cache written by pipeline.dla.translate (no batches: the scales are ModelOpt's). TensorRT 11 removed
-the precision flags and calibrators, and DLA with them until 11.4.1 (JetPack 7.2 on AGX Orin): from
-there the DLA takes the strongly typed QDQ network as it is. TensorRT-RTX has no DLA; it and
-TensorRT 11.0-11.4.0 are refused up front.
+the precision flags and calibrators, and DLA with them until 11.4.1 (JetPack 7.2.2+, AGX Orin only): from
+there the DLA takes the strongly typed QDQ network as it is. TensorRT-RTX has no DLA; it, TensorRT
+10.8-10.16 (JetPack 7.2 / 7.2.1: no Orin DLA) and 11.0-11.4.0 are refused up front, naming the line
+(pipeline/data/jetson_lines.yaml).
 """
 
 from __future__ import annotations
@@ -17,31 +18,27 @@ from typing import Any
 from ..errors import PipelineError
 from .backend import Backend
 
-FIRST_EXPLICIT_DLA = (11, 4, 1)  # TensorRT 11 brings DLA back here, strongly typed only
 
-
-def _version(backend: Backend) -> tuple[int, ...]:
-    return tuple(int(p) for p in backend.version.split(".")[:3] if p.isdigit())
-
-
-def dla_is_strongly_typed(backend: Backend) -> bool:
+def dla_is_strongly_typed(backend: Backend, target: str | None = None) -> bool:
     """True where the DLA takes the QDQ network as it is (TensorRT >= 11.4.1); False on 10.x, where
-    DLA INT8 needs implicit quantization (flags + calibration cache)."""
-    return _version(backend) >= FIRST_EXPLICIT_DLA
+    DLA INT8 needs implicit quantization (flags + calibration cache). The rule per TensorRT version and
+    module is pipeline/data/jetson_lines.yaml's."""
+    from ..jetson_lines import dla_mode
+
+    return dla_mode(backend.version, target)[0] == "strongly-typed"
 
 
-def dla_blocker(backend: Backend) -> str | None:
-    """Why this backend cannot build for the DLA, or None."""
+def dla_blocker(backend: Backend, target: str | None = None) -> str | None:
+    """Why this backend (on this target) cannot build for the DLA, or None."""
     if backend.is_rtx:
         return f"{backend.describe()} has no DLA; build DLA engines with TensorRT on the Orin"
-    if (11,) <= _version(backend) < FIRST_EXPLICIT_DLA:
-        return (f"TensorRT {backend.version} has no DLA support (TensorRT 10.x and 11.4.1+ have it); "
-                "use JetPack 6's TensorRT 10.x or a newer TensorRT 11")
-    return None
+    from ..jetson_lines import dla_refusal
+
+    return dla_refusal(backend.version, target)
 
 
-def require_dla(backend: Backend) -> None:
-    if reason := dla_blocker(backend):
+def require_dla(backend: Backend, target: str | None = None) -> None:
+    if reason := dla_blocker(backend, target):
         raise PipelineError(f"--dla: {reason}")
 
 
@@ -69,11 +66,11 @@ def _cache_calibrator(trt: Any, cache: Path) -> Any:
 
 
 def configure_dla(backend: Backend, dla_core: int, fallback: bool, precision: str,
-                  calibration_cache: Path | None) -> Callable[[Any, Any, Any], None]:
+                  calibration_cache: Path | None, target: str | None = None) -> Callable[[Any, Any, Any], None]:
     """A Polygraphy PostprocessConfig callback that puts the network on `dla_core`."""
-    require_dla(backend)
+    require_dla(backend, target)
     trt = backend.module
-    explicit = dla_is_strongly_typed(backend)
+    explicit = dla_is_strongly_typed(backend, target)
     if precision == "int8" and calibration_cache is None and not explicit:
         raise PipelineError("--dla with int8 needs the calibration cache from the QDQ translation")
 

@@ -170,6 +170,8 @@ def test_tensorrt_rtx_refuses_dla_clearly() -> None:
 @pytest.mark.parametrize("version, blocked, strongly_typed", [
     ("10.3.0.30", False, False),   # JetPack 6: implicit quantization (flags + calibration cache)
     ("10.7.0.23", False, False),
+    ("10.8.0.43", True, False),    # 10.8-10.16 (JetPack 7.2 / 7.2.1): no Orin DLA
+    ("10.16.1.7", True, False),
     ("11.0.0.1", True, False),     # TensorRT 11 before 11.4.1: no DLA
     ("11.4.0.5", True, False),
     ("11.4.1.2", False, True),     # DLA is back, strongly typed only
@@ -185,7 +187,7 @@ def test_dla_by_tensorrt_version(version: str, blocked: bool, strongly_typed: bo
     assert (dla_blocker(backend) is not None) == blocked
     assert dla_is_strongly_typed(backend) == strongly_typed
     if blocked:
-        with pytest.raises(PipelineError, match=f"--dla: TensorRT {version} has no DLA support"):
+        with pytest.raises(PipelineError, match=f"--dla: TensorRT {version} is the .* line, which has no DLA"):
             configure_dla(backend, 0, True, "int8", None)
     elif strongly_typed:  # the QDQ network goes to the DLA as it is: no calibration cache needed
         assert callable(configure_dla(backend, 0, True, "int8", None))
