@@ -38,7 +38,7 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
 
         results.append(sparsify_stage(recipe, layout, force))
     layout = built
-    results.append(calibrate(recipe, layout, precision, calib_root, force))
+    results.append(calibrate(recipe, layout, precision, calib_root, force, target_dla=dla_core is not None))
     if target and not all(r.skipped for r in results):  # before the long part: will it fit the board?
         from .analyze import fits_note
 

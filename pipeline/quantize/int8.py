@@ -26,6 +26,9 @@ def ptq_int8(
     method = options.get("method", "entropy")
     if method not in METHODS:
         raise PipelineError(f"precisions.int8.method: {method!r} is not one of {', '.join(METHODS)}")
+    if options.get("target_dla") and method == "percentile":
+        raise PipelineError("precisions.int8.method: percentile (ONNX Runtime) has no DLA Q/DQ placement; "
+                            "use entropy or max for a --dla build")
     excluded = excluded_node_names(src, exclude)
     hp = options.get("high_precision_dtype", "fp32")
     with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp:
@@ -55,6 +58,7 @@ def ptq_int8(
         "quantize_linear": ops.count("QuantizeLinear"),
         "dequantize_linear": ops.count("DequantizeLinear"),
         "excluded_nodes": sorted(set(excluded)),
+        "target_dla": bool(options.get("target_dla")) and method != "percentile",
         "smoothquant": smoothing,
     }
 
@@ -77,6 +81,7 @@ def _modelopt(src: Path, out: Path, feeds: list, method: str, excluded: list[str
         # Exact names: ModelOpt reads these as regexes, and node names are full of regex characters.
         nodes_to_exclude=[f"^{_escape(n)}$" for n in excluded] or None,
         high_precision_dtype=hp,
+        target_dla=bool(options.get("target_dla")),  # DLA builds: Q/DQ on every tensor (stages/calibrate.py)
         use_external_data_format=onnx_utils.uses_external_data(src),
         output_path=str(out),
         log_level="WARNING",

@@ -17,8 +17,21 @@ from ..recipe import Recipe
 from .common import ONNX_TOOLS, QUANT_TOOLS
 
 
-def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force: bool = False) -> StageResult:
+def quantizer_options(recipe: Recipe, precision: str, target_dla: bool = False) -> dict[str, Any]:
+    """The recipe's options for this precision; for an INT8 build on a DLA core, ModelOpt's
+    `target_dla=True` too: Q/DQ on every tensor, so the DLA (implicit INT8 on TensorRT 10.x through the
+    translated calibration cache, strongly typed on 11.4.1+) has a scale for each one instead of falling
+    back to FP16 or the GPU where ModelOpt's GPU-oriented placement left a tensor unquantized."""
+    options = dict(recipe.precision_options(precision))
+    if target_dla and precision == "int8":
+        options["target_dla"] = True
+    return options
+
+
+def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force: bool = False,
+              target_dla: bool = False) -> StageResult:
     adapter = get_adapter(recipe.family)
+    options = quantizer_options(recipe, precision, target_dla)
     needs_data = precision != "fp32"
     data = adapter.calibration_set(recipe, calib_root) if needs_data else None
     data_files = sorted(p for p in data.path.rglob("*") if p.is_file()) if data else []
@@ -28,21 +41,21 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
         inputs={"onnx": onnx_files(layout.exported_onnx), "calibration": data_files},
         options={
             "precision": precision,
-            "options": recipe.precision_options(precision),
+            "options": options,
             "calibration": recipe.section("calibration") if needs_data else None,
             "preprocess": recipe.section("preprocess"),
         },
         tools=[*ONNX_TOOLS, *QUANT_TOOLS],
         outputs=[layout.calibrated_onnx(precision), layout.calibrate_report(precision)],
     )
-    return run_stage(spec, lambda: _calibrate(recipe, layout, precision, adapter, data), force)
+    return run_stage(spec, lambda: _calibrate(recipe, layout, precision, adapter, data, options), force)
 
 
-def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, data: DataSet | None) -> dict:
+def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, data: DataSet | None,
+               options: dict[str, Any]) -> dict:
     src, dst = layout.exported_onnx, layout.calibrated_onnx(precision)
     header = onnx_utils.load(src, with_weights=False)
     node_names = [n.name for n in header.graph.node]
-    options = recipe.precision_options(precision)
     placeholders = adapter.placeholders(onnx_utils.metadata(header), node_names)
     exclude = resolve_exclusions(precision, options, placeholders, node_names)
     feeds = adapter.calibration_feeds(recipe, data) if data else []
@@ -58,6 +71,7 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
             "sha256": sha256_tree(data.path),
         },
         "seconds": round(seconds, 3),
+        "target_dla": bool(options.get("target_dla")),
         "onnx": str(dst),
         "bytes": dst.stat().st_size,
     })
