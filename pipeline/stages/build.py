@@ -97,6 +97,9 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
     calibration_cache = None
     if dla:
         require_dla(backend, opts["target"])
+        if precision == "int8" and not read_json(layout.calibrate_report(precision)).get("target_dla"):
+            log(f"build[{precision}]", "warning: the INT8 ONNX was calibrated without target_dla (GPU Q/DQ "
+                "placement); `orin-trt engine --dla N` recalibrates it for the DLA")
     if dla and precision == "int8" and not dla_is_strongly_typed(backend, opts["target"]):
         # TensorRT 10.x DLA INT8 wants implicit quantization: a QDQ-free ONNX + a calibration cache.
         from ..dla.translate import translate_file
