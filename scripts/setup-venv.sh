@@ -7,12 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "orin-trt needs Python >= 3.10" >&2; exit 1; }
+# Python 3.10 (JetPack 6.2): ModelOpt has announced dropping it; stay on the last release that supports it.
+PINS=()
+if "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
+  echo "setup: Python 3.10: pinning $(grep -v '^#' scripts/constraints-py310.txt) (scripts/constraints-py310.txt):" \
+       "the last ModelOpt whose metadata admits 3.10; ModelOpt has announced dropping Python 3.10"
+  PINS=(-c scripts/constraints-py310.txt)
+fi
 
 if [[ -f /etc/nv_tegra_release ]]; then
   echo "setup: Jetson detected ($(head -1 /etc/nv_tegra_release)); using JetPack's torch / TensorRT"
   "$PYTHON" -m venv --system-site-packages .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -e ".[export,quantize,runtime,nightly,dev]"
+  .venv/bin/pip install "${PINS[@]}" -e ".[export,quantize,runtime,nightly,dev]"
   exit 0
 fi
 
@@ -28,4 +35,4 @@ EXTRAS="export,quantize,runtime,nightly,dev"
 import importlib.util, sys
 sys.exit(0 if importlib.util.find_spec("tensorrt") else 1)
 PY
-.venv/bin/pip install "${TORCH[@]}" -e ".[$EXTRAS]"
+.venv/bin/pip install "${PINS[@]}" "${TORCH[@]}" -e ".[$EXTRAS]"

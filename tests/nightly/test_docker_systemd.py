@@ -38,8 +38,57 @@ def parse_dockerfile(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def test_both_images_exist():
-    assert [p.name for p in DOCKERFILES] == ["Dockerfile.jetson", "Dockerfile.x86"]
+def test_every_image_exists():
+    assert [p.name for p in DOCKERFILES] == ["Dockerfile.jetson", "Dockerfile.jetson7", "Dockerfile.x86"]
+
+
+def _arg_default(dockerfile: str, name: str) -> str:
+    steps = parse_dockerfile((REPO / "docker" / dockerfile).read_text())
+    (value,) = [a.split("=", 1)[1] for k, a in steps if k == "ARG" and a.split("=")[0] == name]
+    return value
+
+
+def test_jetson_images_are_the_lines_of_the_table():
+    """Each Jetson image is one line of pipeline/data/jetson_lines.yaml: L4T tag, CUDA, Ubuntu, TensorRT."""
+    from pipeline.jetson_lines import get_line
+
+    jp6, jp7 = get_line("jetpack-6.2"), get_line("jetpack-7.2")
+    l4t = re.fullmatch(r"nvcr\.io/nvidia/l4t-jetpack:r(\d+\.\d+)\.\d+", _arg_default("Dockerfile.jetson", "L4T_IMAGE"))
+    assert l4t and l4t.group(1) in jp6.l4t
+    cuda = re.fullmatch(r"nvcr\.io/nvidia/cuda:(\d+\.\d+)\.\d+-cudnn-runtime-ubuntu(\d+\.\d+)",
+                        _arg_default("Dockerfile.jetson7", "JP7_IMAGE"))
+    assert cuda and (cuda.group(1), cuda.group(2)) == (jp7.cuda, jp7.ubuntu)
+    trt = re.fullmatch(r"tensorrt-cu13==(\d+\.\d+)\.[\d.*]+", _arg_default("Dockerfile.jetson7", "TENSORRT_PIP"))
+    assert trt and trt.group(1) == jp7.tensorrt
+    # The image refuses to build when its TensorRT is not that line.
+    assert "line.key == 'jetpack-7.2'" in (REPO / "docker" / "Dockerfile.jetson7").read_text()
+    make = (REPO / "mk" / "docker.mk").read_text()
+    assert f"JP7_IMAGE ?= {_arg_default('Dockerfile.jetson7', 'JP7_IMAGE')}" in make
+    assert f"L4T_IMAGE ?= {_arg_default('Dockerfile.jetson', 'L4T_IMAGE')}" in make
+
+
+def test_python_3_10_pins_a_modelopt_that_supports_it():
+    """JetPack 6's Python 3.10: setup-venv.sh and the JetPack 6 image install under the same pin, whose
+    version admits 3.10 in its published metadata (checked against the installed wheel when it is that one)."""
+    from importlib.metadata import metadata, version
+
+    from packaging.specifiers import SpecifierSet
+
+    constraints = REPO / "scripts" / "constraints-py310.txt"
+    (pin,) = [ln for ln in constraints.read_text().splitlines() if ln and not ln.startswith("#")]
+    name, _, pinned = pin.partition("==")
+    assert name == "nvidia-modelopt" and pinned
+    quantize = re.search(r'"nvidia-modelopt\[onnx\](>=[\d.]+)"', (REPO / "pyproject.toml").read_text())
+    assert quantize and pinned in SpecifierSet(quantize.group(1))
+    if version("nvidia-modelopt") == pinned:
+        assert "3.10" in SpecifierSet(metadata("nvidia-modelopt")["Requires-Python"])
+    setup = (REPO / "scripts" / "setup-venv.sh").read_text()
+    assert "sys.version_info[:2] != (3, 10)" in setup and "PINS=(-c scripts/constraints-py310.txt)" in setup
+    assert setup.count('"${PINS[@]}"') == 2  # the Jetson branch and the host branch
+    assert "has announced dropping Python 3.10" in setup
+    jetson = (REPO / "docker" / "Dockerfile.jetson").read_text()
+    assert "ENV PIP_CONSTRAINT=/opt/orin-trt/scripts/constraints-py310.txt" in jetson
+    assert "!scripts/constraints-py310.txt" in (REPO / "docker" / "Dockerfile.jetson.dockerignore").read_text()
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -61,6 +110,9 @@ def test_dockerfile_parses_and_is_self_consistent(dockerfile):
             *sources, _dest = args.split()
             for src in sources:
                 assert (REPO / src).exists(), f"{dockerfile.name}: COPY source {src} is not in the build context"
+        if keyword == "ENV" and "PIP_CONSTRAINT=" in args:  # the file it names was copied in before
+            copied = [a for k, a in steps if k == "COPY"]
+            assert any("constraints-py310.txt" in a for a in copied), args
         if keyword in ("ENTRYPOINT", "CMD"):
             assert isinstance(json.loads(args), list)  # exec form: signals reach orin-trt
         if keyword == "RUN":
@@ -110,8 +162,9 @@ def test_systemd_units_verify(tmp_path):
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_make_targets_call_the_cli():
     out = subprocess.run(["make", "-n", "-W", ".venv/.installed", "nightly", "docker-nightly", "docker-build-jetson",
-                          "MATRIX=m.yaml", "HISTORY=sqlite:///h.sqlite"],
+                          "docker-build-jetson7", "MATRIX=m.yaml", "HISTORY=sqlite:///h.sqlite"],
                          cwd=REPO, capture_output=True, text=True, check=True, timeout=60).stdout
     assert ".venv/bin/orin-trt nightly --matrix m.yaml --history sqlite:///h.sqlite" in out
     assert "--runtime nvidia" in out and "orin-trt:jetson nightly --matrix m.yaml" in out
-    assert "docker build -f docker/Dockerfile.jetson" in out
+    assert "docker build -f docker/Dockerfile.jetson " in out
+    assert "docker build -f docker/Dockerfile.jetson7 --build-arg JP7_IMAGE=nvcr.io/nvidia/cuda:13.2.0" in out
