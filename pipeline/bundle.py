@@ -209,4 +209,5 @@ def build_from_bundle(layout: Layout, precision: str, force: bool = False, root:
     opts = bundle.meta["build"]
     dla = opts.get("dla") or {}
     return build(bundle.recipe(), layout, precision, force, bundle.target, dla_core=dla.get("core"),
-                 dla_policy=dla.get("policy", "fallback"), sparse=bool(opts.get("sparse_weights")))
+                 dla_policy=dla.get("policy", "fallback"), sparse=bool(opts.get("sparse_weights")),
+                 overrides=opts.get("overrides"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .artifacts import Layout
 from .cache import StageResult
@@ -11,7 +12,7 @@ from .recipe import Recipe
 
 def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, force: bool = False,
                target: str | None = None, dla_core: int | None = None, dla_policy: str = "fallback",
-               sparse: bool = False) -> list[StageResult]:
+               sparse: bool = False, overrides: dict[str, Any] | None = None) -> list[StageResult]:
     """export -> calibrate -> build. TensorRT cannot cross-compile for a Jetson: for an Orin target this
     host is not, the last step writes a bundle instead; on the Orin, a bundle without the export is
     built from directly (no torch)."""
@@ -19,7 +20,7 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
     from .stages.build import build, build_options
 
     layout = Layout(root, recipe.name)
-    opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse)  # refuses before any work
+    opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse, overrides)  # refuses before any work
     target = opts["target"]  # `auto` resolved to the SKU
     if sparse:
         from .sparsity import sparse_layout
@@ -46,7 +47,7 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
     if not host_can_build_for(target):
         return [*results, bundle_stage(recipe, layout, precision, opts["target"], opts, force)]
     return [*results, build(recipe, layout, precision, force, target, dla_core=dla_core, dla_policy=dla_policy,
-                            sparse=sparse)]
+                            sparse=sparse, overrides=overrides)]
 
 
 def run_profile(recipe: Recipe, precision: str, root: Path, force: bool = False, batch: int | None = None,

@@ -44,9 +44,29 @@ def trt_runner(engine_path: Path) -> Iterator[Any]:
 
     from .trt.backend import select_backend
 
-    select_backend()
-    with TrtRunner(EngineFromBytes(BytesFromPath(str(engine_path)))) as runner:
+    backend = select_backend()
+    onnx = stripped_engine_onnx(Path(engine_path))
+    if onnx is not None:  # a weight-stripped plan: refit it from its ONNX before it can run
+        from .trt.refit import refit_from_onnx
+
+        loader: Any = refit_from_onnx(backend, Path(engine_path).read_bytes(), onnx)
+    else:
+        loader = EngineFromBytes(BytesFromPath(str(engine_path)))
+    with TrtRunner(loader) as runner:
         yield runner
+
+
+def stripped_engine_onnx(engine_path: Path) -> Path | None:
+    """The ONNX to refit from when the engine's manifest says its plan is weight-stripped, else None."""
+    import json
+
+    manifest = engine_path.with_name(engine_path.name + ".json")
+    if not manifest.exists():
+        return None
+    meta = json.loads(manifest.read_text(encoding="utf-8"))
+    if not (meta.get("builder") or {}).get("strip_weights"):
+        return None
+    return engine_path.with_name(meta["onnx"]["file"])
 
 
 def run(runner: Any, feeds: list[Feed], output_names: list[str]) -> list[list[np.ndarray]]:

@@ -48,3 +48,25 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
 
         get_target(args.target).check_precision(precision, getattr(args, "dla", None))  # the recipe's default
     return recipe, precision
+
+
+def add_build_options(p: argparse.ArgumentParser) -> None:
+    """What trtexec users tune, over the recipe's `build:` section (trtexec's flag in each help)."""
+    p.add_argument("--workspace", type=int, default=None, metavar="MIB", dest="workspace_mib",
+                   help="builder workspace pool in MiB (trtexec --memPoolSize=workspace:MIB; default: the "
+                   "recipe's build.workspace_mib, capped by --target)")
+    p.add_argument("--opt-level", type=int, default=None, metavar="N", dest="builder_optimization_level",
+                   help="builder optimization level 0..5 (trtexec --builderOptimizationLevel; default 3)")
+    p.add_argument("--timing-cache", type=Path, default=None, metavar="PATH", dest="timing_cache",
+                   help="timing cache file to load and save (trtexec --timingCacheFile; default: "
+                   "engines/<model>/.cache/timing-<backend>-<version>.cache)")
+    p.add_argument("--strip-weights", action="store_true", default=None, dest="strip_weights",
+                   help="weight-stripped, refittable plan (STRIP_PLAN + REFIT_IDENTICAL, trtexec --stripWeights): "
+                   "the device refits it from the ONNX before it runs")
+
+
+def build_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The build options the command line set (None: not given, the recipe decides)."""
+    from ..stages.build import OVERRIDES
+
+    return {key: getattr(args, key, None) for key in OVERRIDES}

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..artifacts import Layout
-from ._common import add_device_options, add_model_options, resolve
+from ._common import add_build_options, add_device_options, add_model_options, build_overrides, resolve
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def _build(args: argparse.Namespace) -> int:
 
     recipe, precision = resolve(args)
     build(recipe, Layout(args.root, recipe.name), precision, args.force, args.target,
-          dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse)
+          dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse, overrides=build_overrides(args))
     return 0
 
 
@@ -39,7 +39,8 @@ def _engine(args: argparse.Namespace) -> int:
 
     recipe, precision = resolve(args)
     results = run_engine(recipe, precision, args.root, args.calib_root, args.force, args.target,
-                         dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse)
+                         dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse,
+                         overrides=build_overrides(args))
     layout = Layout(args.root, recipe.name)
     done = ", ".join(f"{r.name} {'skipped' if r.skipped else f'{r.seconds:.1f} s'}" for r in results)
     wrote_bundle = results[-1].name.startswith("bundle")
@@ -70,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_model_options(p, precision=has_precision)
         if name in ("build", "engine"):
             add_device_options(p)
+            add_build_options(p)
         if name == "profile":
             p.add_argument("--batch", type=int, default=None, help="batch for latency (default: profile opt)")
             p.add_argument("--iterations", type=int, default=None, help="timed iterations (default: recipe)")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from .. import __version__, onnx_utils
 from ..artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes, write_json
+from ..bundle import host_can_build_for
 from ..cache import StageResult, StageSpec, run_stage
+from ..errors import PipelineError
 from ..log import log
 from ..models import get_adapter
 from ..recipe import Recipe
@@ -16,23 +19,61 @@ from .common import TRT_TOOLS
 MANIFEST_SCHEMA = "orin-trt/manifest@1"
 
 
+OPT_LEVELS = range(0, 6)  # TensorRT's builder optimization levels (trtexec --builderOptimizationLevel)
+OVERRIDES = ("workspace_mib", "builder_optimization_level", "timing_cache", "strip_weights")
+
+
+def check_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """What the CLI set (None = not given), checked; only the given ones are kept."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
+    unknown = set(given) - set(OVERRIDES)
+    if unknown:
+        raise PipelineError(f"unknown build override(s) {', '.join(sorted(unknown))}")
+    if "workspace_mib" in given and int(given["workspace_mib"]) <= 0:
+        raise PipelineError(f"--workspace {given['workspace_mib']}: give the builder workspace in MiB (> 0)")
+    if "builder_optimization_level" in given and int(given["builder_optimization_level"]) not in OPT_LEVELS:
+        raise PipelineError(f"--opt-level {given['builder_optimization_level']}: choose 0..5 "
+                            "(TensorRT's builder optimization levels; 3 is the default)")
+    if "timing_cache" in given:
+        given["timing_cache"] = str(given["timing_cache"])
+    return given
+
+
 def build_options(recipe: Recipe, target: str | None, precision: str | None = None, dla_core: int | None = None,
-                  dla_policy: str = "fallback", sparse: bool = False) -> dict[str, Any]:
-    """Builder options; a target caps workspace and tactic memory so small boards are not OOM-killed."""
+                  dla_policy: str = "fallback", sparse: bool = False,
+                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Builder options: the CLI's overrides win over the recipe's `build:` section, which wins over the
+    defaults; a target caps workspace and tactic memory so small boards are not OOM-killed."""
     from ..targets import resolve_target
 
-    cfg = recipe.section("build")
+    given = check_overrides(overrides)
+    cfg = {**recipe.section("build"), **given}
     opts: dict[str, Any] = {
         "workspace_bytes": int(cfg.get("workspace_mib", 1024)) << 20,
         "builder_optimization_level": int(cfg.get("builder_optimization_level", 3)),
         "target": target,
     }
+    if given:
+        opts["overrides"] = given  # in the stage key and the bundle, so the Orin builds what was asked
     board = resolve_target(target, precision, dla_core)  # refuses what the board lacks, before any work
     if board is not None:
         opts["target"] = board.key
         caps = board.builder_caps()
-        opts["workspace_bytes"] = min(opts["workspace_bytes"], caps["workspace_bytes"])
+        if "workspace_mib" in given and opts["workspace_bytes"] > caps["workspace_bytes"]:
+            log("build", f"--workspace {given['workspace_mib']} MiB is over {board.key}'s cap of "
+                f"{caps['workspace_bytes'] >> 20} MiB (docs/targets.md, builder caps): using it as asked")
+        else:
+            opts["workspace_bytes"] = min(opts["workspace_bytes"], caps["workspace_bytes"])
         opts["tactic_dram_bytes"] = caps["tactic_dram_bytes"]
+    if cfg.get("timing_cache"):
+        opts["timing_cache"] = str(cfg["timing_cache"])
+    if cfg.get("strip_weights"):
+        opts["strip_weights"] = True
+        if host_can_build_for(opts["target"]):  # refuse now what this builder cannot strip
+            from ..trt.backend import select_backend
+            from ..trt.refit import strip_flags
+
+            strip_flags(select_backend())
     if dla_core is not None:
         from ..dla import check_policy
 
@@ -47,8 +88,6 @@ def _gate_dla(target: str | None) -> None:
     """Where this machine will build, its TensorRT must have a DLA for the board (JetPack 7.2's 10.16
     has none on Orin): refuse now, before export and calibration, naming the line. A host writing a
     bundle for another Orin cannot know that Orin's TensorRT; the Orin checks it when it builds."""
-    from ..bundle import host_can_build_for
-
     if not host_can_build_for(target):
         return
     from ..trt.backend import select_backend
@@ -59,8 +98,8 @@ def _gate_dla(target: str | None) -> None:
 
 def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, target: str | None = None,
           timing_cache_dir: Any = None, dla_core: int | None = None, dla_policy: str = "fallback",
-          sparse: bool = False) -> StageResult:
-    opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse)
+          sparse: bool = False, overrides: dict[str, Any] | None = None) -> StageResult:
+    opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse, overrides)
     onnx_path = layout.calibrated_onnx(precision)
     if "dla" in opts:
         from ..dla import run_preflight
@@ -92,7 +131,9 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
     backend = select_backend()
     log(f"build[{precision}]", f"builder backend: {backend.describe()}")
     onnx_path = layout.calibrated_onnx(precision)
-    timing_cache = cache_dir / f"timing-{backend.name}-{backend.version}.cache"
+    # One cache per TensorRT build unless the user names one (trtexec --timingCacheFile).
+    timing_cache = Path(opts["timing_cache"]) if opts.get("timing_cache") else \
+        cache_dir / f"timing-{backend.name}-{backend.version}.cache"
     dla = opts.get("dla") or {}
     calibration_cache = None
     if dla:
@@ -119,6 +160,7 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
         dla_fallback=dla.get("policy", "fallback") == "fallback",
         dla_precision=precision,
         calibration_cache=calibration_cache,
+        strip_weights=bool(opts.get("strip_weights")),
         target=opts["target"],
     ))
     engine_path = layout.engine(precision)
@@ -171,6 +213,9 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
             "seconds": round(out.seconds, 3),
             "tactic_dram_bytes": opts.get("tactic_dram_bytes"),
             "sparse_weights": bool(opts.get("sparse_weights")),
+            # A stripped plan runs only after refitting it from the ONNX beside it (pipeline/trt/refit.py).
+            "strip_weights": bool(opts.get("strip_weights")),
+            "overrides": opts.get("overrides") or {},
             "dla": opts.get("dla"),
         },
         "target": opts["target"],

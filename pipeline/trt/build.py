@@ -32,6 +32,7 @@ class BuildOptions:
     dla_fallback: bool = True
     dla_precision: str = "fp16"
     calibration_cache: Path | None = None
+    strip_weights: bool = False  # a weight-stripped, refittable plan (trt/refit.py)
     target: str | None = None  # the Orin target: the DLA rules differ per module (jetson_lines.yaml)
 
 
@@ -111,23 +112,41 @@ def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) ->
     }
     if opts.sparse_weights:
         common["sparse_weights"] = True
-    if opts.dla_core is not None:
-        from polygraphy.backend.trt import CreateConfig, PostprocessConfig
+    from polygraphy.backend.trt import CreateConfig, PostprocessConfig
 
+    edits = []  # flags Polygraphy's CreateConfig has no argument for
+    if opts.dla_core is not None:
         from .dla import configure_dla
 
-        apply = configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision, opts.calibration_cache,
-                              opts.target)
-        return PostprocessConfig(CreateConfig(**common), apply)
-    if backend.is_rtx:
+        edits.append(configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision,
+                                   opts.calibration_cache, opts.target))
+        base = CreateConfig(**common)
+    elif backend.is_rtx:
         from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
 
-        return CreateConfigRTX(**common)
-    from polygraphy.backend.trt import CreateConfig
+        base = CreateConfigRTX(**common)
+    else:
+        if opts.timing_cache is not None and opts.timing_cache.exists():
+            common["load_timing_cache"] = str(opts.timing_cache)
+        base = CreateConfig(**common)
+    if opts.strip_weights:
+        from .refit import strip_flags
 
-    if opts.timing_cache is not None and opts.timing_cache.exists():
-        common["load_timing_cache"] = str(opts.timing_cache)
-    return CreateConfig(**common)
+        flags = strip_flags(backend)
+
+        def strip(builder: Any, network: Any, config: Any) -> None:
+            for flag in flags:
+                config.set_flag(flag)
+
+        edits.append(strip)
+    if not edits:
+        return base
+
+    def apply(builder: Any, network: Any, config: Any) -> None:
+        for edit in edits:
+            edit(builder, network, config)
+
+    return PostprocessConfig(base, apply)
 
 
 def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
