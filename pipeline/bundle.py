@@ -7,6 +7,8 @@ engines/<model>/<precision>/bundle/
     calibrate.json     the calibrate report the manifest is written from
     recipe.yaml        the recipe as the host resolved it
     calibration.cache  DLA INT8 only: the TensorRT calibration cache from the QDQ translation
+    model.dla.onnx     DLA INT8 only: the QDQ-free ONNX that cache belongs to (TensorRT 10.x implicit INT8)
+    build_commands.sh  the same build as `trtexec` / `polygraphy convert` command lines (pipeline/commandlines.py)
 
 Reading a bundle needs no torch (checked by tests/targets/test_bundle.py in a fresh interpreter).
 """
@@ -23,12 +25,14 @@ import yaml
 
 from . import __version__
 from .artifacts import Layout, atomic_dir, onnx_files, read_json, sha256_file, write_json
+from .commandlines import DLA_ONNX, equivalents, render_script
 from .errors import PipelineError
 from .recipe import Recipe, load_recipe
 
 SCHEMA = "orin-trt/bundle@1"
 JETPACK6_TRT = "10.3.0.30"  # TensorRT of JetPack 6.1 / 6.2 (L4T 36.4): the header of a host-made DLA cache
 MANIFEST_NAME = "bundle.json"
+COMMANDS_NAME = "build_commands.sh"
 
 
 def bundle_dir(layout: Layout, precision: str) -> Path:
@@ -77,7 +81,8 @@ class Bundle:
 
 
 def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, build: dict[str, Any],
-                 calibration_cache: Path | None = None, onnx_path: Path | None = None) -> Bundle:
+                 calibration_cache: Path | None = None, onnx_path: Path | None = None,
+                 dla_onnx: Path | None = None) -> Bundle:
     """Copy what the Orin build needs into the bundle folder; the folder appears complete or not at all."""
     from . import onnx_utils
 
@@ -94,6 +99,11 @@ def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, bu
         (tmp / "recipe.yaml").write_text(yaml.safe_dump(recipe.raw, sort_keys=False), encoding="utf-8")
         if calibration_cache is not None:
             shutil.copy2(calibration_cache, tmp / "calibration.cache")
+        if dla_onnx is not None:
+            shutil.copy2(dla_onnx, tmp / DLA_ONNX)
+        (tmp / COMMANDS_NAME).write_text(render_script(
+            equivalents(recipe.profiles, build, precision),
+            f"{recipe.name} {precision} for {target}, orin-trt {__version__}"), encoding="utf-8")
         header = onnx_utils.load(tmp / "model.onnx", with_weights=False)
         files = sorted(p.name for p in tmp.iterdir())
         meta = {
@@ -183,14 +193,15 @@ def bundle_stage(recipe: Recipe, layout: Layout, precision: str, target: str, bu
 
     def work() -> dict[str, Any]:
         cache = calibration_cache
+        dla_onnx = None
         if cache is None and build.get("dla") and precision == "int8":
             # For trtexec users on the Orin; `make engine` there rewrites it for its own TensorRT version.
             from .dla.translate import translate_file
 
             dla_dir = layout.precision_dir(precision) / "dla"
-            cache = dla_dir / "calibration.cache"
-            translate_file(onnx_path, dla_dir / "model.onnx", cache, JETPACK6_TRT)
-        out = write_bundle(recipe, layout, precision, target, build, cache)
+            cache, dla_onnx = dla_dir / "calibration.cache", dla_dir / "model.onnx"
+            translate_file(onnx_path, dla_onnx, cache, JETPACK6_TRT)
+        out = write_bundle(recipe, layout, precision, target, build, cache, dla_onnx=dla_onnx)
         log(f"bundle[{precision}]", f"{out.path}: copy this folder to the same place on the {target} and run "
             f"`make engine MODEL={recipe.name} PRECISION={precision}` there (TensorRT builds Orin engines "
             "only on the Orin)")

@@ -42,7 +42,7 @@ def test_host_writes_and_verifies_a_bundle(tmp_path: Path) -> None:
     layout, recipe_path = calibrated_layout(tmp_path)
     b = write_bundle(load_recipe(str(recipe_path)), layout, "fp32", "orin-nano-8", {"workspace_bytes": 1 << 28})
     assert b.path == bundle_dir(layout, "fp32")
-    assert sorted(b.meta["files"]) == ["calibrate.json", "model.onnx", "recipe.yaml"]
+    assert sorted(b.meta["files"]) == ["build_commands.sh", "calibrate.json", "model.onnx", "recipe.yaml"]
     assert b.meta["manifest_draft"]["io"]["inputs"][0]["name"] == "x"
     assert read_bundle(b.path, "orin-nano-8-super").target == "orin-nano-8"  # power mode does not matter
     with pytest.raises(PipelineError, match="bundle made for orin-nano-8, but this Jetson is orin-agx-64"):
