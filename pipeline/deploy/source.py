@@ -64,6 +64,10 @@ def load_manifest_file(path: Path) -> EngineArtifacts:
     engine = path.parent / str(manifest["engine"].get("file", "model.engine"))
     if not engine.exists():
         raise PipelineError(f"{engine}: engine file named by {path} is missing")
+    if (manifest.get("builder") or {}).get("strip_weights"):
+        # Triton and DeepStream deserialize the plan as it is; a stripped plan must be refitted first.
+        raise PipelineError(f"{path}: the engine is a weight-stripped plan (--strip-weights), which runs only "
+                            "after a refit from its ONNX; deploy an engine built without --strip-weights")
     recorded = manifest["engine"].get("bytes")
     if recorded and engine.stat().st_size != recorded:
         raise PipelineError(f"{engine}: {engine.stat().st_size} bytes but {path} records {recorded}; "

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
 from pipeline.cli import main
 from pipeline.deploy.deepstream import nvinfer_config
 from pipeline.deploy.source import load_manifest_file
-from tests.deploy.triton_schema import model_config_class
 from tests.golden.make_golden import DATA
 
 ENGINE_BYTES = b"stand-in plan bytes: deploy copies the engine, it never parses it\n" * 16
@@ -34,8 +34,10 @@ def place_engine(root: Path, model: str, precision: str, golden: str, **changes:
     return folder / "model.engine.json"
 
 
-def read_pbtxt(path: Path):  # noqa: ANN201 - a dynamically built protobuf message
-    return text_format.Parse(path.read_text(), model_config_class()())
+def read_pbtxt(path: Path) -> model_config_pb2.ModelConfig:
+    """Triton's own schema (model_config.proto as tritonclient ships it): an unknown field, a wrong type or a
+    bad enum value fails here as it fails in tritonserver when it loads the model."""
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
 
 
 def read_nvinfer(path: Path) -> configparser.ConfigParser:
@@ -64,7 +66,9 @@ def test_triton_repository_for_yolo(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (outp.name, outp.data_type, list(outp.dims)) == ("output0", 11, [9, 126])
     assert outp.label_filename == "labels.txt"
     assert (model / "labels.txt").read_text().splitlines() == ["person", "bicycle", "car", "dog", "stop sign"]
-    assert cfg.instance_group[0].kind == 1 and cfg.instance_group[0].count == 1  # KIND_GPU
+    assert cfg.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    assert cfg.instance_group[0].count == 1
+    assert inp.data_type == model_config_pb2.TYPE_FP32
     assert cfg.HasField("dynamic_batching")
 
 
@@ -187,3 +191,26 @@ def test_triton_lists_every_profile_and_unpins_what_they_vary(tmp_path: Path) ->
     assert [list(i.dims) for i in cfg.input] == [[-1], [2, -1, 32]]  # past length: 0 in prefill, 1..255 in decode
     assert [i.data_type for i in cfg.input] == [9, 10]  # TYPE_INT64, TYPE_FP16
     assert list(cfg.instance_group[0].profile) == ["0", "1"]
+
+
+def test_the_schema_is_tritons_own(tmp_path: Path) -> None:
+    """tritonclient's ModelConfig: what a look-alike would let through fails, and our config round-trips."""
+    with pytest.raises(text_format.ParseError, match="max_batch"):
+        text_format.Parse('name: "m"\nmax_batch: 4\n', model_config_pb2.ModelConfig())
+    with pytest.raises(text_format.ParseError, match="TYPE_FLOAT32"):
+        text_format.Parse('input [ { name: "x" data_type: TYPE_FLOAT32 dims: [ 3 ] } ]', model_config_pb2.ModelConfig())
+    root = tmp_path / "engines"
+    place_engine(root, "yolo", "int8", "yolo_manifest.json")
+    assert main(["deploy", "--model", "yolo", "--precision", "int8", "--format", "triton", "--root", str(root),
+                 "--out", str(tmp_path / "repo")]) == 0
+    cfg = read_pbtxt(tmp_path / "repo" / "yolo" / "config.pbtxt")
+    assert text_format.Parse(text_format.MessageToString(cfg), model_config_pb2.ModelConfig()) == cfg
+    assert cfg.HasField("dynamic_batching")
+
+
+def test_a_weight_stripped_engine_is_not_deployed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "engines"
+    place_engine(root, "yolo", "int8", "yolo_manifest.json", builder={"strip_weights": True})
+    assert main(["deploy", "--model", "yolo", "--precision", "int8", "--format", "triton", "--root", str(root),
+                 "--out", str(tmp_path / "repo")]) == 2
+    assert "weight-stripped plan (--strip-weights)" in capsys.readouterr().err
