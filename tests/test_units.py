@@ -103,7 +103,7 @@ def test_compare_metrics_against_hand_computed_values() -> None:
 def test_nms_and_map_on_hand_made_boxes() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
     scores = np.array([0.9, 0.8, 0.7])
-    assert nms(boxes, scores, 0.5).tolist() == [0, 2]
+    assert nms(boxes, scores, np.zeros(3, dtype=np.int64), 0.5).tolist() == [0, 2]
     ref = [Detections(boxes[[0, 2]], scores[[0, 2]], np.array([0, 1]))]
     assert map50_95(ref, ref) == pytest.approx(1.0)
     shifted = [Detections(boxes[[1, 2]], scores[[1, 2]], np.array([0, 1]))]
