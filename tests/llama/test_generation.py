@@ -113,7 +113,7 @@ def test_tensorrt_generation_runs_where_engines_execute(llama_ws: dict, calibrat
 
     blocker = execution_blocker(select_backend())
     if blocker:
-        pytest.skip(f"TensorRT engines cannot execute here: {blocker}")
+        pytest.skip(f"needs a Jetson: TensorRT engines cannot execute here ({blocker})")
     recipe, layout = llama_ws["recipe"], llama_ws["layout"]
     calibrated("fp32")
     build(recipe, layout, "fp32")

@@ -205,10 +205,30 @@ def test_identity_hashes_the_recipe_and_reads_the_manifest():
     assert ident["recipe_sha256"] != identity({"name": "yolo", "x": 1}, manifest, None, None)["recipe_sha256"]
 
 
-@pytest.mark.skipif(not os.environ.get("ORIN_TRT_TEST_POSTGRES_URL"),
-                    reason="set ORIN_TRT_TEST_POSTGRES_URL=postgresql+psycopg://... to test a PostgreSQL history")
-def test_postgres_history_round_trip():
-    h = History(os.environ["ORIN_TRT_TEST_POSTGRES_URL"])
+@pytest.fixture(scope="module")
+def postgres_url():  # noqa: ANN201 - a generator fixture
+    """ORIN_TRT_TEST_POSTGRES_URL (what .ci/run exports), else a throwaway server of our own where PostgreSQL's
+    binaries are installed (tests/pg_server.py)."""
+    if os.environ.get("ORIN_TRT_TEST_POSTGRES_URL"):
+        yield os.environ["ORIN_TRT_TEST_POSTGRES_URL"]
+        return
+    from tests.pg_server import pg_bin, start, stop
+
+    if pg_bin() is None:
+        pytest.skip("no PostgreSQL here: apt-get install postgresql (or set ORIN_TRT_TEST_POSTGRES_URL)")
+    import tempfile
+
+    # Not under pytest's 0700 tmp root: as root, the server runs as `postgres`, which must reach its folder.
+    folder = Path(tempfile.mkdtemp(prefix="orin-trt-pg-"))
+    url = start(folder)
+    try:
+        yield url
+    finally:
+        stop(folder)
+
+
+def test_postgres_history_round_trip(postgres_url: str):
+    h = History(postgres_url)
     with h.engine.begin() as conn:  # a scratch database: start from empty tables
         conn.execute(sa.text("TRUNCATE runs, results, metrics RESTART IDENTITY CASCADE"))
     for night, p50 in enumerate([5.0, 5.1, 5.2]):
