@@ -10,6 +10,16 @@ from pathlib import Path
 def _targets(args: argparse.Namespace) -> int:
     from ..targets import format_table, get_target
 
+    if args.lines:
+        from ..jetson_lines import TABLE, markdown_table
+
+        print(markdown_table())
+        print(f"\nSources for every field: {TABLE}")
+        return 0
+    if args.name == "auto" and not args.json:
+        from ..jetson_info import detect
+
+        print(detect(args.root_fs).describe())
     if args.name:
         target = get_target(args.name, args.root_fs)
         if args.json:
@@ -35,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="The Orin target table with the source of every number.")
     p.add_argument("name", nargs="?", help="one target to show in full, e.g. orin-nano-8 or auto")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--lines", action="store_true",
+                   help="the Jetson software lines instead: L4T -> JetPack -> TensorRT, CUDA, Python, DLA per module")
     p.add_argument("--root-fs", type=Path, default=Path("/"),
                    help="filesystem root to detect the Jetson from (default: /)")
     p.set_defaults(func=_targets)

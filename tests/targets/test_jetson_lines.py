@@ -135,3 +135,14 @@ def test_version_tuple_and_bad_table(tmp_path: Path, monkeypatch: pytest.MonkeyP
             jl._raw()
     finally:
         jl._raw.cache_clear()
+
+
+def test_targets_command_shows_the_lines_and_names_this_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    assert main(["targets", "--lines"]) == 0
+    assert markdown_table() in capsys.readouterr().out
+    root = jetson(tmp_path, AGX, "39.2.0", "10.16.1.7")
+    assert main(["targets", "auto", "--root-fs", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "orin-agx-64, L4T 39.2.0, TensorRT 10.16.1.7: JetPack 7.2 / 7.2.1 (L4T r39.2, TensorRT 10.16)" in out
