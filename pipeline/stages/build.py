@@ -69,31 +69,33 @@ def build_options(recipe: Recipe, target: str | None, precision: str | None = No
         opts["timing_cache"] = str(cfg["timing_cache"])
     if cfg.get("strip_weights"):
         opts["strip_weights"] = True
-        if host_can_build_for(opts["target"]):  # refuse now what this builder cannot strip
-            from ..trt.backend import select_backend
-            from ..trt.refit import strip_flags
-
-            strip_flags(select_backend())
     if dla_core is not None:
         from ..dla import check_policy
 
         opts["dla"] = {"core": dla_core, "policy": check_policy(dla_policy)}
-        _gate_dla(opts["target"])
     if sparse:
         opts["sparse_weights"] = True
+    _refuse_what_this_builder_cannot(opts)
     return opts
 
 
-def _gate_dla(target: str | None) -> None:
-    """Where this machine will build, its TensorRT must have a DLA for the board (JetPack 7.2's 10.16
-    has none on Orin): refuse now, before export and calibration, naming the line. A host writing a
-    bundle for another Orin cannot know that Orin's TensorRT; the Orin checks it when it builds."""
-    if not host_can_build_for(target):
+def _refuse_what_this_builder_cannot(opts: dict[str, Any]) -> None:
+    """Where this machine will build, its TensorRT must have a DLA for the board (JetPack 7.2's 10.16 has
+    none on Orin) and be able to strip weights: refuse now, before export and calibration, naming why. A
+    host writing a bundle for another Orin cannot know that Orin's TensorRT; the Orin checks when it builds."""
+    if not (opts.get("dla") or opts.get("strip_weights")) or not host_can_build_for(opts["target"]):
         return
     from ..trt.backend import select_backend
-    from ..trt.dla import require_dla
 
-    require_dla(select_backend(), target)
+    backend = select_backend()
+    if opts.get("dla"):
+        from ..trt.dla import require_dla
+
+        require_dla(backend, opts["target"])
+    if opts.get("strip_weights"):
+        from ..trt.refit import strip_flags
+
+        strip_flags(backend)
 
 
 def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, target: str | None = None,
