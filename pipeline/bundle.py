@@ -103,7 +103,8 @@ def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, bu
             shutil.copy2(dla_onnx, tmp / DLA_ONNX)
         (tmp / COMMANDS_NAME).write_text(render_script(
             equivalents(recipe.profiles, build, precision),
-            f"{recipe.name} {precision} for {target}, orin-trt {__version__}"), encoding="utf-8")
+            f"{recipe.name} {precision} for {target}, orin-trt {__version__}", {"target": target, **build}),
+            encoding="utf-8")
         header = onnx_utils.load(tmp / "model.onnx", with_weights=False)
         files = sorted(p.name for p in tmp.iterdir())
         meta = {

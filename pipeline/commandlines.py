@@ -145,7 +145,18 @@ def equivalents(profiles: list[dict[str, Any]], build: dict[str, Any], precision
     return out
 
 
-def render_script(commands: list[CommandLine], title: str) -> str:
+def _jetpacks(major: str, build: dict[str, Any]) -> str:
+    """The JetPack lines (pipeline/data/jetson_lines.yaml) a command for this TensorRT major serves; for a DLA
+    build only those whose TensorRT has a DLA on the target's module."""
+    from .jetson_lines import lines, module_family
+
+    target = build.get("target")
+    names = [f"JetPack {x.jetpack}" for x in lines() if x.jetpack != "none" and x.first[:1] == (int(major),)
+             and (not build.get("dla") or not target or x.dla_mode(module_family(target)) != "none")]
+    return ", ".join(names) or "no JetPack line"
+
+
+def render_script(commands: list[CommandLine], title: str, build: dict[str, Any]) -> str:
     """build_commands.sh: `sh build_commands.sh [trtexec|polygraphy]` in the bundle folder on the Orin."""
     by_major: dict[str, dict[str, CommandLine]] = {}
     for c in commands:
@@ -160,9 +171,9 @@ def render_script(commands: list[CommandLine], title: str) -> str:
         lines += ["MAJOR=any"]
     for major, tools in by_major.items():
         cond = "" if len(by_major) == 1 else f'[ "$MAJOR" = "{major}" ] && '
-        label = "TensorRT 10.x (JetPack 6.2, 7.2 / 7.2.1)" if major == "10" else "TensorRT 11.4.1+ (JetPack 7.2.2+)"
+        label = f"TensorRT {major}.x ({_jetpacks(major, build)})"
         if len(by_major) == 1:
-            label = "TensorRT 10.x and 11.x alike"
+            label = f"TensorRT 10.x and 11.x alike ({_jetpacks('10', build)}; {_jetpacks('11', build)})"
         lines.append(f"# {label}")
         for tool, c in tools.items():
             lines += [f"# note: {n}" for n in c.notes]

@@ -121,12 +121,16 @@ def test_the_polygraphy_line_parses_with_polygraphys_argparser(case: str, major:
 def test_the_script_runs_the_same_argv_and_differs_only_where_tensorrt_does() -> None:
     for case, (profiles, build, precision) in CASES.items():
         commands = equivalents(profiles, build, precision)
-        script = render_script(commands, case)
+        script = render_script(commands, case, {**build, "target": "orin-agx-64"})
         execs = re.findall(r"  exec (.*?)\nfi", script, flags=re.S)
         assert [shlex.split(e.replace("\\\n", " ")) for e in execs] == [c.argv for c in commands]
         # GPU builds: one pair serves TensorRT 10 and 11; DLA builds differ (implicit INT8 on 10.x).
         assert len(commands) == (4 if build.get("dla") else 2), case
         subprocess.run(["sh", "-n", "-c", script], check=True)
+        if build.get("dla"):  # the DLA commands name only the lines whose TensorRT has a DLA on AGX Orin
+            assert "# TensorRT 10.x (JetPack 6.2)\n" in script and "# TensorRT 11.x (JetPack 7.2.2+)\n" in script
+        else:
+            assert "# TensorRT 10.x and 11.x alike (JetPack 6.2, JetPack 7.2 / 7.2.1; JetPack 7.2.2+)" in script
 
 
 @pytest.mark.slow
