@@ -19,11 +19,11 @@ from typing import Any
 
 from ..artifacts import Layout, read_json
 from ..errors import PipelineError
+from ..locking import exclusive_lock
 from ..log import log, warn
 from ..recipe import load_recipe
 from .collect import device_metrics, identity, report_metrics
 from .history import History, ResultRecord
-from .lock import exclusive_lock
 from .matrix import Entry, Matrix
 from .regression import Decision, compare
 from .report import render_report

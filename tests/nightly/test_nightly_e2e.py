@@ -14,8 +14,8 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
+from pipeline.locking import exclusive_lock
 from pipeline.nightly.history import History
-from pipeline.nightly.lock import exclusive_lock
 from pipeline.nightly.matrix import load_matrix
 from pipeline.nightly.runner import run_nightly
 

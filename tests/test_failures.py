@@ -1,0 +1,177 @@
+"""Failures a user meets outside the recipe: roots, disks, signals, concurrent runs, bad arguments.
+
+Each asserts the one-line message, the exit code and what is left on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.artifacts import Layout
+from pipeline.cli import main
+from pipeline.locking import exclusive_lock
+
+from .conftest import REPO, small_yolo_recipe
+from .test_bad_input import run_cli
+
+
+def _cli(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", *argv]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A small file system of our own (root only: CI and this machine run tests as root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    opts = f"size={size}" + (",ro" if read_only else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob(".*") if p.name not in (".lock", ".scratch"))
+
+
+def test_root_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "engines").write_text("not a folder")
+    code, line = run_cli(capsys, "export", "--model", str(small_yolo_recipe(tmp_path)),
+                         "--root", str(tmp_path / "engines"))
+    assert code == 2 and line == f"orin-trt: error: output root {tmp_path / 'engines'} is a file, not a folder (pass another --root)"
+
+
+@needs_root
+def test_read_only_root(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
+        code, line = run_cli(capsys, "export", "--model", str(small_yolo_recipe(tmp_path)), "--root", str(ro))
+    assert code == 2 and line == f"orin-trt: error: output root {ro} is not writable (read-only? pass another --root)"
+
+
+@needs_root
+def test_disk_full_during_export_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    recipe = small_yolo_recipe(tmp_path)
+    with tmpfs(tmp_path / "small", "2m") as root:
+        proc = subprocess.run(_cli("export", "--model", str(recipe), "--root", str(root)), env=_env(),
+                              capture_output=True, text=True, timeout=300)
+        last = proc.stderr.strip().splitlines()[-1]
+        left = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert last.startswith("orin-trt: error: ") and "no space left on device" in last.lower(), last
+    assert "Traceback" not in proc.stderr
+    assert left == []  # no half-written ONNX, no stamp, no scratch
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["profile", "--batch", "-1"], "argument --batch: must be at least 1, got -1"),
+    (["profile", "--batch", "0"], "argument --batch: must be at least 1, got 0"),
+    (["profile", "--iterations", "0"], "argument --iterations: must be at least 1, got 0"),
+    (["generate", "--prompt", ""], "argument --prompt: must not be empty"),
+    (["generate", "--prompt", "x", "--max-new-tokens", "-5"], "argument --max-new-tokens: must be at least 1, got -5"),
+])
+def test_bad_counts_are_refused_at_the_argument(argv: list[str], needle: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_dla_without_a_target_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    t0 = time.perf_counter()
+    code, line = run_cli(capsys, "engine", "--model", str(small_yolo_recipe(tmp_path)), "--dla", "0",
+                         "--root", str(tmp_path / "engines"))
+    assert code == 2 and "--dla 0 needs --target" in line
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "engines").exists()
+
+
+def test_a_model_name_with_a_path_cannot_escape_the_root(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import yaml
+
+    recipe = small_yolo_recipe(tmp_path)
+    raw = yaml.safe_load(recipe.read_text())
+    raw["name"] = "../escape"
+    recipe.write_text(yaml.safe_dump(raw))
+    code, line = run_cli(capsys, "export", "--model", str(recipe), "--root", str(tmp_path / "engines"))
+    assert code == 2 and "model name '../escape' is not a plain name" in line
+    assert not (tmp_path / "escape").exists()
+
+
+def test_what_a_killed_run_left_is_cleaned_by_the_next(workspace: dict[str, Path], tmp_path: Path) -> None:
+    root = tmp_path / "engines"
+    shutil.copytree(workspace["root"] / "yolo-test", root / "yolo-test", symlinks=True) \
+        if (workspace["root"] / "yolo-test").exists() else None
+    lay = Layout(root, "yolo-test")
+    lay.precision_dir("int8").mkdir(parents=True, exist_ok=True)
+    stale_engine = lay.precision_dir("int8") / ".model.engine.k3j4h5g6.tmp"
+    stale_engine.write_bytes(b"x" * 1000)
+    stale_images = tmp_path / "calib" / "yolo-test" / ".images.ab12cd34"
+    stale_images.mkdir(parents=True)
+    (stale_images / "img.jpg").write_bytes(b"x")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale_scratch = root / ".scratch" / dead.stdout.strip()
+    stale_scratch.mkdir(parents=True)
+    (stale_scratch / "quantizer.onnx").write_bytes(b"x" * 1000)
+    assert main(["export", "--model", str(workspace["recipe"]), "--root", str(root),
+                 "--calib-root", str(tmp_path / "calib")]) == 0
+    assert not stale_engine.exists() and not stale_images.exists() and not stale_scratch.exists()
+    assert leftovers(root / "yolo-test") == [".stamps"]  # no hidden temporaries left
+
+
+def _start(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(_cli(*argv), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(proc: subprocess.Popen, needle: str, timeout: float = 120) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen += line
+        if needle in line:
+            return seen
+    raise AssertionError(f"never saw {needle!r}; stderr so far:\n{seen}")
+
+
+def test_sigterm_of_a_running_stage_is_handled_like_ctrl_c(tmp_path: Path) -> None:
+    recipe, root = small_yolo_recipe(tmp_path), tmp_path / "engines"
+    proc = _start(["export", "--model", str(recipe), "--root", str(root)])
+    _wait_for(proc, "running (")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "orin-trt: terminated (SIGTERM); no artifact was left half-written"
+    lay = Layout(root, "yolo-test")
+    assert not lay.stamp("export").exists() and not lay.exported_onnx.exists()
+    assert not list((root / ".scratch").iterdir()) if (root / ".scratch").exists() else True
+
+
+def test_a_second_run_on_the_same_model_waits_for_the_first(workspace: dict[str, Path]) -> None:
+    root = workspace["root"]
+    assert main(["export", "--model", str(workspace["recipe"]), "--root", str(root)]) == 0
+    with exclusive_lock(root / "yolo-test" / ".lock", what="test"):
+        proc = _start(["export", "--model", str(workspace["recipe"]), "--root", str(root)])
+        seen = _wait_for(proc, "waiting for it", timeout=60)
+        assert "another run on model 'yolo-test' is in progress" in seen
+        time.sleep(0.5)
+        assert proc.poll() is None  # it waits while the lock is held
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "up to date, skipped" in err
