@@ -8,6 +8,7 @@ from typing import Any
 from .. import __version__, onnx_utils
 from ..artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes, write_json
 from ..cache import StageResult, StageSpec, run_stage
+from ..integrity import check_onnx_belongs, require
 from ..log import log
 from ..models import get_adapter
 from ..recipe import Recipe
@@ -45,8 +46,12 @@ def build_options(recipe: Recipe, target: str | None, precision: str | None = No
 def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, target: str | None = None,
           timing_cache_dir: Any = None, dla_core: int | None = None, dla_policy: str = "fallback",
           sparse: bool = False) -> StageResult:
+    from .export import export_digest
+
     opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse)
     onnx_path = layout.calibrated_onnx(precision)
+    require(onnx_path, "calibrate", recipe.name, precision)
+    check_onnx_belongs(onnx_path, recipe.name, export_digest(recipe))
     if "dla" in opts:
         from ..dla import run_preflight
 

@@ -9,6 +9,7 @@ from typing import Any
 from .. import onnx_utils
 from ..artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..cache import StageResult, StageSpec, run_stage
+from ..integrity import check_onnx_belongs, require
 from ..log import log
 from ..models import get_adapter
 from ..models.base import DataSet
@@ -18,7 +19,11 @@ from .common import ONNX_TOOLS, QUANT_TOOLS
 
 
 def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force: bool = False) -> StageResult:
+    from .export import export_digest
+
     adapter = get_adapter(recipe.family)
+    require(layout.exported_onnx, "export", recipe.name)
+    check_onnx_belongs(layout.exported_onnx, recipe.name, export_digest(recipe))
     needs_data = precision != "fp32"
     data = adapter.calibration_set(recipe, calib_root) if needs_data else None
     data_files = sorted(p for p in data.path.rglob("*") if p.is_file()) if data else []
