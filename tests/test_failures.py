@@ -175,3 +175,37 @@ def test_a_second_run_on_the_same_model_waits_for_the_first(workspace: dict[str,
         assert proc.poll() is None  # it waits while the lock is held
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "up to date, skipped" in err
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.imaging import load_rgb
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")
+    rgb = load_rgb(path)
+    assert rgb.shape == (64, 64, 3) and rgb.dtype == np.uint8
+    assert (rgb == 255).mean() < 0.01  # clipping made 99.6 % of it white
+    assert abs(int(rgb[32, 0, 0]) - round(int(ramp[32, 0]) * 255 / 65535)) <= 1
+
+
+def test_every_bad_file_of_a_calibration_folder_is_named_at_once(tmp_path: Path) -> None:
+    from pipeline.errors import PipelineError
+    from pipeline.models.image_data import image_feeds
+
+    good = tmp_path / "good.jpg"
+    good.write_bytes((REPO / "tests" / "data" / "tiny.jpg").read_bytes())
+    bad = [tmp_path / f"broken{i}.jpg" for i in range(3)]
+    for b in bad:
+        b.write_bytes(b"not a jpeg")
+    spec = {"input": "images", "size": [32, 32], "resize": "letterbox", "pad_value": 114, "color": "RGB",
+            "layout": "NCHW", "scale": 1 / 255, "mean": [0, 0, 0], "std": [1, 1, 1]}
+    with pytest.raises(PipelineError) as e:
+        image_feeds([good, *bad], spec, "calibration images")
+    message = str(e.value)
+    assert message.startswith("3 of 4 calibration images cannot be used: ")
+    assert all(f"{b}: cannot be decoded as an image" in message for b in bad) and "\n" not in message

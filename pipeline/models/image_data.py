@@ -103,8 +103,19 @@ def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:
 
 
 def image_feeds(paths: list[Path], spec: dict, desc: str) -> list[Feed]:
+    """Every image preprocessed; all the files that do not decode are named together, not one per run."""
     name = spec.get("input", "images")
-    return [{name: preprocess_image(load_rgb(p), spec)[0]} for p in progress(paths, desc, len(paths))]
+    feeds: list[Feed] = []
+    bad: list[str] = []
+    for p in progress(paths, desc, len(paths)):
+        try:
+            feeds.append({name: preprocess_image(load_rgb(p), spec)[0]})
+        except PipelineError as e:
+            bad.append(str(e))
+    if bad:
+        shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise PipelineError(f"{len(bad)} of {len(paths)} {desc} cannot be used: {shown}")
+    return feeds
 
 
 def calibration_image_feeds(recipe: Recipe, data: DataSet) -> list[Feed]:
