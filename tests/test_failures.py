@@ -209,3 +209,22 @@ def test_every_bad_file_of_a_calibration_folder_is_named_at_once(tmp_path: Path)
     message = str(e.value)
     assert message.startswith("3 of 4 calibration images cannot be used: ")
     assert all(f"{b}: cannot be decoded as an image" in message for b in bad) and "\n" not in message
+
+
+def test_a_graph_without_the_yolo_head_is_named_by_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    recipe = small_yolo_recipe(tmp_path)
+    lay = Layout(tmp_path / "engines", "yolo-test")
+    lay.model_dir.mkdir(parents=True)
+    w = numpy_helper.from_array(np.ones((84, 3, 1, 1), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["images", "w"], ["output0"], name="conv")], "g",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["b", 3, 320, 320])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, None)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(lay.exported_onnx))
+    code, line = run_cli(capsys, "calibrate", "--model", str(recipe), "--root", str(lay.root), "--precision", "int8",
+                         "--calib-root", str(tmp_path / "calib"))
+    assert code == 2 and line == (f"orin-trt: error: {lay.exported_onnx}: cannot find the YOLO head: "
+                                  "no node is named /model.<i>/...")

@@ -9,6 +9,7 @@ from typing import Any
 from .. import onnx_utils
 from ..artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..cache import StageResult, StageSpec, run_stage
+from ..errors import PipelineError
 from ..integrity import check_onnx_belongs, require
 from ..log import log
 from ..models import get_adapter
@@ -48,7 +49,10 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     header = onnx_utils.load(src, with_weights=False)
     node_names = [n.name for n in header.graph.node]
     options = recipe.precision_options(precision)
-    placeholders = adapter.placeholders(onnx_utils.metadata(header), node_names)
+    try:
+        placeholders = adapter.placeholders(onnx_utils.metadata(header), node_names)
+    except PipelineError as e:  # the adapter knows the graph, not the file: name the file here
+        raise PipelineError(f"{src}: {e}") from None
     exclude = resolve_exclusions(precision, options, placeholders, node_names)
     feeds = adapter.calibration_feeds(recipe, data) if data else []
     t0 = time.perf_counter()
