@@ -228,3 +228,23 @@ def test_a_graph_without_the_yolo_head_is_named_by_file(tmp_path: Path, capsys: 
                          "--calib-root", str(tmp_path / "calib"))
     assert code == 2 and line == (f"orin-trt: error: {lay.exported_onnx}: cannot find the YOLO head: "
                                   "no node is named /model.<i>/...")
+
+
+def test_a_build_on_an_unknown_op_keeps_the_parsers_words(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from pipeline.errors import PipelineError
+    from pipeline.trt.build import BuildOptions, build_engine
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu"), helper.make_node("FooOp", ["y"], ["z"], name="my_foo")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])])
+    path = tmp_path / "foo.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(PipelineError) as e:
+        build_engine(path, BuildOptions(profiles=[{}], workspace_bytes=1 << 24))
+    message = str(e.value)
+    assert message.startswith(f"{path}: engine build failed (Could not parse ONNX correctly; In node 1 with name: "
+                              "my_foo and operator: FooOp")
