@@ -248,3 +248,29 @@ def test_a_build_on_an_unknown_op_keeps_the_parsers_words(tmp_path: Path) -> Non
     message = str(e.value)
     assert message.startswith(f"{path}: engine build failed (Could not parse ONNX correctly; In node 1 with name: "
                               "my_foo and operator: FooOp")
+
+
+def test_analyze_refuses_an_unknown_op_and_writes_beside_a_given_onnx(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def model(op: str) -> Path:
+        w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+                                   helper.make_node(op, ["y"], ["z"], name="tail")], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])], [w])
+        path = tmp_path / op / "m.onnx"
+        path.parent.mkdir()
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        return path
+
+    bad = model("FooOp")
+    code, line = run_cli(capsys, "analyze", "--onnx", str(bad), "--root", str(tmp_path / "engines"))
+    assert code == 2 and line == (f"orin-trt: error: {bad}: node 'tail' uses op 'FooOp', which is not an ONNX op "
+                                  "at opset 17")
+    good = model("Relu")
+    assert main(["analyze", "--onnx", str(good), "--root", str(tmp_path / "engines"), "--shape", "x=1x4"]) == 0
+    assert not (tmp_path / "engines").exists() and any(p.suffix == ".json" for p in good.parent.iterdir())
