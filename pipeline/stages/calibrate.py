@@ -37,6 +37,8 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
             "options": recipe.precision_options(precision),
             "calibration": recipe.section("calibration") if needs_data else None,
             "preprocess": recipe.section("preprocess"),
+            # which files of a larger folder are used, and how many (models/image_data.spread)
+            "selection": {"rule": "spread-v1", "samples": data.count} if data else None,
         },
         tools=[*ONNX_TOOLS, *QUANT_TOOLS],
         outputs=[layout.calibrated_onnx(precision), layout.calibrate_report(precision)],

@@ -26,7 +26,9 @@ def export_options(recipe: Recipe, adapter: Any | None = None) -> dict[str, Any]
 
 
 def export_digest(recipe: Recipe) -> str:
-    return sha256_json(export_options(recipe))
+    """What the graph itself depends on (the held-out images and preprocessing only shape the parity check)."""
+    options = export_options(recipe)
+    return sha256_json({k: options[k] for k in ("source", "export", "inputs")})
 
 
 def export(recipe: Recipe, layout: Layout, force: bool = False) -> StageResult:
