@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 from .errors import PipelineError
 
 CHUNK = 1 << 20
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @contextlib.contextmanager
@@ -51,6 +53,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     old = target.with_name(f".{target.name}.old")
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a calibration set or bundle is shared
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
@@ -186,6 +189,14 @@ class Layout:
 
     root: Path
     model: str
+
+    def __post_init__(self) -> None:
+        # The model name becomes a folder under the root: a name with a path in it would write elsewhere.
+        if not _MODEL_NAME.fullmatch(self.model or "") or ".." in self.model:
+            raise PipelineError(
+                f"model name {self.model!r} is not a plain name (letters, digits, '.', '_', '-'; "
+                "no '/' or '..'): it names the folder under the output root"
+            )
 
     @property
     def model_dir(self) -> Path:

@@ -18,7 +18,13 @@ from typing import Any
 
 from . import __version__
 from .artifacts import read_json, sha256_file, sha256_json, write_json
+from .errors import PipelineError
 from .log import log
+
+# Outputs up to this size (manifests, reports, small ONNX) are hashed into the stamp, so an edit that
+# keeps size and mtime is still seen; larger ones (engines, weights) are checked by size and mtime
+# here, and by SHA-256 against the manifest where they are used (profile, deploy).
+HASHED_OUTPUT_MAX_BYTES = 4 << 20
 
 
 @dataclass
@@ -53,16 +59,35 @@ def tool_versions(names: list[str]) -> dict[str, str]:
     return versions
 
 
-def _file_digest(path: Path, known: dict[str, dict[str, Any]]) -> str:
+def _key(path: Path, base: Path) -> str:
+    """A stamp names files relative to the model's folder, so a copied or moved root stays valid."""
+    try:
+        return os.path.relpath(path, base) if Path(path).resolve().is_relative_to(base.resolve()) else str(path)
+    except (OSError, ValueError):
+        return str(path)
+
+
+def _unkey(key: str, base: Path) -> Path:
+    p = Path(key)
+    return p if p.is_absolute() else base / p
+
+
+def _stamp_base(spec_or_stamp: Path) -> Path:
+    """engines/<model>/.stamps/<stage>.json -> engines/<model>"""
+    return Path(spec_or_stamp).parent.parent
+
+
+def _file_digest(path: Path, known: dict[str, dict[str, Any]], key: str) -> str:
     """Content digest, reusing the previous one when size and mtime are unchanged (like make)."""
     st = path.stat()
-    prev = known.get(str(path))
+    prev = known.get(key)
     if prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns:
         return prev["sha256"]
     return sha256_file(path)
 
 
 def _describe_inputs(spec: StageSpec, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    base = _stamp_base(spec.stamp)
     files: dict[str, dict[str, Any]] = {}
     digests: dict[str, list[str]] = {}
     for role, paths in spec.inputs.items():
@@ -73,8 +98,9 @@ def _describe_inputs(spec: StageSpec, known: dict[str, dict[str, Any]]) -> dict[
                 digests[role].append(f"missing:{p.name}")
                 continue
             st = p.stat()
-            digest = _file_digest(p, known)
-            files[str(p)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+            key = _key(p, base)
+            digest = _file_digest(p, known, key)
+            files[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
             digests[role].append(digest)
     return {"files": files, "digests": digests}
 
@@ -86,18 +112,48 @@ def _components(spec: StageSpec, digests: dict[str, list[str]]) -> dict[str, str
     return comps
 
 
-def _outputs_intact(stamp: dict[str, Any]) -> bool:
-    for path, rec in stamp.get("outputs", {}).items():
-        p = Path(path)
-        if not p.exists():
+def _describe_output(path: Path) -> dict[str, Any]:
+    st = os.stat(path)
+    rec: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if st.st_size <= HASHED_OUTPUT_MAX_BYTES:
+        rec["sha256"] = sha256_file(path)
+    return rec
+
+
+def _outputs_intact(stamp: dict[str, Any], base: Path, expected: list[Path]) -> bool:
+    recorded = stamp.get("outputs", {})
+    if {_key(p, base) for p in expected} - set(recorded):
+        return False  # the stage now writes something the stamp never vouched for
+    for key, rec in recorded.items():
+        p = _unkey(key, base)
+        if not p.is_file():
             return False
         st = p.stat()
         if st.st_size != rec["size"] or st.st_mtime_ns != rec["mtime_ns"]:
             return False
+        if "sha256" in rec and sha256_file(p) != rec["sha256"]:
+            return False
     return True
 
 
-def _why_rerun(stamp: dict[str, Any] | None, comps: dict[str, str], force: bool) -> str | None:
+def _read_stamp(path: Path, force: bool) -> dict[str, Any] | None:
+    """The previous stamp; a corrupt or hand-edited one is named (with --force it is simply replaced)."""
+    if not path.exists():
+        return None
+    try:
+        stamp = read_json(path)
+        problem = None if isinstance(stamp, dict) and all(
+            isinstance(stamp.get(k), dict) for k in ("components", "inputs", "outputs")) else "not a stage stamp"
+    except (OSError, ValueError) as e:
+        problem = f"unreadable: {e}"
+    if problem is None:
+        return stamp
+    if force:
+        return None
+    raise PipelineError(f"stage stamp {path} is corrupt ({problem}); delete it or re-run with --force")
+
+
+def _why_rerun(stamp: dict[str, Any] | None, comps: dict[str, str], force: bool, spec: StageSpec) -> str | None:
     if force:
         return "--force"
     if stamp is None:
@@ -106,18 +162,18 @@ def _why_rerun(stamp: dict[str, Any] | None, comps: dict[str, str], force: bool)
     changed = sorted(k for k in set(old) | set(comps) if old.get(k) != comps.get(k))
     if changed:
         return "changed: " + ", ".join(changed)
-    if not _outputs_intact(stamp):
+    if not _outputs_intact(stamp, _stamp_base(spec.stamp), spec.outputs):
         return "outputs missing or modified"
     return None
 
 
 def run_stage(spec: StageSpec, work: Callable[[], dict[str, Any]], force: bool = False) -> StageResult:
     """Run `work` unless the stamp shows identical inputs and intact outputs."""
-    stamp = read_json(spec.stamp) if spec.stamp.exists() else None
+    stamp = _read_stamp(spec.stamp, force)
     known = stamp.get("inputs", {}).get("files", {}) if stamp else {}
     described = _describe_inputs(spec, known)
     comps = _components(spec, described["digests"])
-    reason = _why_rerun(stamp, comps, force)
+    reason = _why_rerun(stamp, comps, force, spec)
     if reason is None:
         log(spec.name, "up to date, skipped")
         return StageResult(spec.name, True, 0.0, stamp.get("summary", {}), "up to date")
@@ -128,10 +184,8 @@ def run_stage(spec: StageSpec, work: Callable[[], dict[str, Any]], force: bool =
     t0 = time.perf_counter()
     summary = work()
     seconds = time.perf_counter() - t0
-    outputs = {}
-    for p in spec.outputs:
-        st = os.stat(p)
-        outputs[str(p)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    base = _stamp_base(spec.stamp)
+    outputs = {_key(p, base): _describe_output(p) for p in spec.outputs}
     write_json(
         spec.stamp,
         {

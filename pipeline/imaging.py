@@ -59,9 +59,28 @@ def load_rgb(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            if im.mode in _WIDE_MODES:
+                return _wide_to_rgb(np.asarray(im), im.mode, path)
             return np.asarray(im.convert("RGB"))
+    except PipelineError:
+        raise
     except Exception as e:  # PIL's own errors, or a plugin's (ultralytics hooks a HEIF fallback into open)
         raise PipelineError(f"{path}: cannot be decoded as an image ({e})") from e
+
+
+# Pillow's modes for more than 8 bits a channel: convert("RGB") clips them at 255 (a 16-bit photo
+# turns almost white), so they are scaled to 8 bits here instead.
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _wide_to_rgb(pixels: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    if mode == "F":
+        raise PipelineError(f"{path}: floating-point image (mode F); save it as 8- or 16-bit to use it")
+    values = pixels.astype(np.float64)
+    if mode == "I" and values.max(initial=0) > 65535:
+        raise PipelineError(f"{path}: 32-bit integer image; save it as 8- or 16-bit to use it")
+    gray = np.clip(np.rint(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def _resize_bilinear(img: np.ndarray, width: int, height: int) -> np.ndarray:

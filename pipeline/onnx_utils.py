@@ -36,6 +36,30 @@ def check(path: Path) -> None:
         raise PipelineError(f"{path}: fails onnx.checker ({e})") from e
 
 
+# Domains whose ops ONNX's own registry does not list but that a runtime we target implements.
+_EXTENDED_DOMAINS = {"com.microsoft", "trt", "trt.plugins", "com.nvidia"}
+
+
+def check_known_ops(model: Any, path: Path) -> None:
+    """Every node is an op ONNX defines at the model's opset (or of a runtime's domain); else name it.
+
+    onnx.checker lets an unregistered op through; shape inference and the cost model then see nothing,
+    and a build fails far later.
+    """
+    import onnx
+
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    for node in model.graph.node:
+        domain = node.domain or ""
+        if domain in _EXTENDED_DOMAINS or domain not in ("", "ai.onnx"):
+            continue
+        try:
+            onnx.defs.get_schema(node.op_type, opsets.get(domain, opsets.get("", 1)), domain)
+        except onnx.defs.SchemaError:
+            raise PipelineError(f"{path}: node {node.name or '(unnamed)'!r} uses op {node.op_type!r}, which is not "
+                                f"an ONNX op at opset {opsets.get(domain, opsets.get('', 1))}") from None
+
+
 def metadata(model: Any) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 

@@ -3,7 +3,6 @@ artifact."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,24 @@ def recipe_with(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-def with_exported_model(workspace: dict[str, Path], root: Path) -> None:
-    """A fresh root holding only the exported ONNX, so calibration errors are tested in isolation."""
+def with_exported_model(workspace: dict[str, Path], root: Path, recipe: Path) -> None:
+    """A fresh root holding only the exported ONNX, so calibration errors are tested in isolation. The
+    copy is stamped as `recipe`'s export (its checkpoint path differs, so the recorded digest would)."""
+    import onnx
+
+    from pipeline.integrity import DIGEST_KEY
+    from pipeline.onnx_utils import set_metadata
+    from pipeline.recipe import load_recipe
+    from pipeline.stages.export import export_digest
+
     src = Layout(workspace["root"], "yolo-test").exported_onnx
     if not src.exists():
         assert main(["export", "--model", str(workspace["recipe"]), "--root", str(workspace["root"])]) == 0
     dst = Layout(root, "yolo-test").exported_onnx
     dst.parent.mkdir(parents=True)
-    shutil.copy(src, dst)
+    model = onnx.load(str(src))
+    set_metadata(model, {DIGEST_KEY: export_digest(load_recipe(str(recipe)))})
+    onnx.save(model, str(dst))
 
 
 def test_unknown_model_precision_and_option(capsys: pytest.CaptureFixture) -> None:
@@ -69,7 +78,7 @@ def test_corrupt_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
 def test_missing_and_corrupt_onnx(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     recipe, root = small_yolo_recipe(tmp_path), tmp_path / "engines"
     code, line = run_cli(capsys, "calibrate", "--model", str(recipe), "--precision", "fp32", "--root", str(root))
-    assert code == 2 and "ONNX file not found" in line and "model.onnx" in line
+    assert code == 2 and line.endswith("model.onnx not found: run `orin-trt export --model yolo-test` first")
     lay = Layout(root, "yolo-test")
     lay.model_dir.mkdir(parents=True, exist_ok=True)
     lay.exported_onnx.write_bytes(b"\x08\x07garbage")
@@ -89,7 +98,7 @@ def test_bad_calibration_folder(workspace, tmp_path: Path, capsys: pytest.Captur
         (folder / "broken.jpg").write_bytes(b"not a jpeg")
     recipe = recipe_with(tmp_path, calibration__images=str(folder))
     root = tmp_path / "engines"
-    with_exported_model(workspace, root)
+    with_exported_model(workspace, root, recipe)
     code, line = run_cli(capsys, "calibrate", "--model", str(recipe), "--precision", "int8", "--root", str(root))
     assert code == 2
     expected = {
@@ -107,7 +116,7 @@ def test_small_calibration_set_warns(workspace, tmp_path: Path, capsys: pytest.C
     (folder / "a.jpg").write_bytes((Path(__file__).parent / "data" / "tiny.jpg").read_bytes())
     recipe = recipe_with(tmp_path, calibration__images=str(folder), calibration__recommended_min=500)
     root = tmp_path / "engines"
-    with_exported_model(workspace, root)
+    with_exported_model(workspace, root, recipe)
     assert main(["calibrate", "--model", str(recipe), "--precision", "fp16", "--root", str(root)]) == 0
     assert "has 1 images; 500 or more are recommended" in capsys.readouterr().err
 

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ..errors import PipelineError
 from ..recipe import PRECISIONS, Recipe, load_recipe
 
 
@@ -35,6 +36,9 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
 
 
 def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
+    if getattr(args, "dla", None) is not None and not getattr(args, "target", None):
+        # Said before any work: which DLA cores exist (and whether at all) depends on the board.
+        raise PipelineError(f"--dla {args.dla} needs --target (an Orin with DLA cores, e.g. orin-agx-64, or auto)")
     if getattr(args, "target", None):
         from ..targets import resolve_target
 
@@ -70,3 +74,33 @@ def build_overrides(args: argparse.Namespace) -> dict[str, object]:
     from ..stages.build import OVERRIDES
 
     return {key: getattr(args, key, None) for key in OVERRIDES}
+def positive_int(text: str) -> int:
+    """An argparse type: a count that must be at least 1 (a batch, iterations, tokens)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_empty_text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def guarded(handler):  # noqa: ANN001, ANN201 - a decorator over (args) -> int handlers
+    """Run a handler that writes a model's artifacts inside its workspace guard (pipeline/workspace.py)."""
+    import functools
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from ..workspace import model_workspace
+
+        recipe, precision = resolve(args)
+        with model_workspace(args.root, recipe.name, getattr(args, "calib_root", None)):
+            return handler(args, recipe, precision)
+
+    return run

@@ -51,15 +51,19 @@ def _analyze(args: argparse.Namespace) -> int:
                             "or pass --onnx")
     from ..analyze.graph import analyze_onnx
     from ..analyze.shapes import graph_inputs
-    from ..onnx_utils import load
+    from ..onnx_utils import check_known_ops, load
 
-    names = {v.name for v in graph_inputs(load(onnx_path, with_weights=False))}
+    header = load(onnx_path, with_weights=False)
+    check_known_ops(header, onnx_path)  # an unknown op would count 0 FLOPs and "fit"
+    names = {v.name for v in graph_inputs(header)}
     shapes = {n: s for n, s in recipe_shapes(recipe.profiles, args.batch, profile=args.profile).items()
               if n in names}
     shapes.update(dict(parse_shape(s) for s in args.shape))
     context = args.context or recipe_context(recipe.raw, recipe.profiles)
     analysis = analyze_onnx(onnx_path, shapes, precision, target, context)
-    paths = write_analysis(analysis, target, args.out or layout.precision_dir(precision),
+    # A user's --onnx is analyzed beside itself, never into the default model's folder.
+    default_out = onnx_path.parent if args.onnx else layout.precision_dir(precision)
+    paths = write_analysis(analysis, target, args.out or default_out,
                            f"analysis-{target.key}")
     print(markdown(analysis, paths.get("png").name if "png" in paths else None), end="")
     print(f"\nwritten: {', '.join(str(p) for p in paths.values())}")

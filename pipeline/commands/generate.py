@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ._common import add_model_options, resolve
+from ._common import add_model_options, non_empty_text, positive_int, resolve
 
 RUNNERS = ("auto", "onnxrt", "tensorrt")
 
@@ -51,6 +51,8 @@ def _generate(args: argparse.Namespace) -> int:
     prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
     if args.bos and tokenizer.bos_token_id is not None:
         prompt_ids.insert(0, tokenizer.bos_token_id)
+    if not prompt_ids:
+        raise PipelineError(f"--prompt {args.prompt!r} tokenizes to no tokens; give some text to continue")
 
     streamed: list[int] = []
     shown = ""
@@ -91,8 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help=help_text, description=help_text)
     add_model_options(p)
     p.set_defaults(model=os.environ.get("MODEL", "llama"))
-    p.add_argument("--prompt", required=True, help="the text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--prompt", required=True, type=non_empty_text, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=positive_int, default=64)
     p.add_argument("--runner", choices=RUNNERS, default="auto",
                    help="onnxrt: the precision's ONNX on ONNX Runtime; tensorrt: the engine (needs a GPU that "
                         "can run it); auto: tensorrt where it can execute, else onnxrt")

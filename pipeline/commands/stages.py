@@ -6,38 +6,46 @@ import argparse
 import os
 
 from ..artifacts import Layout
-from ._common import add_build_options, add_device_options, add_model_options, build_overrides, resolve
+from ..recipe import Recipe
+from ._common import (
+    add_build_options,
+    add_device_options,
+    add_model_options,
+    build_overrides,
+    guarded,
+    positive_int,
+)
 
 
-def _export(args: argparse.Namespace) -> int:
+@guarded
+def _export(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..stages.export import export
 
-    recipe, _ = resolve(args)
     export(recipe, Layout(args.root, recipe.name), args.force)
     return 0
 
 
-def _calibrate(args: argparse.Namespace) -> int:
+@guarded
+def _calibrate(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..stages.calibrate import calibrate
 
-    recipe, precision = resolve(args)
     calibrate(recipe, Layout(args.root, recipe.name), precision, args.calib_root, args.force)
     return 0
 
 
-def _build(args: argparse.Namespace) -> int:
+@guarded
+def _build(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..stages.build import build
 
-    recipe, precision = resolve(args)
     build(recipe, Layout(args.root, recipe.name), precision, args.force, args.target,
           dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse, overrides=build_overrides(args))
     return 0
 
 
-def _engine(args: argparse.Namespace) -> int:
+@guarded
+def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..flow import run_engine
 
-    recipe, precision = resolve(args)
     results = run_engine(recipe, precision, args.root, args.calib_root, args.force, args.target,
                          dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse,
                          overrides=build_overrides(args))
@@ -48,10 +56,10 @@ def _engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile(args: argparse.Namespace) -> int:
+@guarded
+def _profile(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..flow import run_profile
 
-    recipe, precision = resolve(args)
     run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations, sparse=args.sparse)
     name = f"{recipe.name}-sparse24" if args.sparse else recipe.name
     print(Layout(args.root, name).report_md(precision))
@@ -73,8 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             add_device_options(p)
             add_build_options(p)
         if name == "profile":
-            p.add_argument("--batch", type=int, default=None, help="batch for latency (default: profile opt)")
-            p.add_argument("--iterations", type=int, default=None, help="timed iterations (default: recipe)")
+            p.add_argument("--batch", type=positive_int, default=None, help="batch for latency (default: profile opt)")
+            p.add_argument("--iterations", type=positive_int, default=None, help="timed iterations (default: recipe)")
             p.add_argument("--sparse", action="store_true", default=bool(os.environ.get("SPARSE")),
                            help="profile the 2:4-sparse engine (built with --sparse)")
         p.set_defaults(func=func)

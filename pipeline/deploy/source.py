@@ -9,6 +9,7 @@ from typing import Any
 
 from ..artifacts import Layout, atomic_path, read_json, write_text
 from ..errors import PipelineError
+from ..integrity import verify_engine_build
 
 MANIFEST_SCHEMA = "orin-trt/manifest@1"
 
@@ -61,17 +62,11 @@ def load_manifest_file(path: Path) -> EngineArtifacts:
         tensors = io.get(side) if isinstance(io, dict) else None
         if not tensors or not all(isinstance(t, dict) and {"name", "dtype", "shape"} <= t.keys() for t in tensors):
             raise PipelineError(f"{path}: io.{side} must list tensors with name, dtype and shape")
-    engine = path.parent / str(manifest["engine"].get("file", "model.engine"))
-    if not engine.exists():
-        raise PipelineError(f"{engine}: engine file named by {path} is missing")
+    engine = verify_engine_build(path, manifest)
     if (manifest.get("builder") or {}).get("strip_weights"):
         # Triton and DeepStream deserialize the plan as it is; a stripped plan must be refitted first.
         raise PipelineError(f"{path}: the engine is a weight-stripped plan (--strip-weights), which runs only "
                             "after a refit from its ONNX; deploy an engine built without --strip-weights")
-    recorded = manifest["engine"].get("bytes")
-    if recorded and engine.stat().st_size != recorded:
-        raise PipelineError(f"{engine}: {engine.stat().st_size} bytes but {path} records {recorded}; "
-                            "engine and manifest are from different builds")
     return EngineArtifacts(path, engine, manifest)
 
 

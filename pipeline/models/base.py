@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from ..recipe import Recipe
 
 Feed = dict[str, np.ndarray]
+
+
+class LazyFeeds(Sequence[Feed]):
+    """Samples made one at a time from their files, never all in memory: a calibration folder of any size
+    costs the memory of one sample (the quantizers stream them; see quantize/feeds.py)."""
+
+    def __init__(self, items: Sequence[Any], make: Callable[[Any], Feed]) -> None:
+        self._items, self._make = list(items), make
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Feed: ...
+    @overload
+    def __getitem__(self, index: slice) -> LazyFeeds: ...
+
+    def __getitem__(self, index: int | slice) -> Feed | LazyFeeds:
+        if isinstance(index, slice):
+            return LazyFeeds(self._items[index], self._make)
+        return self._make(self._items[index])
+
+    def __iter__(self) -> Iterator[Feed]:
+        return (self._make(item) for item in self._items)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -10,12 +11,27 @@ import numpy as np
 from ..artifacts import atomic_dir
 from ..errors import PipelineError
 from ..imaging import list_images, load_rgb, preprocess_image
-from ..log import progress, warn
+from ..log import log, progress, warn
 from ..recipe import Recipe
-from .base import DataSet, Feed
+from .base import DataSet, Feed, LazyFeeds
 
 BUILTIN = "builtin"
 BUILTIN_COUNT = 32
+DEFAULT_MAX_SAMPLES = 512
+
+
+def spread(files: list[Path], count: int) -> list[Path]:
+    """`count` of `files` evenly spaced over the sorted list, so a `<class>/<image>` tree or a folder
+    sorted by time is sampled across, not just its first classes or first hour."""
+    if count >= len(files):
+        return list(files)
+    return [files[(i * len(files)) // count] for i in range(count)]
+
+
+def calibration_images(data: DataSet) -> list[Path]:
+    """The images of a calibration set that its `count` selects (the calibrate stage's cache key covers
+    the folder's content and this rule)."""
+    return spread(list_images(data.path), data.count)
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -94,7 +110,12 @@ def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:
         folder = recipe.resolve_path(images)
         description = str(folder)
     files = list_images(folder)
-    count = min(len(files), int(cfg.get("max_samples", len(files))))
+    if cfg.get("max_samples") is None and len(files) > DEFAULT_MAX_SAMPLES:
+        # Calibration past a few hundred images changes INT8 scales little and costs time; a capped
+        # default keeps a 20,000-image folder from being read whole by accident.
+        log("calibrate", f"calibration folder {folder} has {len(files)} images; using {DEFAULT_MAX_SAMPLES} "
+            "spread across it (set calibration.max_samples to choose)")
+    count = min(len(files), int(cfg.get("max_samples") or DEFAULT_MAX_SAMPLES))
     recommended = int(cfg.get("recommended_min", 0))
     if count < recommended:
         warn("calibrate", f"calibration set {folder} has {count} images; {recommended} or more are "
@@ -102,14 +123,27 @@ def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:
     return DataSet(folder, count, description)
 
 
-def image_feeds(paths: list[Path], spec: dict, desc: str) -> list[Feed]:
-    name = spec.get("input", "images")
-    return [{name: preprocess_image(load_rgb(p), spec)[0]} for p in progress(paths, desc, len(paths))]
+def _image_feed(path: Path, spec: dict) -> Feed:
+    return {spec.get("input", "images"): preprocess_image(load_rgb(path), spec)[0]}
+
+
+def image_feeds(paths: list[Path], spec: dict, desc: str) -> LazyFeeds:
+    """The images as feeds made on demand; every file is decoded once first, so all the bad ones are
+    named together (not one per run) and nothing fails half way through a calibration."""
+    bad: list[str] = []
+    for p in progress(paths, f"checking {desc}", len(paths)):
+        try:
+            load_rgb(p)
+        except PipelineError as e:
+            bad.append(str(e))
+    if bad:
+        shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise PipelineError(f"{len(bad)} of {len(paths)} {desc} cannot be used: {shown}")
+    return LazyFeeds(paths, functools.partial(_image_feed, spec=dict(spec)))
 
 
 def calibration_image_feeds(recipe: Recipe, data: DataSet) -> list[Feed]:
-    paths = list_images(data.path)[: data.count]
-    return image_feeds(paths, recipe.section("preprocess"), "calibration images")
+    return image_feeds(calibration_images(data), recipe.section("preprocess"), "calibration images")
 
 
 def eval_image_feeds(recipe: Recipe) -> list[Feed]:

@@ -17,7 +17,7 @@ from ..recipe import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .classification_data import accuracy, agreement, builtin_heldout_crops, labelled_images
 from .hf_source import HfSource, announce_random, read_json_file, resolve_source, source_info
-from .image_data import BUILTIN, image_calibration_set, image_feeds
+from .image_data import BUILTIN, calibration_images, image_calibration_set, image_feeds
 from .torch_export import export_module, torch_outputs
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -121,7 +121,7 @@ class VitAdapter(ModelAdapter):
         return image_calibration_set(recipe, calib_root)
 
     def calibration_feeds(self, recipe: Recipe, data: DataSet) -> list[Feed]:
-        return image_feeds(list_images(data.path)[: data.count], self.preprocess(recipe), "calibration images")
+        return image_feeds(calibration_images(data), self.preprocess(recipe), "calibration images")
 
     def _labelled(self, recipe: Recipe) -> list[tuple[Path, int]] | None:
         folder = recipe.section("eval").get("labelled")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
+from ..recipe import PRECISIONS
 
 DEFAULT_HISTORY_URL = "sqlite:///engines/history.sqlite"
 
@@ -81,6 +82,9 @@ def parse_matrix(raw: Any, path: Path) -> Matrix:
         precisions = precisions if isinstance(precisions, list) else [precisions]
         if not precisions or not all(isinstance(p, str) for p in precisions):
             raise PipelineError(f"{where}: 'precisions' must name at least one precision")
+        unknown = [p for p in precisions if p not in PRECISIONS]
+        if unknown:  # a usage error, said before the night starts, not a failed model at 3 a.m.
+            raise PipelineError(f"{where}: unknown precision {unknown[0]!r} (choose from {', '.join(PRECISIONS)})")
         batches = _positive_ints(item["batches"], f"{where}.batches") if "batches" in item else default_batches
         entries.extend(Entry(str(item["model"]), p, batches) for p in precisions)
     base = raw.get("baseline") or {}

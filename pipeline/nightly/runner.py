@@ -19,11 +19,12 @@ from typing import Any
 
 from ..artifacts import Layout, read_json
 from ..errors import PipelineError
+from ..locking import exclusive_lock
 from ..log import log, warn
 from ..recipe import load_recipe
+from ..workspace import scratch_dir
 from .collect import device_metrics, identity, report_metrics
 from .history import History, ResultRecord
-from .lock import exclusive_lock
 from .matrix import Entry, Matrix
 from .regression import Decision, compare
 from .report import render_report
@@ -162,9 +163,12 @@ def run_nightly(matrix: Matrix, calib_root: Path = Path("calib"), force_build: b
         records: list[ResultRecord] = []
         decisions = []
         for entry in matrix.entries:
+            # Scratch under the root (a killed night leaves nothing in /tmp; the next run removes it).
+            with scratch_dir(matrix.root):
+                entry_records = profile_entry(entry, matrix, calib_root, state, force_build)
             # Stored as each model finishes, so a night cut short still keeps what it measured;
             # baselines come from earlier runs only, so tonight never counts in its own baseline.
-            for record in profile_entry(entry, matrix, calib_root, state, force_build):
+            for record in entry_records:
                 baseline = history.good_results(record.engine, run_id, matrix.policy.baseline_runs)
                 decisions.extend(compare(record, baseline, matrix.policy, commit))
                 history.add_result(run_id, record)

@@ -12,7 +12,7 @@ import numpy as np
 from .. import onnx_utils
 from ..errors import PipelineError
 from . import excluded_node_names
-from .feeds import shapes_spec, stack
+from .feeds import shapes_spec, streaming_reader
 
 METHODS = ("entropy", "max", "percentile")
 # The compute ops TensorRT runs in INT8; everything else stays in float around them.
@@ -73,7 +73,7 @@ def _modelopt(src: Path, out: Path, feeds: list, method: str, excluded: list[str
     quantize(
         onnx_path=str(src),
         quantize_mode="int8",
-        calibration_data=stack(feeds),
+        calibration_data_reader=streaming_reader(feeds),  # one sample in memory at a time
         calibration_method=method,
         calibration_shapes=shapes_spec(feeds[0]),
         calibration_eps=eps,
@@ -107,34 +107,17 @@ def _in_fresh_interpreter(fn: Any, *args: Any) -> Any:
 
 def _ort_percentile(src: Path, out: Path, feeds: list, excluded: list[str], percentile: float) -> None:
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
     )
 
-    class Reader(CalibrationDataReader):
-        """Serves the feeds in strides: ONNX Runtime then folds each stride into its histograms and drops
-        the activations, instead of holding every activation of every sample at once (a UNet's OOM)."""
-
-        def __init__(self) -> None:
-            self.set_range(0, len(feeds))
-
-        def __len__(self) -> int:
-            return len(feeds)
-
-        def set_range(self, start_index: int, end_index: int) -> None:
-            self.it = iter(feeds[start_index:end_index])
-
-        def get_next(self) -> dict | None:
-            return next(self.it, None)
-
     # The stride must divide the sample count; the largest divisor up to STRIDE keeps memory bounded.
     stride = max(d for d in range(1, min(STRIDE, len(feeds)) + 1) if len(feeds) % d == 0)
 
     quantize_static(
-        str(src), str(out), Reader(),
+        str(src), str(out), streaming_reader(feeds),
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=COMPUTE_OPS,
         per_channel=True,

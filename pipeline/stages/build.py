@@ -11,6 +11,7 @@ from ..artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx,
 from ..bundle import host_can_build_for
 from ..cache import StageResult, StageSpec, run_stage
 from ..errors import PipelineError
+from ..integrity import check_onnx_belongs, require
 from ..log import log
 from ..models import get_adapter
 from ..recipe import Recipe
@@ -101,8 +102,12 @@ def _refuse_what_this_builder_cannot(opts: dict[str, Any]) -> None:
 def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, target: str | None = None,
           timing_cache_dir: Any = None, dla_core: int | None = None, dla_policy: str = "fallback",
           sparse: bool = False, overrides: dict[str, Any] | None = None) -> StageResult:
+    from .export import export_digest
+
     opts = build_options(recipe, target, precision, dla_core, dla_policy, sparse, overrides)
     onnx_path = layout.calibrated_onnx(precision)
+    require(onnx_path, "calibrate", recipe.name, precision)
+    check_onnx_belongs(onnx_path, recipe.name, export_digest(recipe))
     if "dla" in opts:
         from ..dla import run_preflight
 

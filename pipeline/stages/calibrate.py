@@ -9,6 +9,8 @@ from typing import Any
 from .. import onnx_utils
 from ..artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..cache import StageResult, StageSpec, run_stage
+from ..errors import PipelineError
+from ..integrity import check_onnx_belongs, require
 from ..log import log
 from ..models import get_adapter
 from ..models.base import DataSet
@@ -30,7 +32,11 @@ def quantizer_options(recipe: Recipe, precision: str, target_dla: bool = False) 
 
 def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force: bool = False,
               target_dla: bool = False) -> StageResult:
+    from .export import export_digest
+
     adapter = get_adapter(recipe.family)
+    require(layout.exported_onnx, "export", recipe.name)
+    check_onnx_belongs(layout.exported_onnx, recipe.name, export_digest(recipe))
     options = quantizer_options(recipe, precision, target_dla)
     needs_data = precision != "fp32"
     data = adapter.calibration_set(recipe, calib_root) if needs_data else None
@@ -44,6 +50,8 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
             "options": options,
             "calibration": recipe.section("calibration") if needs_data else None,
             "preprocess": recipe.section("preprocess"),
+            # which files of a larger folder are used, and how many (models/image_data.spread)
+            "selection": {"rule": "spread-v1", "samples": data.count} if data else None,
         },
         tools=[*ONNX_TOOLS, *QUANT_TOOLS],
         outputs=[layout.calibrated_onnx(precision), layout.calibrate_report(precision)],
@@ -56,7 +64,10 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     src, dst = layout.exported_onnx, layout.calibrated_onnx(precision)
     header = onnx_utils.load(src, with_weights=False)
     node_names = [n.name for n in header.graph.node]
-    placeholders = adapter.placeholders(onnx_utils.metadata(header), node_names)
+    try:
+        placeholders = adapter.placeholders(onnx_utils.metadata(header), node_names)
+    except PipelineError as e:  # the adapter knows the graph, not the file: name the file here
+        raise PipelineError(f"{src}: {e}") from None
     exclude = resolve_exclusions(precision, options, placeholders, node_names)
     feeds = adapter.calibration_feeds(recipe, data) if data else []
     t0 = time.perf_counter()

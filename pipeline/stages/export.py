@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from .. import onnx_utils
-from ..artifacts import Layout, write_json
+from ..artifacts import Layout, sha256_json, write_json
 from ..cache import StageResult, StageSpec, run_stage
 from ..errors import PipelineError
+from ..integrity import DIGEST_KEY, MODEL_KEY
 from ..log import log
 from ..metrics import compare_batches
 from ..models import get_adapter
@@ -18,17 +19,25 @@ from .common import ONNX_TOOLS
 MIN_OPSET = 17
 
 
+def export_options(recipe: Recipe, adapter: Any | None = None) -> dict[str, Any]:
+    """What shapes the exported ONNX: the stage's cache key, and the digest the ONNX records."""
+    source = (adapter or get_adapter(recipe.family)).source(recipe)
+    return {"source": source.description, **{k: recipe.section(k) for k in ("export", "inputs", "preprocess", "eval")}}
+
+
+def export_digest(recipe: Recipe) -> str:
+    """What the graph itself depends on (the held-out images and preprocessing only shape the parity check)."""
+    options = export_options(recipe)
+    return sha256_json({k: options[k] for k in ("source", "export", "inputs")})
+
+
 def export(recipe: Recipe, layout: Layout, force: bool = False) -> StageResult:
     adapter = get_adapter(recipe.family)
-    source = adapter.source(recipe)
     spec = StageSpec(
         name="export",
         stamp=layout.stamp("export"),
-        inputs={"source": source.files},
-        options={
-            "source": source.description,
-            **{k: recipe.section(k) for k in ("export", "inputs", "preprocess", "eval")},
-        },
+        inputs={"source": adapter.source(recipe).files},
+        options=export_options(recipe, adapter),
         tools=[*adapter.tools, *ONNX_TOOLS],
         outputs=[layout.exported_onnx, layout.export_report],
     )
@@ -53,7 +62,8 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
         if _opset(model) < MIN_OPSET:
             raise PipelineError(f"{scratch}: exported at opset {_opset(model)}; orin-trt needs >= {MIN_OPSET}")
         onnx_utils.set_metadata(model, {
-            "orin_trt.model": recipe.name,
+            MODEL_KEY: recipe.name,
+            DIGEST_KEY: export_digest(recipe),
             "orin_trt.family": recipe.family,
             "orin_trt.source": result.source,
             "orin_trt.random_weights": str(result.random_weights).lower(),

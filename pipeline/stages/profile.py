@@ -13,6 +13,7 @@ from ..artifacts import Layout, onnx_files, read_json, write_json, write_text
 from ..cache import StageResult, StageSpec, run_stage
 from ..device.power_state import record_power_state
 from ..errors import PipelineError
+from ..integrity import require, verify_engine_build
 from ..log import log
 from ..metrics import compare_batches, percentiles_ms
 from ..models import get_adapter
@@ -26,9 +27,12 @@ REPORT_SCHEMA = "orin-trt/report@1"
 def profile(recipe: Recipe, layout: Layout, precision: str, force: bool = False, batch: int | None = None,
             iterations: int | None = None) -> StageResult:
     for needed in (layout.engine(precision), layout.manifest(precision)):
-        if not needed.exists():
-            raise PipelineError(f"{needed} not found: run `orin-trt engine --model {recipe.name} "
-                                f"--precision {precision}` first")
+        require(needed, "engine", recipe.name, precision)
+    try:
+        manifest = read_json(layout.manifest(precision))
+    except ValueError as e:
+        raise PipelineError(f"{layout.manifest(precision)}: not valid JSON ({e})") from None
+    verify_engine_build(layout.manifest(precision), manifest, layout.calibrated_onnx(precision))
     cfg = dict(recipe.section("profile"))
     if iterations is not None:
         cfg["iterations"] = iterations

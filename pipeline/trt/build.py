@@ -149,6 +149,18 @@ def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) ->
     return PostprocessConfig(base, apply)
 
 
+def _parser_errors(trt: Any, onnx_path: Path) -> list[str]:
+    """The ONNX parser's errors for `onnx_path` ("In node 3 with name: x and operator: FooOp ..."), if any."""
+    logger = trt.Logger(trt.Logger.INTERNAL_ERROR)  # quiet; TensorRT keeps pointers to these: hold them until we are done
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    parser.parse_from_file(str(onnx_path))
+    errors = [" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors)]
+    del parser, network, builder
+    return errors
+
+
 def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
     backend = select_backend()
     trt = backend.module
@@ -177,7 +189,10 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
     try:
         plan = EngineBytesFromNetwork(network, config, save_timing_cache=str(cache) if cache else None)()
     except PolygraphyException as e:
-        errors = [ln for ln in recorder.logger.lines if "Error" in ln or "error" in ln][-3:]
+        # Polygraphy logs the parser's own words (op and node) and raises a bare "Could not parse";
+        # the one-line error keeps the parser's words, else the builder's last error lines.
+        errors = _parser_errors(trt, onnx_path) or [
+            ln for ln in recorder.logger.lines if "error" in ln.lower()][-3:]
         raise PipelineError(f"{onnx_path}: engine build failed ({e}; {' | '.join(errors)})") from e
     seconds = time.perf_counter() - t0
     lines = list(recorder.logger.lines)

@@ -5,6 +5,7 @@ stand-in engine file: deploy copies the engine and never parses it."""
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def place_engine(root: Path, model: str, precision: str, golden: str, **changes:
     """engines/<model>/<precision>/model.engine + model.engine.json from a golden manifest."""
     manifest = json.loads((DATA / golden).read_text())
     manifest.update(model=model, precision=precision)
-    manifest["engine"] = {"file": "model.engine", "bytes": len(ENGINE_BYTES), "sha256": "0" * 64}
+    manifest["engine"] = {"file": "model.engine", "bytes": len(ENGINE_BYTES),
+                          "sha256": hashlib.sha256(ENGINE_BYTES).hexdigest()}
     for key, value in changes.items():
         manifest[key] = value
     folder = root / model / precision

@@ -14,8 +14,8 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
+from pipeline.locking import exclusive_lock
 from pipeline.nightly.history import History
-from pipeline.nightly.lock import exclusive_lock
 from pipeline.nightly.matrix import load_matrix
 from pipeline.nightly.runner import run_nightly
 
@@ -110,3 +110,13 @@ def test_two_nightlies_never_overlap(tmp_path):
         holder.join(30)
     with exclusive_lock(lock):  # released when its holder exits; now it names this process
         assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_an_unknown_precision_in_the_matrix_is_a_usage_error(tmp_path, capsys):
+    from pipeline.cli import main
+
+    path = _matrix(tmp_path, [{"model": "yolo", "precisions": ["fp32", "int3"]}])
+    assert main(["nightly", "--matrix", str(path)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == (f"orin-trt: error: {path}: models[0]: unknown precision 'int3' "
+                    "(choose from fp32, fp16, int8, int4-awq)")

@@ -28,6 +28,10 @@ def tiny_unet_recipe(dest: Path, name: str = "unet-test", **overrides: object) -
         raw["calibration"].update(runs=2, steps=4, max_samples=8)
         raw["eval"].update(points=3, loop_steps=4)
         raw["profile"] = {"warmup": 1, "iterations": 2}
+        # Random weights: this tiny UNet's INT8 noise prediction measured cosine 0.988 on one x86 host and
+        # 0.945 on an AMD EPYC host with the same packages (its DDIM-recorded calibration inputs follow the
+        # CPU's rounding). The gate's plumbing is what is tested here; accuracy needs trained weights.
+        raw["accuracy"] = {"min_cosine": 0.9}
 
     return derived_recipe("unet", dest, name, shrink, overrides)
 

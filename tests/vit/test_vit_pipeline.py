@@ -50,7 +50,7 @@ def test_forced_external_data_reaches_every_stage(built: Layout) -> None:
         assert manifest["onnx"]["external_data"] is True
         assert manifest["onnx"]["sha256"] == sha256_files([onnx_path, Path(str(onnx_path) + ".data")])
         stamp = read_json(built.stamp(f"build-{precision}"))
-        assert str(onnx_path) + ".data" in stamp["inputs"]["files"]  # the cache sees the weights
+        assert f"{precision}/model.onnx.data" in stamp["inputs"]["files"]  # the cache sees the weights
 
 
 def _fed_by_dequantize(model: onnx.ModelProto, node_name: str) -> bool:
