@@ -93,7 +93,14 @@ def test_bad_counts_are_refused_at_the_argument(argv: list[str], needle: str, ca
     assert e.value.code == 2 and needle in capsys.readouterr().err
 
 
-def test_dla_without_a_target_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_dla_without_a_target_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import pipeline.trt.backend as backend
+
+    # A TensorRT whose line has DLA (JetPack 6): then the board decides, so --target is asked for.
+    monkeypatch.setattr(backend, "select_backend", lambda: backend.Backend("tensorrt", "10.3.0.30", SimpleNamespace()))
     t0 = time.perf_counter()
     code, line = run_cli(capsys, "engine", "--model", str(small_yolo_recipe(tmp_path)), "--dla", "0",
                          "--root", str(tmp_path / "engines"))

@@ -37,7 +37,12 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
 
 def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
     if getattr(args, "dla", None) is not None and not getattr(args, "target", None):
-        # Said before any work: which DLA cores exist (and whether at all) depends on the board.
+        # Said before any work: a TensorRT with no Orin DLA at all (JetPack 7.2, TensorRT-RTX) first, since
+        # no --target helps there; otherwise which DLA cores exist depends on the board.
+        from ..trt.backend import select_backend
+        from ..trt.dla import require_dla
+
+        require_dla(select_backend())
         raise PipelineError(f"--dla {args.dla} needs --target (an Orin with DLA cores, e.g. orin-agx-64, or auto)")
     if getattr(args, "target", None):
         from ..targets import resolve_target
