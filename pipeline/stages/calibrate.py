@@ -9,7 +9,7 @@ from typing import Any
 from .. import onnx_utils
 from ..artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..cache import StageResult, StageSpec, run_stage
-from ..log import log
+from ..log import log, warn
 from ..models import get_adapter
 from ..models.base import DataSet
 from ..quantize import get_quantizer, resolve_exclusions
@@ -45,6 +45,10 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     options = recipe.precision_options(precision)
     placeholders = adapter.placeholders(onnx_utils.metadata(header), node_names)
     exclude = resolve_exclusions(precision, options, placeholders, node_names)
+    if data is not None and data.count < data.recommended_min:
+        # Here, not where the set is found: only a run that really calibrates says it, once.
+        warn(f"calibrate[{precision}]", f"calibration set {data.path} has {data.count} images; "
+             f"{data.recommended_min} or more are recommended for stable INT8 scales")
     feeds = adapter.calibration_feeds(recipe, data) if data else []
     t0 = time.perf_counter()
     summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
@@ -52,7 +56,7 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     onnx_utils.check(dst)
     summary.update({
         "kept_out": {"nodes": exclude["nodes"], "op_types": exclude["op_types"],
-                     "reason": options.get("kept_out_reason")},
+                     "reason": (options.get("keep_out") or {}).get("reason")},
         "calibration": None if data is None else {
             "path": str(data.path), "samples": data.count, "description": data.description,
             "sha256": sha256_tree(data.path),
