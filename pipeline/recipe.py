@@ -269,7 +269,7 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
     path, builtin = _locate(name_or_path)
     raw = apply_sets(_layers(path, builtin), list(overrides or []))
     spec = validate(raw, path)
-    derived = derive(spec, path, builtin)
+    derived = derive(spec, path)
     if derived:
         spec = validate(deep_merge(spec.model_dump(by_alias=True, exclude_none=True), derived), path)
     expanded = spec.model_dump(by_alias=True, exclude_none=True)

@@ -12,12 +12,12 @@ from .errors import PipelineError
 from .recipe_schema import LlamaRecipe, RecipeBase, YoloRecipe
 
 
-def derive(spec: RecipeBase, path: Path, builtin: bool) -> dict[str, Any]:
+def derive(spec: RecipeBase, path: Path) -> dict[str, Any]:
     """Top-level updates for the validated recipe (empty when nothing is derived)."""
     if isinstance(spec, YoloRecipe):
         return _yolo(spec, path)
     if isinstance(spec, LlamaRecipe) and spec.profiles is None:
-        return _llama(spec, path, builtin)
+        return _llama(spec, path)
     return {}
 
 
@@ -74,7 +74,7 @@ def pretrained_folder(spec: Any, path: Path, builtin_default: bool) -> Path | No
                         + (" (and no source.config to build instead)" if builtin_default else ""))
 
 
-def _model_config(spec: LlamaRecipe, path: Path, builtin: bool) -> tuple[dict[str, Any], str]:
+def _model_config(spec: LlamaRecipe, path: Path) -> tuple[dict[str, Any], str]:
     from .recipe import _builtin_layer
 
     default = spec.source.pretrained == _builtin_layer("llama").get("source", {}).get("pretrained")
@@ -105,13 +105,13 @@ def cache_geometry(config: dict[str, Any], where: str) -> tuple[int, int, int, i
     return layers, kv_heads, head_dim, int(config.get("max_position_embeddings") or 2048)
 
 
-def _llama(spec: LlamaRecipe, path: Path, builtin: bool) -> dict[str, Any]:
+def _llama(spec: LlamaRecipe, path: Path) -> dict[str, Any]:
     from .llm.kv_cache import KINDS, TOKEN_INPUTS, past_name
 
     if spec.inputs:
         raise PipelineError(f"recipe {path}: inputs: a Llama's inputs come from llm: and the model's config; "
                             "remove inputs (or give profiles too)")
-    config, where = _model_config(spec, path, builtin)
+    config, where = _model_config(spec, path)
     layers, kv_heads, head_dim, positions = cache_geometry(config, where)
     llm = spec.llm
     context = llm.max_context or positions

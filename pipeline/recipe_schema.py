@@ -58,9 +58,9 @@ class Profile(Strict):
 
 
 class Batch(Strict):
-    min: int = Field(1, ge=1)
-    opt: int = Field(1, ge=1)
-    max: int = Field(4, ge=1)
+    min: int = Field(1, ge=1, description="smallest batch the engine accepts")
+    opt: int = Field(1, ge=1, description="the batch TensorRT tunes for")
+    max: int = Field(4, ge=1, description="largest batch the engine accepts")
 
     @model_validator(mode="after")
     def _ordered(self) -> Batch:
@@ -171,11 +171,18 @@ class ImagePreprocess(Strict):
     resize: Literal["letterbox", "resize", "resize_crop"] = Field("letterbox", description="how images are sized")
     pad_value: int | None = Field(None, ge=0, le=255, description="letterbox border value (114 when null)")
     resize_shorter: int | None = Field(None, ge=1, description="resize_crop: shorter side before the crop")
-    color: Literal["RGB", "BGR"] = "RGB"
-    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color: Literal["RGB", "BGR"] = Field("RGB", description="channel order fed to the model")
+    layout: Literal["NCHW", "NHWC"] = Field("NCHW", description="tensor layout fed to the model")
     scale: float = Field(1 / 255, description="multiplies the 0..255 pixel values")
     mean: list[float] = Field([0.0, 0.0, 0.0], min_length=3, max_length=3, description="subtracted after scaling")
     std: list[float] = Field([1.0, 1.0, 1.0], min_length=3, max_length=3, description="divides after the mean")
+
+
+def _one_source(section: Any) -> Any:
+    """`data:` (a dataset yaml) replaces `images:`; an images folder given as well is a contradiction."""
+    if section.data and section.images not in (None, BUILTIN):
+        raise ValueError("give images (a folder) or data (a dataset yaml), not both")
+    return section
 
 
 class ImageCalibration(Strict):
@@ -187,6 +194,10 @@ class ImageCalibration(Strict):
     max_samples: int | None = Field(None, ge=1, description="images used at most (null: all)")
     recommended_min: int = Field(0, ge=0, description="fewer images than this: one warning when calibrating")
 
+    @model_validator(mode="after")
+    def _images_or_data(self) -> ImageCalibration:
+        return _one_source(self)
+
 
 class YoloSource(Strict):
     checkpoint: str | None = Field(None, description="a trained .pt (relative to the recipe), or a name "
@@ -196,11 +207,11 @@ class YoloSource(Strict):
 
 
 class YoloPostprocess(Strict):
-    type: Literal["yolo_detect"] = "yolo_detect"
+    type: Literal["yolo_detect"] = Field("yolo_detect", description="the manifest's decoder name")
     output: str = Field("output0", description="the output tensor holding boxes and scores")
     conf_threshold: float = Field(0.25, ge=0, le=1, description="deployment score threshold")
     iou_threshold: float = Field(0.7, ge=0, le=1, description="NMS IoU threshold")
-    max_detections: int = Field(300, ge=1)
+    max_detections: int = Field(300, ge=1, description="boxes kept after NMS")
 
 
 class YoloEval(Strict):
@@ -211,6 +222,10 @@ class YoloEval(Strict):
     task_conf_threshold: float | None = Field(None, ge=0, le=1, description="score threshold of the detection "
                                               "agreement (null: postprocess.conf_threshold)")
 
+    @model_validator(mode="after")
+    def _images_or_data(self) -> YoloEval:
+        return _one_source(self)
+
 
 class HfSource(Strict):
     pretrained: str | None = Field(None, description="a local from_pretrained folder (relative to the recipe)")
@@ -220,9 +235,9 @@ class HfSource(Strict):
 
 
 class VitPostprocess(Strict):
-    type: Literal["classification"] = "classification"
-    output: str = "logits"
-    top_k: int = Field(5, ge=1)
+    type: Literal["classification"] = Field("classification", description="the manifest's decoder name")
+    output: str = Field("logits", description="the output tensor holding the logits")
+    top_k: int = Field(5, ge=1, description="classes a consumer reports")
 
 
 class VitEval(Strict):
@@ -243,17 +258,17 @@ class UnetPreprocess(Strict):
 class UnetCalibration(Strict):
     runs: int = Field(4, ge=1, description="guided sampling runs recorded in PyTorch")
     steps: int = Field(10, ge=1, description="DDIM steps per run")
-    guidance_scale: float = 7.5
+    guidance_scale: float = Field(7.5, description="classifier-free guidance of the recorded runs")
     embeddings: str = Field(BUILTIN, description="an .npz with cond [N, seq, dim] (+ uncond), or builtin")
-    max_samples: int | None = Field(None, ge=1)
+    max_samples: int | None = Field(None, ge=1, description="recorded UNet inputs used at most (null: all)")
 
 
 class UnetEval(Strict):
     points: int = Field(5, ge=1, description="held-out noised latents over the schedule")
     timesteps: list[int] | None = Field(None, description="explicit timesteps instead of points")
-    embeddings: str = BUILTIN
+    embeddings: str = Field(BUILTIN, description="held-out text embeddings: an .npz, or builtin")
     loop_steps: int = Field(10, ge=1, description="steps of the closed-loop denoising check")
-    guidance_scale: float = 7.5
+    guidance_scale: float = Field(7.5, description="guidance of the closed-loop check")
 
 
 # ---- llama ----------------------------------------------------------------------------------------------
@@ -265,16 +280,16 @@ class LlamaSource(HfSource):
 class LlamaCalibration(Strict):
     text: str = Field(BUILTIN, description="a text file, or a folder of text files (any extension), or builtin")
     sequence_length: int = Field(64, ge=1, description="tokens per calibration sample")
-    max_samples: int = Field(32, ge=1)
+    max_samples: int = Field(32, ge=1, description="calibration windows used at most")
 
 
 class LlamaEval(Strict):
     text: str = Field(BUILTIN, description="held-out text: a file, a folder of text files, or builtin")
     sequence_length: int = Field(32, ge=1, description="tokens per held-out window (parity, accuracy)")
-    samples: int = Field(2, ge=1)
-    perplexity_window: int = Field(128, ge=1)
+    samples: int = Field(2, ge=1, description="held-out windows")
+    perplexity_window: int = Field(128, ge=1, description="tokens per perplexity window (at most max_prompt)")
     prompt_tokens: int = Field(16, ge=1, description="prompt of the timed generations")
-    generate_tokens: int = Field(32, ge=1)
+    generate_tokens: int = Field(32, ge=1, description="tokens generated per timed generation")
 
 
 class Llm(Strict):
@@ -293,7 +308,7 @@ class Llm(Strict):
 class RecipeBase(Strict):
     name: str = Field(description="the model's name: engines/<name>/, reports, history")
     family: str = Field(description="the adapter: yolo, vit, unet or llama")
-    description: str = ""
+    description: str = Field("", description="one line for people")
     export: Export = Field(default_factory=Export)
     inputs: dict[str, InputSpec] = Field(default_factory=dict, description="min / opt / max shape per input")
     profiles: list[Profile] | None = Field(None, description="several optimization profiles (null: one, from "
@@ -313,7 +328,7 @@ class RecipeBase(Strict):
 
 
 class YoloRecipe(RecipeBase):
-    family: Literal["yolo"]
+    family: Literal["yolo"] = Field(description="an ultralytics YOLO detector")
     imgsz: int | list[int] | None = Field(None, description="image size, once: sets the input shapes and "
                                           "preprocess.size (an int or [height, width])")
     batch: Batch = Field(default_factory=Batch, description="batch range of the derived input shapes")
@@ -326,7 +341,7 @@ class YoloRecipe(RecipeBase):
 
 
 class VitRecipe(RecipeBase):
-    family: Literal["vit"]
+    family: Literal["vit"] = Field(description="a transformers ViTForImageClassification")
     source: HfSource = Field(default_factory=HfSource)
     preprocess: ImagePreprocess = Field(default_factory=lambda: ImagePreprocess(input="pixel_values"))
     postprocess: VitPostprocess = Field(default_factory=VitPostprocess)
@@ -335,7 +350,7 @@ class VitRecipe(RecipeBase):
 
 
 class UnetRecipe(RecipeBase):
-    family: Literal["unet"]
+    family: Literal["unet"] = Field(description="a diffusers UNet2DConditionModel")
     source: UnetSource = Field(default_factory=UnetSource)
     preprocess: UnetPreprocess = Field(default_factory=UnetPreprocess)
     postprocess: Empty = Field(default_factory=Empty)
@@ -344,7 +359,7 @@ class UnetRecipe(RecipeBase):
 
 
 class LlamaRecipe(RecipeBase):
-    family: Literal["llama"]
+    family: Literal["llama"] = Field(description="a transformers LlamaForCausalLM with a KV cache")
     source: LlamaSource = Field(default_factory=LlamaSource)
     export: LlamaExport = Field(default_factory=LlamaExport)
     profile: LlamaProfileRun = Field(default_factory=LlamaProfileRun)
@@ -358,8 +373,10 @@ class LlamaRecipe(RecipeBase):
 FAMILY_SCHEMAS: dict[str, type[RecipeBase]] = {
     "yolo": YoloRecipe, "vit": VitRecipe, "unet": UnetRecipe, "llama": LlamaRecipe,
 }
-SECTIONS = ("source", "export", "inputs", "profiles", "preprocess", "postprocess", "calibration", "eval",
-            "precisions", "build", "accuracy", "profile", "analyze")
+# The order keys are documented in (and `orin-trt recipe` prints in).
+KEY_ORDER = ("base", "name", "family", "description", "imgsz", "batch", "source", "export", "inputs", "profiles",
+             "llm", "preprocess", "postprocess", "calibration", "eval", "precisions", "build", "accuracy",
+             "profile", "analyze")
 
 
 # ---- walking the models (error hints, docs, the coverage test) ------------------------------------------
@@ -451,10 +468,18 @@ def _hint(word: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+# Keys of earlier versions, and where their values live now.
+RENAMED = {"keep_fp32_nodes": "keep_out.nodes", "keep_fp32_op_types": "keep_out.op_types",
+           "exclude_nodes": "keep_out.nodes", "exclude_op_types": "keep_out.op_types",
+           "kept_out_reason": "keep_out.reason"}
+
+
 def one_error(err: dict[str, Any], data: dict[str, Any], schema: type[BaseModel]) -> str:
     kind = err["type"]
     path = _key_path(tuple(err["loc"]), data, keep_last=kind in ("extra_forbidden", "missing"))
     where = _dotted(path)
+    if kind == "extra_forbidden" and path and path[-1] in RENAMED:
+        return f"{where}: renamed: write {RENAMED[path[-1]]} (one vocabulary for every precision)"
     if kind == "extra_forbidden":
         parent = _walk_model(schema, tuple(path[:-1]))
         valid = keys_of(parent) if parent is not None else []
