@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PipelineError
-from .recipe_schema import LlamaRecipe, RecipeBase, YoloRecipe
+from .recipe_schema import LlamaRecipe, RecipeBase, VitRecipe, YoloRecipe
 
 
 def derive(spec: RecipeBase, path: Path) -> dict[str, Any]:
@@ -18,7 +18,31 @@ def derive(spec: RecipeBase, path: Path) -> dict[str, Any]:
         return _yolo(spec, path)
     if isinstance(spec, LlamaRecipe) and spec.profiles is None:
         return _llama(spec, path)
+    if isinstance(spec, VitRecipe) and not spec.inputs:
+        return _vit(spec, path)
     return {}
+
+
+def _is_default(spec: RecipeBase, section: str, key: str) -> bool:
+    from .recipe import _builtin_layer
+
+    value = getattr(getattr(spec, section), key, None)
+    return value is not None and value == _builtin_layer(spec.family).get(section, {}).get(key)
+
+
+def _vit(spec: VitRecipe, path: Path) -> dict[str, Any]:
+    """The input [batch, 3, H, W] and preprocess.size from the model's config `image_size`."""
+    config, where = _model_config(spec, path)
+    size = config.get("image_size", 224)
+    hw = [int(v) for v in size] if isinstance(size, (list, tuple)) else [int(size), int(size)]
+    if len(hw) != 2:
+        raise PipelineError(f"{where}: image_size {size!r} is neither a size nor [height, width]")
+    b = spec.batch
+    shape = {"dtype": "float32", "min": [b.min, 3, *hw], "opt": [b.opt, 3, *hw], "max": [b.max, 3, *hw]}
+    out: dict[str, Any] = {"inputs": {spec.preprocess.input: shape}}
+    if spec.preprocess.size is None:
+        out["preprocess"] = {"size": hw}
+    return out
 
 
 def image_size(spec: YoloRecipe, path: Path) -> list[int]:
@@ -49,7 +73,7 @@ def _yolo(spec: YoloRecipe, path: Path) -> dict[str, Any]:
             shape = getattr(given, k)
             if len(shape) != 4 or list(shape[2:]) != hw:
                 raise PipelineError(f"recipe {path}: inputs.{name}.{k} {shape} disagrees with {said}; set the "
-                                    "image size once (imgsz) and the batch range in batch:")
+                                    "image size once (imgsz) and batches in `batch`, not inputs")
         return {"preprocess": {"size": hw}}
     b = spec.batch
     shape = {"dtype": "float32", "min": [b.min, 3, *hw], "opt": [b.opt, 3, *hw], "max": [b.max, 3, *hw]}
@@ -74,11 +98,9 @@ def pretrained_folder(spec: Any, path: Path, builtin_default: bool) -> Path | No
                         + (" (and no source.config to build instead)" if builtin_default else ""))
 
 
-def _model_config(spec: LlamaRecipe, path: Path) -> tuple[dict[str, Any], str]:
-    from .recipe import _builtin_layer
-
-    default = spec.source.pretrained == _builtin_layer("llama").get("source", {}).get("pretrained")
-    folder = pretrained_folder(spec, path, default)
+def _model_config(spec: LlamaRecipe | VitRecipe, path: Path) -> tuple[dict[str, Any], str]:
+    """The model's config: the pretrained folder's config.json, else `source.config`."""
+    folder = pretrained_folder(spec, path, _is_default(spec, "source", "pretrained"))
     if folder is not None:
         config_file = folder / "config.json"
         if not config_file.is_file():

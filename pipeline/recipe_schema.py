@@ -342,6 +342,8 @@ class YoloRecipe(RecipeBase):
 
 class VitRecipe(RecipeBase):
     family: Literal["vit"] = Field(description="a transformers ViTForImageClassification")
+    batch: Batch = Field(default_factory=lambda: Batch(max=8), description="batch range of the input shape "
+                         "derived from the model's image_size (when inputs is not given)")
     source: HfSource = Field(default_factory=HfSource)
     preprocess: ImagePreprocess = Field(default_factory=lambda: ImagePreprocess(input="pixel_values"))
     postprocess: VitPostprocess = Field(default_factory=VitPostprocess)

@@ -11,10 +11,12 @@ def _show(args: argparse.Namespace) -> int:
     import yaml
 
     from ..recipe import load_recipe
+    from ..recipe_schema import KEY_ORDER
 
     recipe = load_recipe(args.model, args.overrides)
+    ordered = dict(sorted(recipe.raw.items(), key=lambda kv: KEY_ORDER.index(kv[0]) if kv[0] in KEY_ORDER else 99))
     print(f"# {recipe.path}" + (" (built-in)" if recipe.builtin else ""))
-    print(yaml.safe_dump(recipe.raw, sort_keys=False), end="")
+    print(yaml.safe_dump(ordered, sort_keys=False, default_flow_style=None, width=110), end="")
     return 0
 
 
