@@ -18,15 +18,20 @@ from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .image_data import calibration_image_feeds, eval_image_feeds, image_calibration_set
 
 
+def dataset_yaml(recipe: Recipe) -> Path | None:
+    data = recipe.section("eval").get("data") or recipe.section("calibration").get("data")
+    return recipe.resolve_path(data) if data else None
+
+
 def dataset_class_names(recipe: Recipe, model_names: list[str]) -> list[str]:
     """The class names of the recipe's dataset yaml (eval.data, else calibration.data) when it has one,
     else the model's. A dataset whose class count differs from the model's head is the wrong dataset."""
-    data = recipe.section("eval").get("data") or recipe.section("calibration").get("data")
-    if not data:
+    path = dataset_yaml(recipe)
+    if path is None:
         return model_names
     from .yolo_dataset import read_dataset
 
-    dataset = read_dataset(recipe.resolve_path(data))
+    dataset = read_dataset(path)
     if len(dataset.names) != len(model_names):
         raise PipelineError(f"{dataset.yaml}: names lists {len(dataset.names)} classes but the model detects "
                             f"{len(model_names)}; is this the dataset the checkpoint was trained on?")
@@ -40,14 +45,20 @@ class YoloAdapter(ModelAdapter):
     def source(self, recipe: Recipe) -> SourceInfo:
         src = recipe.section("source")
         ckpt = src.get("checkpoint")
+        # The dataset whose `names` the export writes into the model (and so into the manifest).
+        dataset = dataset_yaml(recipe)
+        if dataset and not dataset.is_file():
+            raise PipelineError(f"recipe {recipe.path}: dataset yaml {dataset} not found")
+        names = {"class_names_from": str(dataset)} if dataset else {}
         if ckpt and Path(ckpt).exists():
-            return SourceInfo({"checkpoint": str(ckpt), "local": True}, [Path(ckpt)])
+            return SourceInfo({"checkpoint": str(ckpt), "local": True, **names}, [Path(ckpt), *([dataset] if dataset else [])])
         if ckpt and ("/" in ckpt or Path(ckpt).is_absolute()):
             # A path (recipe-relative ones are absolute by now) that is not there: said before any fallback.
             raise PipelineError(f"recipe {recipe.path}: source.checkpoint: {ckpt} not found")
         # A bare name: ultralytics resolves it (its weights folder, then a download). The cache key
         # records that state, so placing the checkpoint later triggers a fresh export.
-        return SourceInfo({"checkpoint": ckpt, "local": False, "config": src.get("config")})
+        return SourceInfo({"checkpoint": ckpt, "local": False, "config": src.get("config"), **names},
+                          [dataset] if dataset else [])
 
     def _load(self, recipe: Recipe) -> tuple[Any, bool, str, list[str]]:
         from ultralytics import YOLO
@@ -94,6 +105,9 @@ class YoloAdapter(ModelAdapter):
         import torch
 
         model, random_weights, source, notes = self._load(recipe)
+        names = model.model.names
+        # The dataset's names travel in the ONNX metadata, so a build from a bundle needs no dataset file.
+        model.model.names = dict(enumerate(dataset_class_names(recipe, [names[k] for k in sorted(names)])))
         cfg = recipe.section("export")
         size = recipe.section("preprocess")["size"]
         with tempfile.TemporaryDirectory(prefix="orin-trt-export-") as tmp:
@@ -129,7 +143,7 @@ class YoloAdapter(ModelAdapter):
         post.update({
             "layout": "[batch, 4 + num_classes, anchors]; rows 0-3 box cx, cy, w, h in input pixels; "
                       "then class scores in 0..1",
-            "class_names": dataset_class_names(recipe, [names[k] for k in sorted(names)]),
+            "class_names": [names[k] for k in sorted(names)],
             "stride": [s for s in (8, 16, 32, 64) if s <= stride],
         })
         return {"preprocess": dict(recipe.section("preprocess")), "postprocess": post}
