@@ -105,6 +105,8 @@ class Recipe:
         value = getattr(self.spec, key, None)
         if isinstance(value, BaseModel):
             return as_section(value, key)
+        if isinstance(self.raw.get(key), dict):  # `inputs`: keyed by the user's input names
+            return Section(self.raw[key], key)
         return Section({}, key, ("",))  # a section this family has no keys for
 
     @property

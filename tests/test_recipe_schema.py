@@ -117,6 +117,8 @@ def test_missing_sources_are_named_before_any_fallback(tmp_path, capsys) -> None
         ("base: unet\nname: u\nsource: {pretrained: sd15}\n", "source.pretrained: folder {tmp}/sd15 not found"),
         ("base: llama\nname: l\nsource: {pretrained: Llama-3.2-1B}\n",
          "source.pretrained: folder {tmp}/Llama-3.2-1B not found"),
+        ("base: yolo\nname: y\nsource: {checkpoint: null}\neval: {data: data/coco.yaml}\n",
+         "dataset yaml {tmp}/data/coco.yaml not found"),
     ]
     for text, expected in cases:
         path = write(tmp_path, text)
@@ -268,8 +270,12 @@ def test_builtin_recipes_keep_their_shapes_and_options() -> None:
 
 
 def test_reading_a_key_the_schema_lacks_is_a_bug_not_a_default() -> None:
+    yolo = load_recipe("yolo")
     with pytest.raises(KeyError, match=r"recipe key calibration.imagez is not in the schema"):
-        load_recipe("yolo").section("calibration").get("imagez")
+        yolo.section("calibration").get("imagez")
+    with pytest.raises(KeyError, match=r"recipe key llm.max_batch is not in the schema"):
+        yolo.section("llm").get("max_batch")  # a section of another family
+    assert yolo.section("inputs") == yolo.inputs  # keyed by input names: part of the export's cache key
 
 
 # ---- the docs are generated from the schema ------------------------------------------------------------
