@@ -163,6 +163,30 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Ways of stating an image size: a layer (or --set) stating one of them replaces all that it inherits,
+# so `preprocess.size: [320, 320]` over `base: yolo` (imgsz 640) is a new size, not a disagreement.
+SIZE_KEYS = (("imgsz",), ("preprocess", "size"), ("inputs",))
+
+
+def _has(raw: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    node: Any = raw
+    for k in keys:
+        if not isinstance(node, dict) or k not in node:
+            return False
+        node = node[k]
+    return True
+
+
+def merge_layer(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    if any(_has(top, keys) for keys in SIZE_KEYS):
+        base = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+        for keys in SIZE_KEYS:
+            if not _has(top, keys) and _has(base, keys):
+                holder = base if len(keys) == 1 else base[keys[0]]
+                holder.pop(keys[-1])
+    return deep_merge(base, top)
+
+
 def _is_path_like(value: str) -> bool:
     return "/" in value or value.endswith((".yaml", ".yml"))
 
@@ -226,7 +250,7 @@ def _layers(path: Path, builtin: bool, seen: tuple[Path, ...] = ()) -> dict[str,
             raise PipelineError(f"recipe {path}: base: unknown built-in recipe {base!r} "
                                 f"(built-in: {', '.join(builtin_recipes())}; or a path to a .yaml)")
         base_path, base_builtin = RECIPES_DIR / f"{base}.yaml", True
-    return deep_merge(_layers(base_path, base_builtin, (*seen, path.resolve())), raw)
+    return merge_layer(_layers(base_path, base_builtin, (*seen, path.resolve())), raw)
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:
@@ -247,7 +271,7 @@ def apply_sets(raw: dict[str, Any], items: list[str]) -> dict[str, Any]:
         patch: Any = value
         for k in reversed(keys):
             patch = {k: patch}
-        raw = deep_merge(raw, patch)
+        raw = merge_layer(raw, patch)
     return raw
 
 

@@ -199,6 +199,10 @@ def test_make_passes_set_root_and_calib_root() -> None:
 def test_yolo_image_size_is_set_once(tmp_path) -> None:
     recipe = load_recipe(str(write(tmp_path, "base: yolo\nname: y\nimgsz: [384, 640]\n")))
     assert recipe.inputs["images"]["opt"] == [1, 3, 384, 640] and recipe.section("preprocess")["size"] == [384, 640]
+    # Said the other way, over the base's imgsz 640: the new size, in both places.
+    for recipe in (load_recipe(str(write(tmp_path, "base: yolo\nname: y\npreprocess: {size: [320, 320]}\n"))),
+                   load_recipe("yolo", ["preprocess.size=[320, 320]"])):
+        assert recipe.inputs["images"]["max"] == [4, 3, 320, 320] and recipe.section("preprocess")["size"] == [320, 320]
     # An old-style recipe stating inputs and preprocess.size that agree still loads.
     old = yaml.safe_load((REPO / "tests" / "fixtures" / "shapes" / "shapes.yaml").read_text())
     assert old["inputs"] and old["preprocess"]["size"] == [320, 320]
