@@ -485,7 +485,11 @@ def one_error(err: dict[str, Any], data: dict[str, Any], schema: type[BaseModel]
     if kind == "extra_forbidden":
         parent = _walk_model(schema, tuple(path[:-1]))
         valid = keys_of(parent) if parent is not None else []
-        return f"{where}: unknown key{_hint(str(path[-1]), valid)}"
+        hint = _hint(str(path[-1]), valid)
+        owners = [f for f, m in FAMILY_SCHEMAS.items() if len(path) == 1 and path[0] in m.model_fields]
+        if owners and not hint:
+            return f"{where}: unknown key for family {data.get('family')} (a key of {', '.join(owners)} recipes)"
+        return f"{where}: unknown key{hint}"
     if kind == "missing":
         return f"{where}: required key missing"
     got = err.get("input")
@@ -499,7 +503,8 @@ def one_error(err: dict[str, Any], data: dict[str, Any], schema: type[BaseModel]
 
 
 def explain(error: ValidationError, data: dict[str, Any], schema: type[BaseModel]) -> str:
-    errors = error.errors()
+    # A misspelled key also makes the key it meant missing: the misspelling is the cause, so it comes first.
+    errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = one_error(errors[0], data, schema)
     return first if len(errors) == 1 else f"{first}; and {len(errors) - 1} more problem(s)"
 

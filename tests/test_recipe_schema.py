@@ -59,6 +59,9 @@ ERRORS = [
     ("accuracy: {budget: {metric: top1, max_increase_pct: 5}}",
      "accuracy.budget: max_increase_pct is for metric perplexity; use max_drop"),
     ("build: {strip_weight: true}", "build.strip_weight: unknown key (did you mean 'strip_weights'?)"),
+    ("inputs: {images: {min: [1, 3, 8, 8], opt: [1, 3, 8, 8], maxx: [1, 3, 8, 8]}}",
+     "inputs.images.maxx: unknown key (did you mean 'max'?); and 1 more problem(s)"),
+    ("llm: {max_batch: 2}", "llm: unknown key for family yolo (a key of llama recipes)"),
     ("family: yollo", "family: 'yollo' is not a model family (yolo, vit, unet, llama) (did you mean 'yolo'?)"),
     ("name: my yolo", "name: 'my yolo' must be letters, digits"),
 ]
