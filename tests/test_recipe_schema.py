@@ -232,6 +232,23 @@ def test_llama_cache_layout_comes_from_the_config(tmp_path) -> None:
         load_recipe(str(tmp_path / "my.yaml"), ["llm.max_context=4096"])
 
 
+def test_vit_input_shape_comes_from_the_folder_config(tmp_path) -> None:
+    import json
+
+    from pipeline.models.vit import VitAdapter
+
+    folder = tmp_path / "vit-384"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"image_size": 64, "patch_size": 16, "num_labels": 3}))
+    (folder / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 64, "width": 64}}))
+    recipe = load_recipe(str(write(tmp_path, "base: vit\nname: v\nsource: {pretrained: vit-384}\n"
+                                             "batch: {max: 2}\n")))
+    assert recipe.inputs["pixel_values"] == {"dtype": "float32", "min": [1, 3, 64, 64], "opt": [1, 3, 64, 64],
+                                             "max": [2, 3, 64, 64]}
+    spec = VitAdapter().preprocess(recipe)  # the folder's processor config, checked against the shapes
+    assert spec["size"] == [64, 64] and spec["resize"] == "resize"
+
+
 # ---- the built-in recipes on the schema build what they always did ---------------------------------------
 OLD_LLAMA_PREFILL = {"dtype": "int64", "min": [1, 1], "opt": [1, 64], "max": [4, 128]}
 OLD_LLAMA_PAST = {"dtype": "float32", "min": [1, 2, 0, 32], "opt": [1, 2, 0, 32], "max": [4, 2, 0, 32]}
