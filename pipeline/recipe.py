@@ -37,12 +37,13 @@ class Section(dict):
     """A recipe section as a plain mapping (cache keys, manifests). Reading a key the schema does not
     define is a bug in the reader, never a user's typo, so it raises instead of returning a default."""
 
-    def __init__(self, data: dict[str, Any] | None = None, where: str = "", keys: tuple[str, ...] = ()) -> None:
+    def __init__(self, data: dict[str, Any] | None = None, where: str = "",
+                 keys: tuple[str, ...] | None = None) -> None:
         super().__init__(data or {})
-        self.where, self.keys_defined = where, keys
+        self.where, self.keys_defined = where, keys  # None: keys are the user's names (inputs)
 
     def _check(self, key: Any) -> None:
-        if self.keys_defined and key not in self.keys_defined:
+        if self.keys_defined is not None and key not in self.keys_defined:
             raise KeyError(f"recipe key {self.where}.{key} is not in the schema (pipeline/recipe_schema.py)")
 
     def __getitem__(self, key: Any) -> Any:
@@ -57,6 +58,7 @@ class Section(dict):
         return (Section, (dict(self), self.where, self.keys_defined))
 
 
+# Sections end up in YAML written by tests and tools; they dump as the plain mappings they are.
 yaml.SafeDumper.add_representer(Section, yaml.representer.SafeRepresenter.represent_dict)
 
 
@@ -107,7 +109,7 @@ class Recipe:
             return as_section(value, key)
         if isinstance(self.raw.get(key), dict):  # `inputs`: keyed by the user's input names
             return Section(self.raw[key], key)
-        return Section({}, key, ("",))  # a section this family has no keys for
+        return Section({}, key, ())  # a section this family has no keys for
 
     @property
     def default_precision(self) -> str:
@@ -130,7 +132,7 @@ class Recipe:
     def precision_options(self, precision: str) -> Section:
         options = self.spec.precisions.options(precision)
         if options is None:
-            return Section({}, f"precisions.{precision}", ("",))
+            return Section({}, f"precisions.{precision}", ())
         return as_section(options, f"precisions.{precision}")
 
     def resolve_path(self, value: str) -> Path:
@@ -141,8 +143,9 @@ class Recipe:
     def is_builtin_default(self, section: str, key: str) -> bool:
         """Whether `section.key` is what the family's built-in recipe ships (only those may fall back to
         random weights when absent: a user's own path never does)."""
-        value = getattr(getattr(self.spec, section), key, None)
-        return value is not None and value == _builtin_layer(self.family).get(section, {}).get(key)
+        from .recipe_derive import is_builtin_default
+
+        return is_builtin_default(self.spec, section, key)
 
 
 # ---- loading --------------------------------------------------------------------------------------------

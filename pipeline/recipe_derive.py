@@ -23,7 +23,8 @@ def derive(spec: RecipeBase, path: Path) -> dict[str, Any]:
     return {}
 
 
-def _is_default(spec: RecipeBase, section: str, key: str) -> bool:
+def is_builtin_default(spec: RecipeBase, section: str, key: str) -> bool:
+    """Whether `section.key` is what the family's built-in recipe ships (inherited, or written alike)."""
     from .recipe import _builtin_layer
 
     value = getattr(getattr(spec, section), key, None)
@@ -81,7 +82,7 @@ def _yolo(spec: YoloRecipe, path: Path) -> dict[str, Any]:
 
 
 # ---- llama ----------------------------------------------------------------------------------------------
-def pretrained_folder(spec: Any, path: Path, builtin_default: bool) -> Path | None:
+def pretrained_folder(spec: Any, path: Path) -> Path | None:
     """The `source.pretrained` folder when it is there; None for a config-built model.
 
     A folder that is not there is an error naming it, except the built-in recipe's default
@@ -92,6 +93,7 @@ def pretrained_folder(spec: Any, path: Path, builtin_default: bool) -> Path | No
     folder = Path(value).expanduser()
     if folder.is_dir():
         return folder
+    builtin_default = is_builtin_default(spec, "source", "pretrained")
     if builtin_default and spec.source.config is not None:
         return None
     raise PipelineError(f"recipe {path}: source.pretrained: folder {folder} not found"
@@ -100,7 +102,7 @@ def pretrained_folder(spec: Any, path: Path, builtin_default: bool) -> Path | No
 
 def _model_config(spec: LlamaRecipe | VitRecipe, path: Path) -> tuple[dict[str, Any], str]:
     """The model's config: the pretrained folder's config.json, else `source.config`."""
-    folder = pretrained_folder(spec, path, _is_default(spec, "source", "pretrained"))
+    folder = pretrained_folder(spec, path)
     if folder is not None:
         config_file = folder / "config.json"
         if not config_file.is_file():

@@ -61,7 +61,7 @@ def resolve_source(recipe: Recipe, subfolder: str | None = None) -> HfSource:
 
     src = recipe.section("source")
     seed = int(src.get("seed", 0))
-    folder = pretrained_folder(recipe.spec, recipe.path, recipe.is_builtin_default("source", "pretrained"))
+    folder = pretrained_folder(recipe.spec, recipe.path)
     if folder is not None:
         if subfolder and (folder / subfolder / "config.json").exists():
             folder = folder / subfolder

@@ -29,7 +29,7 @@ def pretrained_dir(recipe: Recipe) -> Path | None:
     """The from_pretrained folder, or None for a config-built model (a missing user folder is an error)."""
     from ..recipe_derive import pretrained_folder
 
-    folder = pretrained_folder(recipe.spec, recipe.path, recipe.is_builtin_default("source", "pretrained"))
+    folder = pretrained_folder(recipe.spec, recipe.path)
     if folder is not None and not (folder / "config.json").exists():
         raise PipelineError(f"recipe {recipe.path}: source.pretrained {folder}: no config.json (not a "
                             "from_pretrained folder)")
