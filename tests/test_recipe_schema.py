@@ -496,3 +496,13 @@ def test_every_recipe_key_read_in_pipeline_is_in_the_schema() -> None:
                 unknown.append(f"{rel}:{line}: {'.'.join(keys)}")
     assert not unknown, "recipe keys read but not in pipeline/recipe_schema.py:\n" + "\n".join(unknown)
     assert total > 80  # the scanner really sees the stages', adapters' and quantizers' reads
+
+
+def test_recipe_command_prints_what_the_stages_see(tmp_path, capsys) -> None:
+    path = write(tmp_path, "base: llama\nname: l\nsource: {pretrained: null}\nllm: {max_batch: 2}\n")
+    assert main(["recipe", "--model", str(path), "--set", "calibration.max_samples=8"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["profiles"][1]["shapes"]["past_key_values.1.value"]["max"] == [2, 2, 255, 32]
+    assert printed["calibration"]["max_samples"] == 8 and "base" not in printed
+    again = write(tmp_path, yaml.safe_dump(printed), "expanded.yaml")  # a whole recipe: it loads as is
+    assert load_recipe(str(again)).raw == load_recipe(str(path), ["calibration.max_samples=8"]).raw
