@@ -506,3 +506,18 @@ def test_recipe_command_prints_what_the_stages_see(tmp_path, capsys) -> None:
     assert printed["calibration"]["max_samples"] == 8 and "base" not in printed
     again = write(tmp_path, yaml.safe_dump(printed), "expanded.yaml")  # a whole recipe: it loads as is
     assert load_recipe(str(again)).raw == load_recipe(str(path), ["calibration.max_samples=8"]).raw
+
+
+def test_every_precision_resolves_what_it_keeps_out() -> None:
+    from pipeline.quantize import resolve_exclusions
+
+    yolo = load_recipe("yolo")
+    nodes = ["/model.23/dfl/conv/Conv", "/model.23/Sigmoid", "/model.23/Concat_5", "/model.23/Concat_3",
+             "/model.23/Mul_2", "/model.23/Add_1", "/model.23/Sub", "/model.23/Div_1", "/model.0/conv/Conv"]
+    assert resolve_exclusions("fp32", yolo.precision_options("fp32"), {}, nodes) == {
+        "nodes": [], "op_types": [], "reason": None}  # fp32 has nothing to keep out (no keep_out key)
+    int8 = resolve_exclusions("int8", yolo.precision_options("int8"), {"head": "/model.23"}, nodes)
+    assert int8["nodes"][0] == r"/model\.23/dfl/.*" and int8["reason"].startswith("YOLO output head")
+    with pytest.raises(PipelineError, match=r"precisions.int8.keep_out.nodes: pattern '/nope.\*' matches no node"):
+        resolve_exclusions("int8", load_recipe("yolo", ["precisions.int8.keep_out.nodes=['/nope.*']"])
+                           .precision_options("int8"), {}, nodes)

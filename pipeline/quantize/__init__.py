@@ -27,7 +27,10 @@ def resolve_exclusions(
     precision: str, options: dict[str, Any], placeholders: dict[str, str], node_names: list[str]
 ) -> dict[str, list[str]]:
     """`keep_out` of the precision's options: fill `{name}` placeholders (regex-escaped) and check each
-    pattern matches a node, so a typo or a renamed graph is an error instead of a silently unprotected layer."""
+    pattern matches a node, so a typo or a renamed graph is an error instead of a silently unprotected layer.
+    Returns the node patterns, the op types and the reason."""
+    if "keep_out" not in precisions.get(precision).options.model_fields:  # fp32: nothing to keep out of
+        return {"nodes": [], "op_types": [], "reason": None}
     keep_out = options.get("keep_out") or {}
     where = f"precisions.{precision}.keep_out.nodes"
     escaped = {k: re.escape(v) for k, v in placeholders.items()}
@@ -40,7 +43,7 @@ def resolve_exclusions(
         if not any(re.match(pattern, n) for n in node_names):
             raise PipelineError(f"{where}: pattern {pattern!r} matches no node")
         patterns.append(pattern)
-    return {"nodes": patterns, "op_types": list(keep_out.get("op_types") or [])}
+    return {"nodes": patterns, "op_types": list(keep_out.get("op_types") or []), "reason": keep_out.get("reason")}
 
 
 def matched_nodes(patterns: list[str], node_names: list[str]) -> list[str]:

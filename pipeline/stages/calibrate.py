@@ -55,8 +55,7 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     seconds = time.perf_counter() - t0
     onnx_utils.check(dst)
     summary.update({
-        "kept_out": {"nodes": exclude["nodes"], "op_types": exclude["op_types"],
-                     "reason": (options.get("keep_out") or {}).get("reason")},
+        "kept_out": {"nodes": exclude["nodes"], "op_types": exclude["op_types"], "reason": exclude["reason"]},
         "calibration": None if data is None else {
             "path": str(data.path), "samples": data.count, "description": data.description,
             "sha256": sha256_tree(data.path),
