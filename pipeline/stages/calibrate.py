@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import onnx_utils
+from .. import onnx_utils, precisions
 from ..artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..cache import StageResult, StageSpec, run_stage
 from ..log import log, warn
@@ -19,7 +19,7 @@ from .common import ONNX_TOOLS, QUANT_TOOLS
 
 def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force: bool = False) -> StageResult:
     adapter = get_adapter(recipe.family)
-    needs_data = precision != "fp32"
+    needs_data = precisions.get(precision).needs_data
     data = adapter.calibration_set(recipe, calib_root) if needs_data else None
     data_files = sorted(p for p in data.path.rglob("*") if p.is_file()) if data else []
     spec = StageSpec(
