@@ -53,6 +53,8 @@ class Int8Options(Strict):
         None, description="only these op types get QDQ (null: ModelOpt's default set)")
     smoothquant: SmoothQuant | None = Field(None, description="smooth activation outliers into the weights "
                                             "first (LLMs); null: plain W8A8")
+    target_dla: bool = Field(False, description="Q/DQ placed for the DLA (ModelOpt target_dla: every tensor "
+                             "gets a scale); set by itself for a --dla build")
 
 
 class Int4AwqOptions(Strict):
