@@ -76,7 +76,7 @@ def test_only_dla_int8_asks_for_it(tmp_path: Path) -> None:
 
     recipe = load_recipe("yolo")
     assert quantizer_options(recipe, "int8", target_dla=True)["target_dla"] is True
-    assert "target_dla" not in quantizer_options(recipe, "int8")
+    assert quantizer_options(recipe, "int8")["target_dla"] is False  # the schema default
     assert "target_dla" not in quantizer_options(recipe, "fp16", target_dla=True)
     with pytest.raises(PipelineError, match="percentile .* has no DLA Q/DQ placement"):
         ptq_int8(conv_block(tmp_path / "b.onnx"), tmp_path / "o.onnx", [], {"method": "percentile", "target_dla": True},
