@@ -2,7 +2,7 @@
 # DLA=0|1, DLA_POLICY=strict|fallback and SPARSE=1 reach `make engine` / `make build` through the
 # environment (command-line variables are exported to recipes), where the CLI reads them as defaults.
 LLM ?= llama-3-8b
-ANALYZE_ARGS = --model $(MODEL) $(if $(PRECISION),--precision $(PRECISION)) $(if $(TARGET),--target $(TARGET))
+ANALYZE_ARGS = $(MODEL_ARGS) $(if $(PRECISION),--precision $(PRECISION))
 
 .PHONY: targets analyze analyze-llm sparsify targets-help
 
@@ -24,4 +24,4 @@ analyze-llm: setup
 	$(ORIN) analyze --llm-config $(LLM) $(if $(PRECISION),--precision $(PRECISION)) $(if $(TARGET),--target $(TARGET))
 
 sparsify: setup
-	$(ORIN) sparsify --model $(MODEL)
+	$(ORIN) sparsify $(MODEL_ARGS)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from . import precisions
 from .errors import PipelineError
 
 TABLE = Path(__file__).parent / "data" / "targets.yaml"
@@ -21,17 +22,6 @@ AUTO = "auto"
 GIB = 1 << 30
 MIB = 1 << 20
 
-# Pipeline precision -> the target capability it needs (INT4 AWQ is weight-only on Ampere).
-PRECISION_NEEDS = {
-    "fp32": "fp32",
-    "fp16": "fp16",
-    "bf16": "bf16",
-    "int8": "int8",
-    "int4-awq": "int4-weight-only",
-    "fp8": "fp8",
-    "nvfp4": "fp4",
-    "fp4": "fp4",
-}
 NUMERIC_FIELDS = (
     "memory_gib", "memory_bandwidth_gbs", "cuda_cores", "tensor_cores", "sms", "gpu_max_mhz",
     "gpu_int8_tops_dense", "gpu_fp16_tflops_dense", "dla_cores", "dla_int8_tops_sparse",
@@ -88,8 +78,7 @@ class Target:
         return rates[compute_dtype]
 
     def supports(self, precision: str) -> bool:
-        need = PRECISION_NEEDS.get(precision, precision)
-        return need in self.precisions
+        return precisions.needs(precision) in self.precisions
 
     def check_precision(self, precision: str, dla_core: int | None = None) -> None:
         """Refuse, before any work, a precision or DLA core this board does not have."""

@@ -98,15 +98,36 @@ def scratch_dir(root: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def model_workspace(root: Path, model: str, calib_root: Path | None = None) -> Iterator[Path]:
-    """Check the roots, take the model's lock, clean what a killed run left, and give the run scratch."""
+    """Check the roots, take the model's lock, clean what a killed run left, and give the run scratch.
+
+    A run that fails before writing anything leaves no folders behind either (a typo in a source path
+    does not create an empty engines/ tree)."""
     Layout(Path(root), model)  # refuses a model name that would write outside the root, before any mkdir
+    created = [d for d in (Path(root), Path(root) / model) if not d.exists()]
     root = check_root(root)
     if calib_root is not None:
         check_root(calib_root, "calibration root")
     model_dir = root / model
-    with exclusive_lock(model_dir / ".lock", what=f"model {model!r}", wait=True):
-        remove_stale_temporaries(model_dir)
-        if calib_root is not None:
-            remove_stale_temporaries(Path(calib_root) / model)
-        with scratch_dir(root):
-            yield model_dir
+    try:
+        with exclusive_lock(model_dir / ".lock", what=f"model {model!r}", wait=True):
+            remove_stale_temporaries(model_dir)
+            if calib_root is not None:
+                remove_stale_temporaries(Path(calib_root) / model)
+            with scratch_dir(root):
+                yield model_dir
+    except BaseException:
+        _remove_if_only_ours(created)
+        raise
+
+
+def _remove_if_only_ours(created: list[Path]) -> None:
+    """Remove folders this run created if they hold nothing but the lock and scratch."""
+    for folder in reversed(created):  # the model's folder first, then the root
+        if not folder.is_dir():
+            continue
+        with contextlib.suppress(OSError):
+            (folder / SCRATCH).rmdir()  # only when empty
+        if [p.name for p in folder.iterdir()] == [".lock"]:
+            (folder / ".lock").unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty

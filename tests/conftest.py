@@ -38,9 +38,9 @@ def small_yolo_recipe(dest: Path, **overrides: object) -> Path:
     """yolo.yaml shrunk for tests: 320x320 input, batch 1..2, 8 calibration images, yolo11n from yaml."""
 
     def shrink(raw: dict) -> None:
-        raw["source"] = {"checkpoint": str(dest / "absent" / "yolo11n.pt"), "config": "yolo11n.yaml"}
-        raw["inputs"]["images"].update(min=[1, 3, 320, 320], opt=[1, 3, 320, 320], max=[2, 3, 320, 320])
-        raw["preprocess"]["size"] = [320, 320]
+        # No checkpoint: the yolo11n architecture with random weights, whatever .pt lies in the clone.
+        raw["source"] = {"checkpoint": None, "config": "yolo11n.yaml"}
+        raw["imgsz"], raw["batch"] = 320, {"min": 1, "opt": 1, "max": 2}
         raw["calibration"].update(max_samples=8, recommended_min=8)
         raw["profile"] = {"warmup": 1, "iterations": 3}
 

@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.artifacts import Layout
 from pipeline.cli import main
+from pipeline.errors import PipelineError
 from pipeline.locking import exclusive_lock
 
 from .conftest import REPO, small_yolo_recipe
@@ -116,8 +117,10 @@ def test_a_model_name_with_a_path_cannot_escape_the_root(tmp_path: Path, capsys:
     raw["name"] = "../escape"
     recipe.write_text(yaml.safe_dump(raw))
     code, line = run_cli(capsys, "export", "--model", str(recipe), "--root", str(tmp_path / "engines"))
-    assert code == 2 and "model name '../escape' is not a plain name" in line
+    assert code == 2 and f"recipe {recipe}: name: '../escape' must be letters, digits" in line
     assert not (tmp_path / "escape").exists()
+    with pytest.raises(PipelineError, match="is not a plain name"):  # the layout refuses it too
+        Layout(tmp_path / "engines", "../escape")
 
 
 def test_what_a_killed_run_left_is_cleaned_by_the_next(workspace: dict[str, Path], tmp_path: Path) -> None:

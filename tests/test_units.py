@@ -159,7 +159,7 @@ def test_recipe_errors_name_the_option(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nfamily: yolo\nsource: {}\nprecisions: {fp32: {}}\n"
                    "inputs: {images: {min: [1], opt: [4], max: [2]}}\n")
-    with pytest.raises(PipelineError, match=r"bad.yaml: inputs.images needs min <= opt <= max"):
+    with pytest.raises(PipelineError, match=r"bad.yaml: inputs.images: needs min <= opt <= max"):
         load_recipe(str(bad))
     (tmp_path / "broken.yaml").write_text("name: [unclosed")
     with pytest.raises(PipelineError, match="not valid YAML"):

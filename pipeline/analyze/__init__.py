@@ -37,14 +37,13 @@ def recipe_shapes(profiles: list[dict[str, Any]], batch: int | None,
 
 
 def recipe_context(raw: dict[str, Any], profiles: list[dict[str, Any]] | None = None) -> int | None:
-    """The KV-cache length to plan for: `analyze.context` or `llm.context` of the recipe, else the longest
-    the profiles allow (max cached tokens + max new tokens of one profile, e.g. 255 + 1)."""
+    """The KV-cache length to plan for: `analyze.context` of the recipe, else the longest the profiles
+    allow (max cached tokens + max new tokens of one profile, e.g. 255 + 1)."""
     from .memory import KV_INPUT
 
-    for section in ("analyze", "llm"):
-        value = (raw.get(section) or {}).get("context")
-        if value:
-            return int(value)
+    value = (raw.get("analyze") or {}).get("context")
+    if value:
+        return int(value)
     longest = 0
     for p in profiles or []:
         shapes = p["shapes"]

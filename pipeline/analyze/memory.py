@@ -10,16 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..precisions import NAMES
+from ..precisions import PRECISIONS as TABLE
 from .shapes import TensorInfo, graph_inputs
 
-PRECISIONS = ("fp32", "fp16", "int8", "int4-awq")
-INT4_BLOCK = 128
-GEMM_WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int4-awq": 0.5 + 2.0 / INT4_BLOCK}
-OTHER_WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "int8": 2.0, "int4-awq": 2.0}
-# The dtype activations are stored in, and the dtype the math runs in (INT4 is weight-only).
-ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "int8": 1, "int4-awq": 2}
-COMPUTE_DTYPE = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int4-awq": "fp16"}
-KV_BYTES = {"fp32": 4, "fp16": 2, "int8": 2, "int4-awq": 2}  # KV caches stay FP16 (no INT8 KV here)
+PRECISIONS = NAMES
+# Byte widths per precision, from the one table (pipeline/precisions.py). INT4 is weight-only: its math
+# and activations are FP16; KV caches stay in float (no INT8 KV here).
+GEMM_WEIGHT_BYTES = {n: p.gemm_weight_bytes for n, p in TABLE.items()}
+OTHER_WEIGHT_BYTES = {n: p.other_weight_bytes for n, p in TABLE.items()}
+ACTIVATION_BYTES = {n: p.activation_bytes for n, p in TABLE.items()}
+COMPUTE_DTYPE = {n: p.compute_dtype for n, p in TABLE.items()}
+KV_BYTES = {n: p.kv_bytes for n, p in TABLE.items()}
 KV_INPUT = re.compile(r"past|cache", re.IGNORECASE)
 
 

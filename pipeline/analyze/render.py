@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..precisions import NAMES
+
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -55,8 +57,7 @@ def markdown(analysis: dict[str, Any], plot_name: str | None = None, top: int = 
         "|---|---|",
         f"| parameters | {_count(t['params'])} |",
         f"| FLOPs (MACs) | {_count(t['flops'])} ({_count(t['macs'])}) |",
-        "| weights fp32 / fp16 / int8 / int4 | "
-        + " / ".join(_size(t["weights_bytes"][p]) for p in ("fp32", "fp16", "int8", "int4-awq")) + " |",
+        f"| weights {' / '.join(NAMES)} | " + " / ".join(_size(t["weights_bytes"][p]) for p in NAMES) + " |",
         f"| activations (peak live, unfused) | {_size(t['activation_bytes'])} |",
         f"| KV cache | {_size(t['kv_cache_bytes'])} |",
         f"| bytes moved: minimum / unfused | {_size(t['bytes_min'])} / {_size(t['bytes_unfused'])} |",

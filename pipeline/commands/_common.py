@@ -21,6 +21,9 @@ def add_model_options(p: argparse.ArgumentParser, precision: bool = True) -> Non
     p.add_argument("--calib-root", type=Path, default=Path("calib"),
                    help="calibration data root (default: calib)")
     p.add_argument("--force", action="store_true", help="redo the work even if nothing changed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="change one recipe key for this run, e.g. calibration.max_samples=32 (YAML value; "
+                   "repeatable)")
 
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
@@ -50,7 +53,7 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
         # Refuse a precision or DLA core the board lacks before any work (fp8 on an Orin is a board
         # limit, said as such); `auto` becomes the detected SKU.
         args.target = resolve_target(args.target, getattr(args, "precision", None), getattr(args, "dla", None)).key
-    recipe = load_recipe(args.model)
+    recipe = load_recipe(args.model, args.overrides)
     precision = recipe.resolve_precision(getattr(args, "precision", None)) if hasattr(args, "precision") else None
     if getattr(args, "target", None) and precision:
         from ..targets import get_target

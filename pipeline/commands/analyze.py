@@ -39,7 +39,7 @@ def _analyze(args: argparse.Namespace) -> int:
             print(write_analysis(analysis, target, args.out, f"analysis-{target.key}")["json"])
         return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
 
-    recipe = load_recipe(args.model)
+    recipe = load_recipe(args.model, args.overrides)
     precision = args.precision or recipe.default_precision
     if precision not in PRECISIONS:
         raise PipelineError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")

@@ -19,7 +19,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.manifest:
         art = load_manifest_file(args.manifest)
     else:
-        recipe = load_recipe(args.model)
+        recipe = load_recipe(args.model, args.overrides)
         art = load_engine(args.root, recipe.name, recipe.resolve_precision(args.precision))
     from ..drift import guard_on_jetson
 

@@ -14,7 +14,7 @@ def _sparsify(args: argparse.Namespace) -> int:
     from ..recipe import load_recipe
     from ..sparsity import sparse_layout, sparsify_file, sparsify_stage
 
-    recipe = load_recipe(args.model)
+    recipe = load_recipe(args.model, args.overrides)
     if args.onnx or args.output:  # an ad-hoc file: no stage cache
         from ..analyze import recipe_shapes
         from ..analyze.shapes import graph_inputs

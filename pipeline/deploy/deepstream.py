@@ -19,9 +19,11 @@ from pathlib import Path
 
 from ..artifacts import write_text
 from ..errors import PipelineError
+from ..precisions import PRECISIONS
 from .source import EngineArtifacts, copy_file, write_labels
 
-NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # nvinfer's network-mode values
+# nvinfer's network-mode values, from the precision table (int4-awq has none).
+NETWORK_MODE = {n: p.nvinfer_network_mode for n, p in PRECISIONS.items() if p.nvinfer_network_mode is not None}
 DETECTOR, CLASSIFIER = 0, 1  # network-type
 YOLO_PARSER = "NvDsInferParseOrinYolo"
 DEFAULT_CUSTOM_LIB = "/opt/orin-trt/jetson/build/deepstream/libnvdsinfer_orin_yolo.so"

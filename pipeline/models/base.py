@@ -64,6 +64,7 @@ class DataSet:
     path: Path
     count: int
     description: str
+    recommended_min: int = 0  # fewer samples than this: calibrate warns (once, when it calibrates)
 
 
 class ModelAdapter(ABC):

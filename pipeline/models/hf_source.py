@@ -54,23 +54,25 @@ def read_json_file(path: Path) -> dict[str, Any]:
 
 
 def resolve_source(recipe: Recipe, subfolder: str | None = None) -> HfSource:
-    """`source.pretrained` (a folder; `subfolder` inside it when it holds a whole pipeline) if present,
-    else `source.config`."""
+    """`source.pretrained` (a folder; `subfolder` inside it when it holds a whole pipeline), else
+    `source.config` with random weights. A pretrained folder that is not there is an error naming it,
+    except the built-in recipe's default (e.g. models/vit), which falls back to the config, loudly."""
+    from ..recipe_derive import pretrained_folder
+
     src = recipe.section("source")
     seed = int(src.get("seed", 0))
-    pretrained = src.get("pretrained")
-    if pretrained:
-        folder = recipe.resolve_path(pretrained)
+    folder = pretrained_folder(recipe.spec, recipe.path)
+    if folder is not None:
         if subfolder and (folder / subfolder / "config.json").exists():
             folder = folder / subfolder
         if (folder / "config.json").exists():
             return HfSource(folder, read_json_file(folder / "config.json"), seed)
-        if folder.exists():
-            raise PipelineError(f"source.pretrained {folder}: no config.json (not a from_pretrained folder)")
+        raise PipelineError(f"recipe {recipe.path}: source.pretrained {folder}: no config.json (not a "
+                            "from_pretrained folder)")
     config = src.get("config")
     if not isinstance(config, dict):
-        raise PipelineError(f"recipe {recipe.path}: source.pretrained {pretrained!r} is absent and "
-                            "source.config (the model's config as a mapping) is not given")
+        raise PipelineError(f"recipe {recipe.path}: source: give pretrained (a from_pretrained folder) or config "
+                            "(the model's config as a mapping)")
     return HfSource(None, dict(config), seed)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..artifacts import atomic_dir
 from ..errors import PipelineError
 from ..imaging import list_images, load_rgb, preprocess_image
-from ..log import log, progress, warn
+from ..log import log, progress
 from ..recipe import Recipe
 from .base import DataSet, Feed, LazyFeeds
 
@@ -98,17 +98,29 @@ def write_builtin_calibration_images(dest: Path, count: int = BUILTIN_COUNT, see
             Image.fromarray(np.ascontiguousarray(img)).save(tmp / f"calib_{i:03d}.jpg", quality=92)
 
 
-def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:
+def calibration_folder(recipe: Recipe, calib_root: Path) -> tuple[Path, str]:
+    """The calibration image folder: a dataset yaml's split (`calibration.data`), the user's folder, or
+    the built-in set generated into calib/<model>/images."""
     cfg = recipe.section("calibration")
-    images = cfg.get("images", BUILTIN)
+    if cfg.get("data"):
+        from .yolo_dataset import read_dataset
+
+        dataset = read_dataset(recipe.resolve_path(cfg["data"]))
+        split = cfg.get("split") or ("calib" if dataset.has("calib") else "train")
+        return dataset.folder(split), f"split {split!r} of {dataset.yaml}"
+    images = cfg.get("images") or BUILTIN
     if images == BUILTIN:
         folder = calib_root / recipe.name / "images"
         if not folder.is_dir() or not any(folder.iterdir()):
             write_builtin_calibration_images(folder)
-        description = f"built-in offline set ({folder})"
-    else:
-        folder = recipe.resolve_path(images)
-        description = str(folder)
+        return folder, f"built-in offline set ({folder})"
+    folder = recipe.resolve_path(images)
+    return folder, str(folder)
+
+
+def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:
+    cfg = recipe.section("calibration")
+    folder, description = calibration_folder(recipe, calib_root)
     files = list_images(folder)
     if cfg.get("max_samples") is None and len(files) > DEFAULT_MAX_SAMPLES:
         # Calibration past a few hundred images changes INT8 scales little and costs time; a capped
@@ -116,11 +128,20 @@ def image_calibration_set(recipe: Recipe, calib_root: Path) -> DataSet:
         log("calibrate", f"calibration folder {folder} has {len(files)} images; using {DEFAULT_MAX_SAMPLES} "
             "spread across it (set calibration.max_samples to choose)")
     count = min(len(files), int(cfg.get("max_samples") or DEFAULT_MAX_SAMPLES))
-    recommended = int(cfg.get("recommended_min", 0))
-    if count < recommended:
-        warn("calibrate", f"calibration set {folder} has {count} images; {recommended} or more are "
-             "recommended for stable INT8 scales")
-    return DataSet(folder, count, description)
+    return DataSet(folder, count, description, int(cfg.get("recommended_min", 0)))
+
+
+def eval_images(recipe: Recipe) -> list[Path]:
+    """Held-out images: a dataset yaml's val split (`eval.data`), a folder, or the built-in photos."""
+    cfg = recipe.section("eval")
+    if cfg.get("data"):
+        from .yolo_dataset import read_dataset
+
+        paths = read_dataset(recipe.resolve_path(cfg["data"])).images(cfg.get("split", "val"))
+    else:
+        images = cfg.get("images") or BUILTIN
+        paths = heldout_images() if images == BUILTIN else list_images(recipe.resolve_path(images))
+    return paths[: int(cfg.get("max_samples") or len(paths))]
 
 
 def _image_feed(path: Path, spec: dict) -> Feed:
@@ -147,7 +168,4 @@ def calibration_image_feeds(recipe: Recipe, data: DataSet) -> list[Feed]:
 
 
 def eval_image_feeds(recipe: Recipe) -> list[Feed]:
-    cfg = recipe.section("eval")
-    images = cfg.get("images", BUILTIN)
-    paths = heldout_images() if images == BUILTIN else list_images(recipe.resolve_path(images))
-    return image_feeds(paths, recipe.section("preprocess"), "held-out images")
+    return image_feeds(eval_images(recipe), recipe.section("preprocess"), "held-out images")

@@ -26,10 +26,14 @@ MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
 
 def pretrained_dir(recipe: Recipe) -> Path | None:
-    value = recipe.section("source").get("pretrained")
-    if value and (recipe.resolve_path(value) / "config.json").exists():
-        return recipe.resolve_path(value)
-    return None
+    """The from_pretrained folder, or None for a config-built model (a missing user folder is an error)."""
+    from ..recipe_derive import pretrained_folder
+
+    folder = pretrained_folder(recipe.spec, recipe.path)
+    if folder is not None and not (folder / "config.json").exists():
+        raise PipelineError(f"recipe {recipe.path}: source.pretrained {folder}: no config.json (not a "
+                            "from_pretrained folder)")
+    return folder
 
 
 def recipe_tokenizer_dir(recipe: Recipe) -> Path:
@@ -138,7 +142,8 @@ class LlamaAdapter(ModelAdapter):
             raise PipelineError(f"recipe {recipe.path}: source.config is not a valid LlamaConfig ({e})") from e
         torch.manual_seed(int(src.get("seed", 0)))
         model = LlamaForCausalLM(cfg).eval()
-        msg = (f"!!! {src.get('pretrained')!r} has no config.json; building Llama from source.config with "
+        why = f"{src.get('pretrained')!r} is absent" if src.get("pretrained") else "no source.pretrained given"
+        msg = (f"!!! {why}; building Llama from source.config with "
                "RANDOM WEIGHTS: perplexity and generations will be meaningless !!!")
         warn("export", msg)
         return model, True, "source.config", [msg]
@@ -225,7 +230,7 @@ class LlamaAdapter(ModelAdapter):
         value = str(cfg.get("text", text_data.BUILTIN))
         folder = text_data.materialize_calibration_text(value, calib_root / recipe.name / "text")
         files = text_data.text_files(folder)
-        tokens = sum(len(text_data.encode(self._tokenizer(recipe), f.read_text(encoding="utf-8"))) for f in files)
+        tokens = sum(len(text_data.encode(self._tokenizer(recipe), text_data.read_text(f))) for f in files)
         length = int(cfg.get("sequence_length", 64))
         count = min(tokens // length, int(cfg.get("max_samples", 32)))
         if count < 1:
@@ -235,13 +240,13 @@ class LlamaAdapter(ModelAdapter):
 
     def calibration_feeds(self, recipe: Recipe, data: DataSet) -> list[Feed]:
         tokenizer = self._tokenizer(recipe)
-        ids = [t for f in text_data.text_files(data.path) for t in text_data.encode(tokenizer, f.read_text("utf-8"))]
+        ids = [t for f in text_data.text_files(data.path) for t in text_data.encode(tokenizer, text_data.read_text(f))]
         length = int(recipe.section("calibration").get("sequence_length", 64))
         return text_data.prefill_feeds(text_data.windows(ids, length, data.count), recipe_cache(recipe))
 
     def heldout_ids(self, recipe: Recipe) -> list[int]:
-        path = text_data.heldout_path(str(recipe.section("eval").get("text", text_data.BUILTIN)))
-        return text_data.encode(self._tokenizer(recipe), path.read_text(encoding="utf-8"))
+        text = text_data.heldout_text(str(recipe.section("eval").get("text", text_data.BUILTIN)))
+        return text_data.encode(self._tokenizer(recipe), text)
 
     def eval_feeds(self, recipe: Recipe) -> list[Feed]:
         cfg = recipe.section("eval")

@@ -18,6 +18,26 @@ from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .image_data import calibration_image_feeds, eval_image_feeds, image_calibration_set
 
 
+def dataset_yaml(recipe: Recipe) -> Path | None:
+    data = recipe.section("eval").get("data") or recipe.section("calibration").get("data")
+    return recipe.resolve_path(data) if data else None
+
+
+def dataset_class_names(recipe: Recipe, model_names: list[str]) -> list[str]:
+    """The class names of the recipe's dataset yaml (eval.data, else calibration.data) when it has one,
+    else the model's. A dataset whose class count differs from the model's head is the wrong dataset."""
+    path = dataset_yaml(recipe)
+    if path is None:
+        return model_names
+    from .yolo_dataset import read_dataset
+
+    dataset = read_dataset(path)
+    if len(dataset.names) != len(model_names):
+        raise PipelineError(f"{dataset.yaml}: names lists {len(dataset.names)} classes but the model detects "
+                            f"{len(model_names)}; is this the dataset the checkpoint was trained on?")
+    return dataset.names
+
+
 class YoloAdapter(ModelAdapter):
     family = "yolo"
     tools = ("torch", "ultralytics", "onnxslim")
@@ -25,11 +45,20 @@ class YoloAdapter(ModelAdapter):
     def source(self, recipe: Recipe) -> SourceInfo:
         src = recipe.section("source")
         ckpt = src.get("checkpoint")
+        # The dataset whose `names` the export writes into the model (and so into the manifest).
+        dataset = dataset_yaml(recipe)
+        if dataset and not dataset.is_file():
+            raise PipelineError(f"recipe {recipe.path}: dataset yaml {dataset} not found")
+        names = {"class_names_from": str(dataset)} if dataset else {}
         if ckpt and Path(ckpt).exists():
-            return SourceInfo({"checkpoint": str(ckpt), "local": True}, [Path(ckpt)])
-        # Not on disk: the export will try the download and fall back to the config. The cache key
+            return SourceInfo({"checkpoint": str(ckpt), "local": True, **names}, [Path(ckpt), *([dataset] if dataset else [])])
+        if ckpt and ("/" in ckpt or Path(ckpt).is_absolute()):
+            # A path (recipe-relative ones are absolute by now) that is not there: said before any fallback.
+            raise PipelineError(f"recipe {recipe.path}: source.checkpoint: {ckpt} not found")
+        # A bare name: ultralytics resolves it (its weights folder, then a download). The cache key
         # records that state, so placing the checkpoint later triggers a fresh export.
-        return SourceInfo({"checkpoint": ckpt, "local": False, "config": src.get("config")})
+        return SourceInfo({"checkpoint": ckpt, "local": False, "config": src.get("config"), **names},
+                          [dataset] if dataset else [])
 
     def _load(self, recipe: Recipe) -> tuple[Any, bool, str, list[str]]:
         from ultralytics import YOLO
@@ -39,26 +68,25 @@ class YoloAdapter(ModelAdapter):
         notes: list[str] = []
         if ckpt:
             path = Path(ckpt)
-            if path.exists() or path.suffix == ".pt":
-                try:
-                    return YOLO(str(path)), False, str(path), notes
-                except FileNotFoundError as e:
-                    if path.exists():
-                        raise
-                    notes.append(f"checkpoint {ckpt} could not be had offline ({e.__class__.__name__})")
-                except Exception as e:  # a corrupt file, or a failed download
-                    if path.exists():
-                        raise PipelineError(f"{path}: cannot load the YOLO checkpoint ({e})") from e
-                    notes.append(f"checkpoint {ckpt} could not be had offline ({e.__class__.__name__}: {e})")
+            try:
+                return YOLO(str(path)), False, str(path), notes
+            except Exception as e:  # a corrupt file, or a name ultralytics cannot get offline
+                if path.exists():
+                    raise PipelineError(f"{path}: cannot load the YOLO checkpoint ({e})") from e
+                if not recipe.is_builtin_default("source", "checkpoint"):
+                    raise PipelineError(f"recipe {recipe.path}: source.checkpoint: {ckpt!r} not found (not beside "
+                                        f"the recipe, and ultralytics cannot get it: {e.__class__.__name__})") from e
+                notes.append(f"checkpoint {ckpt} could not be had offline ({e.__class__.__name__}: {e})")
         if not config:
-            raise PipelineError(f"recipe {recipe.path}: checkpoint {ckpt!r} unavailable and no source.config")
-        msg = (f"!!! {notes[-1] if notes else 'no checkpoint given'}; falling back to {config} with "
+            raise PipelineError(f"recipe {recipe.path}: source: give checkpoint (a trained .pt) or config")
+        msg = (f"!!! {notes[-1] if notes else 'no source.checkpoint given'}; building {config} with "
                "RANDOM WEIGHTS: accuracy numbers will be meaningless !!!")
         warn("export", msg)
         try:
             model = YOLO(config)
         except Exception as e:
-            raise PipelineError(f"source.config {config!r}: cannot build the YOLO model ({e})") from e
+            raise PipelineError(f"recipe {recipe.path}: source.config {config!r}: cannot build the YOLO model "
+                                f"({e})") from e
         self._name_classes_like_coco(model)
         return model, True, str(config), notes + [msg]
 
@@ -77,6 +105,9 @@ class YoloAdapter(ModelAdapter):
         import torch
 
         model, random_weights, source, notes = self._load(recipe)
+        names = model.model.names
+        # The dataset's names travel in the ONNX metadata, so a build from a bundle needs no dataset file.
+        model.model.names = dict(enumerate(dataset_class_names(recipe, [names[k] for k in sorted(names)])))
         cfg = recipe.section("export")
         size = recipe.section("preprocess")["size"]
         with tempfile.TemporaryDirectory(prefix="orin-trt-export-") as tmp:

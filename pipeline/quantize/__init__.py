@@ -2,8 +2,9 @@
 
     quantize(src, dst, feeds, options, exclude) -> summary dict
 
-`options` is the recipe's `precisions.<p>` section; `exclude` holds the resolved node-name regexes
-and op types to keep out of the low precision. Engines are then built as strongly typed networks.
+`options` is the recipe's `precisions.<p>` section (validated by the precision's option model in
+pipeline/precisions.py, which also names the quantizer); `exclude` holds the resolved `keep_out` node-name
+regexes and op types. Engines are then built as strongly typed networks.
 """
 
 from __future__ import annotations
@@ -13,47 +14,36 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .. import precisions
 from ..errors import PipelineError
-
-QUANTIZERS = {
-    "fp32": "pipeline.quantize.passthrough:passthrough",
-    "fp16": "pipeline.quantize.fp16:autocast_fp16",
-    "int8": "pipeline.quantize.int8:ptq_int8",
-    "int4-awq": "pipeline.quantize.int4:int4_awq",
-}
-
-# Which recipe keys name what is kept out of the low precision, per precision.
-EXCLUDE_KEYS = {
-    "fp16": ("keep_fp32_nodes", "keep_fp32_op_types"),
-    "int8": ("exclude_nodes", "exclude_op_types"),
-    "int4-awq": ("exclude_nodes", "exclude_op_types"),
-}
 
 
 def get_quantizer(precision: str) -> Callable[..., dict[str, Any]]:
-    if precision not in QUANTIZERS:
-        raise PipelineError(f"no quantizer for precision {precision!r} (have {', '.join(QUANTIZERS)})")
-    module, fn = QUANTIZERS[precision].split(":")
+    module, fn = precisions.get(precision).quantizer.split(":")
     return getattr(importlib.import_module(module), fn)
 
 
 def resolve_exclusions(
     precision: str, options: dict[str, Any], placeholders: dict[str, str], node_names: list[str]
 ) -> dict[str, list[str]]:
-    """Fill `{name}` placeholders (regex-escaped) and check each pattern matches a node, so a typo or a
-    renamed graph is an error instead of a silently unprotected layer."""
-    nodes_key, types_key = EXCLUDE_KEYS.get(precision, ("", ""))
+    """`keep_out` of the precision's options: fill `{name}` placeholders (regex-escaped) and check each
+    pattern matches a node, so a typo or a renamed graph is an error instead of a silently unprotected layer.
+    Returns the node patterns, the op types and the reason."""
+    if "keep_out" not in precisions.get(precision).options.model_fields:  # fp32: nothing to keep out of
+        return {"nodes": [], "op_types": [], "reason": None}
+    keep_out = options.get("keep_out") or {}
+    where = f"precisions.{precision}.keep_out.nodes"
     escaped = {k: re.escape(v) for k, v in placeholders.items()}
     patterns = []
-    for raw in options.get(nodes_key) or []:
+    for raw in keep_out.get("nodes") or []:
         try:
             pattern = raw.format(**escaped)
         except KeyError as e:
-            raise PipelineError(f"precisions.{precision}.{nodes_key}: unknown placeholder {e} in {raw!r}") from e
+            raise PipelineError(f"{where}: unknown placeholder {e} in {raw!r}") from e
         if not any(re.match(pattern, n) for n in node_names):
-            raise PipelineError(f"precisions.{precision}.{nodes_key}: pattern {pattern!r} matches no node")
+            raise PipelineError(f"{where}: pattern {pattern!r} matches no node")
         patterns.append(pattern)
-    return {"nodes": patterns, "op_types": list(options.get(types_key) or [])}
+    return {"nodes": patterns, "op_types": list(keep_out.get("op_types") or []), "reason": keep_out.get("reason")}
 
 
 def matched_nodes(patterns: list[str], node_names: list[str]) -> list[str]:

@@ -14,7 +14,6 @@ from ..errors import PipelineError
 from . import excluded_node_names
 from .feeds import shapes_spec, stack
 
-METHODS = ("awq_clip", "awq_lite", "rtn_dq")
 DEFAULT_BLOCK = 128
 
 
@@ -25,12 +24,8 @@ def int4_awq(
 
     from ..runners import ort_providers
 
-    method = options.get("method", "awq_clip")
-    if method not in METHODS:
-        raise PipelineError(f"precisions.int4-awq.method: {method!r} is not one of {', '.join(METHODS)}")
+    method = options.get("method", "awq_clip")  # method and block size are validated by the schema
     block = int(options.get("block_size", DEFAULT_BLOCK))
-    if block <= 0 or block & (block - 1):
-        raise PipelineError(f"precisions.int4-awq.block_size: {block} is not a power of two")
     if not feeds:
         raise PipelineError("precisions.int4-awq: AWQ needs calibration samples, got none")
     excluded = excluded_node_names(src, exclude)

@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import onnx_utils
+from .. import onnx_utils, precisions
 from ..artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..cache import StageResult, StageSpec, run_stage
 from ..errors import PipelineError
 from ..integrity import check_onnx_belongs, require
-from ..log import log
+from ..log import log, warn
 from ..models import get_adapter
 from ..models.base import DataSet
 from ..quantize import get_quantizer, resolve_exclusions
@@ -38,7 +38,7 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
     require(layout.exported_onnx, "export", recipe.name)
     check_onnx_belongs(layout.exported_onnx, recipe.name, export_digest(recipe))
     options = quantizer_options(recipe, precision, target_dla)
-    needs_data = precision != "fp32"
+    needs_data = precisions.get(precision).needs_data
     data = adapter.calibration_set(recipe, calib_root) if needs_data else None
     data_files = sorted(p for p in data.path.rglob("*") if p.is_file()) if data else []
     spec = StageSpec(
@@ -69,14 +69,17 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     except PipelineError as e:  # the adapter knows the graph, not the file: name the file here
         raise PipelineError(f"{src}: {e}") from None
     exclude = resolve_exclusions(precision, options, placeholders, node_names)
+    if data is not None and data.count < data.recommended_min:
+        # Here, not where the set is found: only a run that really calibrates says it, once.
+        warn(f"calibrate[{precision}]", f"calibration set {data.path} has {data.count} images; "
+             f"{data.recommended_min} or more are recommended for stable INT8 scales")
     feeds = adapter.calibration_feeds(recipe, data) if data else []
     t0 = time.perf_counter()
     summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
     seconds = time.perf_counter() - t0
     onnx_utils.check(dst)
     summary.update({
-        "kept_out": {"nodes": exclude["nodes"], "op_types": exclude["op_types"],
-                     "reason": options.get("kept_out_reason")},
+        "kept_out": {"nodes": exclude["nodes"], "op_types": exclude["op_types"], "reason": exclude["reason"]},
         "calibration": None if data is None else {
             "path": str(data.path), "samples": data.count, "description": data.description,
             "sha256": sha256_tree(data.path),

@@ -23,7 +23,7 @@ TINY_CONFIG = {
 
 def tiny_llama_recipe(dest: Path, name: str = "llama-test", **overrides: object) -> Path:
     def shrink(raw: dict) -> None:
-        raw["source"] = {"pretrained": str(dest / "absent-model"), "tokenizer": None, "seed": 0,
+        raw["source"] = {"pretrained": None, "tokenizer": None, "seed": 0,
                          "config": TINY_CONFIG}
         raw["calibration"].update(max_samples=4, sequence_length=32)
         raw["eval"].update(samples=2, sequence_length=24, generate_tokens=8, perplexity_window=64)

@@ -10,7 +10,7 @@ from pipeline.llm.tokenizer import load_tokenizer
 from pipeline.models.llama import LlamaAdapter, limits
 from pipeline.recipe import load_recipe
 
-from .conftest import tiny_llama_recipe
+from .conftest import TINY_CONFIG, tiny_llama_recipe
 
 
 def _recipe(tmp_path, **overrides):
@@ -20,7 +20,7 @@ def _recipe(tmp_path, **overrides):
 def test_a_missing_phase_profile_is_named(tmp_path) -> None:
     path = tiny_llama_recipe(tmp_path)
     raw = yaml.safe_load(path.read_text())
-    raw["profiles"] = raw["profiles"][:1]
+    raw["profiles"] = load_recipe(str(path)).profiles[:1]  # profiles written by hand: only the prefill one
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(PipelineError, match=r"llama-test.yaml: profiles need one with phase: decode"):
         limits(load_recipe(str(path)))
@@ -29,7 +29,7 @@ def test_a_missing_phase_profile_is_named(tmp_path) -> None:
 def test_missing_texts_are_named(tmp_path) -> None:
     recipe = _recipe(tmp_path, calibration={"text": str(tmp_path / "nope.txt")},
                      eval={"text": str(tmp_path / "gone.txt")})
-    with pytest.raises(PipelineError, match=r"calibration.text: .*nope.txt is neither a .txt file nor a folder"):
+    with pytest.raises(PipelineError, match=r"calibration.text: .*nope.txt is neither a text file nor a folder"):
         LlamaAdapter().calibration_set(recipe, tmp_path / "calib")
     with pytest.raises(PipelineError, match=r"eval.text: held-out text file .*gone.txt not found"):
         LlamaAdapter().eval_feeds(recipe)
@@ -49,6 +49,6 @@ def test_a_tokenizer_folder_without_tokenizer_json(tmp_path) -> None:
 
 
 def test_a_tokenizer_path_that_is_not_a_folder(tmp_path) -> None:
-    source = {"pretrained": str(tmp_path / "none"), "tokenizer": str(tmp_path / "tok"), "config": {}}
+    source = {"pretrained": None, "tokenizer": str(tmp_path / "tok"), "config": TINY_CONFIG}
     with pytest.raises(PipelineError, match=r"llama-test.yaml: source.tokenizer .*tok' is not a folder"):
         LlamaAdapter().source(_recipe(tmp_path, source=source))

@@ -60,12 +60,15 @@ def test_batch_of_two_prompts(llama_ws: dict) -> None:
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
-def test_profiles_that_do_not_match_the_model_are_refused(tmp_path) -> None:
+def test_profiles_that_do_not_match_the_model_are_refused(tmp_path, llama_ws: dict) -> None:
     from pipeline.recipe import load_recipe
 
-    config = {**TINY_CONFIG, "num_key_value_heads": 4}  # no longer GQA: the recipe says 2 KV heads
-    source = {"pretrained": str(tmp_path / "none"), "tokenizer": None, "config": config}
-    recipe = load_recipe(str(tiny_llama_recipe(tmp_path, source=source)))
+    # Profiles written out by hand (derived for 2 KV heads) over a model that has 4: export refuses.
+    config = {**TINY_CONFIG, "num_key_value_heads": 4}  # no longer GQA
+    source = {"pretrained": None, "tokenizer": None, "config": config}
+    derived = llama_ws["recipe"]
+    recipe = load_recipe(str(tiny_llama_recipe(tmp_path, source=source, inputs=derived.inputs,
+                                               profiles=derived.profiles)))
     with pytest.raises(PipelineError, match=r"llama-test.yaml: profiles give 2 layers x past \[batch, 2, past, 32\] "
                                             r"but the model has 2 layers, 4 KV heads"):
         LlamaAdapter().export(recipe, tmp_path / "m.onnx", [])

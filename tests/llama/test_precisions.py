@@ -116,7 +116,10 @@ def test_awq_lite_runs_on_the_cpu_and_bad_options_are_named(llama_ws: dict, tmp_
     assert (summary["method"], summary["int4_weights"]) == ("awq_lite", 15)
     feeds = adapter.eval_feeds(recipe)
     assert _cosine(_logits(src, feeds), _logits(tmp_path / "lite.onnx", feeds)) > 0.97
+    # Bad options are refused when the recipe loads, before any quantizer runs (the schema of the table).
+    from pipeline.recipe import load_recipe
+
     with pytest.raises(PipelineError, match="precisions.int4-awq.block_size: 96 is not a power of two"):
-        int4_awq(src, tmp_path / "x.onnx", calib, {"block_size": 96}, none)
-    with pytest.raises(PipelineError, match="precisions.int4-awq.method: 'gptq'"):
-        int4_awq(src, tmp_path / "x.onnx", calib, {"method": "gptq"}, none)
+        load_recipe(str(recipe.path), ["precisions.int4-awq.block_size=96"])
+    with pytest.raises(PipelineError, match="precisions.int4-awq.method: 'gptq' is not one of awq_clip, awq_lite"):
+        load_recipe(str(recipe.path), ["precisions.int4-awq.method=gptq"])

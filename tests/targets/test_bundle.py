@@ -28,6 +28,7 @@ def calibrated_layout(tmp: Path, max_batch: int = 2) -> tuple[Layout, Path]:
     raw = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
     raw["name"] = "tiny"
     raw["inputs"] = {"x": {"dtype": "float32", "min": [1, 4, 16, 16], "opt": [1, 4, 16, 16], "max": [max_batch, 4, 16, 16]}}
+    raw.update(imgsz=16, preprocess={**raw["preprocess"], "input": "x"})  # the image size, said once, agrees
     recipe_path = tmp / "tiny.yaml"
     recipe_path.write_text(yaml.safe_dump(raw))
     layout = Layout(tmp / "engines", "tiny")
@@ -103,6 +104,7 @@ def test_dla_int8_bundle_carries_the_calibration_cache(tmp_path: Path) -> None:
     raw = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
     raw.update(name="tinyq", inputs={"x": {"dtype": "float32", "min": [1, 3, 8, 8], "opt": [1, 3, 8, 8],
                                             "max": [1, 3, 8, 8]}})
+    raw.update(imgsz=8, preprocess={**raw["preprocess"], "input": "x"})
     (tmp_path / "q.yaml").write_text(yaml.safe_dump(raw))
     recipe = load_recipe(str(tmp_path / "q.yaml"))
     layout = Layout(tmp_path / "engines", "tinyq")

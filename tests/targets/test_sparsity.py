@@ -73,6 +73,7 @@ def test_cli_writes_the_report(tmp_path: Path) -> None:
 
     recipe = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
     recipe["inputs"] = {"x": {"dtype": "float32", "min": [1, 4, 16, 16], "opt": [1, 4, 16, 16], "max": [1, 4, 16, 16]}}
+    recipe.update(imgsz=16, preprocess={**recipe["preprocess"], "input": "x"})
     raw.write_text(yaml.safe_dump(recipe))
     assert main(["sparsify", "--model", str(raw), "--onnx", str(src), "--output", str(tmp_path / "s" / "m.onnx")]) == 0
     report = json.loads((tmp_path / "s" / "sparsify.json").read_text())

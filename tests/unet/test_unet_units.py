@@ -40,7 +40,8 @@ def test_embeddings_file_is_used_for_eval(tmp_path: Path) -> None:
 def test_profile_that_does_not_match_the_model_is_refused(tmp_path: Path) -> None:
     path = tiny_unet_recipe(tmp_path)
     raw = yaml.safe_load(path.read_text())
-    raw["profiles"][0]["shapes"]["encoder_hidden_states"]["opt"] = [2, 8, 768]
+    # A well-formed profile (min <= opt <= max, else the schema refuses it first) for another text encoder.
+    raw["profiles"][0]["shapes"]["encoder_hidden_states"] = {"min": [1, 8, 768], "opt": [2, 8, 768], "max": [2, 8, 768]}
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(PipelineError, match="cross_attention_dim 32"):
         UnetAdapter().eval_feeds(load_recipe(str(path)))

@@ -18,9 +18,9 @@ TINY = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers
 
 def tiny_vit_recipe(dest: Path, name: str = "vit-test", **overrides: object) -> Path:
     def shrink(raw: dict) -> None:
-        raw["source"] = {"pretrained": str(dest / "absent-vit"), "config": TINY, "seed": 0}
-        raw["inputs"]["pixel_values"].update(min=[1, 3, 32, 32], opt=[1, 3, 32, 32], max=[2, 3, 32, 32])
-        raw["preprocess"].update(size=[32, 32], resize_shorter=36)
+        raw["source"] = {"pretrained": None, "config": TINY, "seed": 0}
+        raw["batch"] = {"min": 1, "opt": 1, "max": 2}  # the 32 px input shape comes from TINY's image_size
+        raw["preprocess"].update(resize_shorter=36)
         raw["calibration"].update(max_samples=8, recommended_min=8)
         raw["profile"] = {"warmup": 1, "iterations": 2}
 
