@@ -23,6 +23,7 @@ Shape = list[Annotated[int, Field(ge=0)]]
 # that wrote them (recipe.py). `builtin` and null are not paths.
 PATH_KEYS = {
     ("base",), ("source", "checkpoint"), ("source", "config"), ("source", "pretrained"), ("source", "tokenizer"),
+    ("source", "onnx"),
     ("calibration", "images"), ("calibration", "data"), ("calibration", "text"), ("calibration", "embeddings"),
     ("eval", "images"), ("eval", "data"), ("eval", "labelled"), ("eval", "text"), ("eval", "embeddings"),
     ("build", "timing_cache"),
@@ -200,6 +201,8 @@ class ImageCalibration(Strict):
 
 
 class YoloSource(Strict):
+    onnx: str | None = Field(None, description="your own ONNX instead (relative to the recipe): export is skipped, the "
+                             "file is checked by onnx.checker and ONNX Runtime, its metadata kept")
     checkpoint: str | None = Field(None, description="a trained .pt (relative to the recipe), or a name "
                                    "ultralytics resolves (yolo11n.pt)")
     config: str | None = Field(None, description="model yaml built with RANDOM weights; used only when no "
@@ -228,6 +231,8 @@ class YoloEval(Strict):
 
 
 class HfSource(Strict):
+    onnx: str | None = Field(None, description="your own ONNX instead (relative to the recipe): export is skipped, the "
+                             "file is checked by onnx.checker and ONNX Runtime, its metadata kept")
     pretrained: str | None = Field(None, description="a local from_pretrained folder (relative to the recipe)")
     config: dict[str, Any] | None = Field(None, description="the model's config, built with RANDOM weights when "
                                           "no pretrained folder is given (or the built-in default is absent)")

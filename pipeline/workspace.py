@@ -27,7 +27,7 @@ from .log import log
 
 SCRATCH = ".scratch"
 # What atomic_path / atomic_dir leave behind when a run is killed between create and rename.
-_STALE = re.compile(r"^\..+\.(tmp|old)$|^\..+\.[A-Za-z0-9_]{8}$|^\.orin-trt-")
+_STALE = re.compile(r"^\..+\.(tmp|old)$|^\..+\.[A-Za-z0-9_]{8}$|^\.orin-trt-|^\..+\.tmp\.onnx(\.data)?$")
 
 
 def check_root(root: Path, what: str = "output root") -> Path:

@@ -284,3 +284,29 @@ def test_analyze_refuses_an_unknown_op_and_writes_beside_a_given_onnx(tmp_path: 
     good = model("Relu")
     assert main(["analyze", "--onnx", str(good), "--root", str(tmp_path / "engines"), "--shape", "x=1x4"]) == 0
     assert not (tmp_path / "engines").exists() and any(p.suffix == ".json" for p in good.parent.iterdir())
+
+
+def test_kill_9_mid_export_leaves_nothing_the_next_run_keeps(tmp_path: Path) -> None:
+    recipe, root = small_yolo_recipe(tmp_path), tmp_path / "engines"
+    proc = _start(["export", "--model", str(recipe), "--root", str(root)])
+    _wait_for(proc, "running (")
+    time.sleep(3)  # inside the export: ultralytics writing into the scratch folder
+    proc.kill()
+    proc.communicate(timeout=60)
+    lay = Layout(root, "yolo-test")
+    assert not lay.stamp("export").exists() and not lay.exported_onnx.exists()
+    assert main(["export", "--model", str(recipe), "--root", str(root)]) == 0
+    assert lay.exported_onnx.exists() and leftovers(lay.model_dir) == [".stamps"]
+    assert [p.name for p in (root / ".scratch").iterdir()] == []  # the killed run's scratch is gone
+
+
+def test_a_built_in_calibration_set_is_readable_by_others(tmp_path: Path) -> None:
+    from pipeline.artifacts import atomic_dir
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "images") as tmp:
+            (tmp / "a.jpg").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "images").stat().st_mode & 0o777 == 0o755

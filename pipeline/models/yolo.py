@@ -50,6 +50,9 @@ class YoloAdapter(ModelAdapter):
         if dataset and not dataset.is_file():
             raise PipelineError(f"recipe {recipe.path}: dataset yaml {dataset} not found")
         names = {"class_names_from": str(dataset)} if dataset else {}
+        if ckpt and Path(ckpt).suffix.lower() == ".onnx":
+            raise PipelineError(f"recipe {recipe.path}: source.checkpoint: {ckpt} is an ONNX model; write it as "
+                                "source.onnx (the export is then skipped)")
         if ckpt and Path(ckpt).exists():
             return SourceInfo({"checkpoint": str(ckpt), "local": True, **names}, [Path(ckpt), *([dataset] if dataset else [])])
         if ckpt and ("/" in ckpt or Path(ckpt).is_absolute()):

@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from .. import onnx_utils
-from ..artifacts import Layout, sha256_json, write_json
+from ..artifacts import Layout, onnx_files, sha256_json, write_json
 from ..cache import StageResult, StageSpec, run_stage
 from ..errors import PipelineError
 from ..integrity import DIGEST_KEY, MODEL_KEY
 from ..log import log
 from ..metrics import compare_batches
 from ..models import get_adapter
+from ..models.base import ExportResult, SourceInfo
 from ..recipe import Recipe
 from .common import ONNX_TOOLS
 
 MIN_OPSET = 17
 
 
+def user_onnx(recipe: Recipe) -> Path | None:
+    """The user's own ONNX (`source.onnx`), which replaces the family's PyTorch export."""
+    value = recipe.section("source").get("onnx")
+    if not value:
+        return None
+    path = recipe.resolve_path(value)
+    if not path.is_file():
+        raise PipelineError(f"recipe {recipe.path}: source.onnx: {path} not found")
+    return path
+
+
+def _source(recipe: Recipe, adapter: Any) -> SourceInfo:
+    onnx_path = user_onnx(recipe)
+    if onnx_path is None:
+        return adapter.source(recipe)
+    return SourceInfo({"onnx": str(onnx_path)}, onnx_files(onnx_path))
+
+
 def export_options(recipe: Recipe, adapter: Any | None = None) -> dict[str, Any]:
     """What shapes the exported ONNX: the stage's cache key, and the digest the ONNX records."""
-    source = (adapter or get_adapter(recipe.family)).source(recipe)
+    source = _source(recipe, adapter or get_adapter(recipe.family))
     return {"source": source.description, **{k: recipe.section(k) for k in ("export", "inputs", "preprocess", "eval")}}
 
 
@@ -36,7 +56,7 @@ def export(recipe: Recipe, layout: Layout, force: bool = False) -> StageResult:
     spec = StageSpec(
         name="export",
         stamp=layout.stamp("export"),
-        inputs={"source": adapter.source(recipe).files},
+        inputs={"source": _source(recipe, adapter).files},
         options=export_options(recipe, adapter),
         tools=[*adapter.tools, *ONNX_TOOLS],
         outputs=[layout.exported_onnx, layout.export_report],
@@ -56,7 +76,8 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
     scratch = layout.model_dir / ".export.tmp.onnx"
     t0 = time.perf_counter()
     try:
-        result = adapter.export(recipe, scratch, feeds)
+        onnx_path = user_onnx(recipe)
+        result = adapter.export(recipe, scratch, feeds) if onnx_path is None else _import(recipe, onnx_path, scratch)
         export_s = time.perf_counter() - t0
         model = onnx_utils.load(scratch)
         if _opset(model) < MIN_OPSET:
@@ -76,8 +97,11 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
         names = [o["name"] for o in onnx_utils.io_spec(model)["outputs"]]
         with onnxrt_runner(scratch) as runner:
             ort_outputs = run(runner, feeds, names)
-        parity = compare_batches(names, result.torch_outputs, ort_outputs)
-        _gate_parity(recipe, parity, scratch)
+        if onnx_path is None:
+            parity = compare_batches(names, result.torch_outputs, ort_outputs)
+            _gate_parity(recipe, parity, scratch)
+        else:  # no PyTorch to compare with: ONNX Runtime running it on the held-out inputs is the check
+            parity = {}
         onnx_utils.save(model, layout.exported_onnx, external_data=onnx_utils.uses_external_data(scratch))
     finally:
         for leftover in (scratch, scratch.with_name(scratch.name + ".data")):
@@ -94,13 +118,29 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
         "random_weights": result.random_weights,
         "notes": result.notes,
         "export_seconds": round(export_s, 3),
-        "parity": {"reference": "pytorch", "candidate": "onnxruntime", "feeds": len(feeds), "outputs": parity},
+        "parity": {"reference": "pytorch" if onnx_path is None else None, "candidate": "onnxruntime",
+                   "feeds": len(feeds), "outputs": parity},
     }
     write_json(layout.export_report, report)
-    worst = min(p["cosine"] for p in parity.values())
-    log("export", f"{layout.exported_onnx} ({report['nodes']} nodes, opset {report['opset']}); "
-        f"ONNX Runtime vs PyTorch: min cosine {worst:.6f}")
+    check = (f"ONNX Runtime vs PyTorch: min cosine {min(p['cosine'] for p in parity.values()):.6f}" if parity
+             else f"your ONNX ({onnx_path}) runs on ONNX Runtime")
+    log("export", f"{layout.exported_onnx} ({report['nodes']} nodes, opset {report['opset']}); {check}")
     return {"random_weights": result.random_weights, "source": result.source, "parity": parity}
+
+
+def _import(recipe: Recipe, onnx_path: Path, scratch: Path) -> ExportResult:
+    """A user's ONNX in place of an export: readable, standard ops, onnx.checker, the recipe's inputs."""
+    model = onnx_utils.load(onnx_path)  # a truncated file fails here, named
+    onnx_utils.check_known_ops(model, onnx_path)
+    onnx_utils.check(onnx_path)
+    names = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
+    missing = [n for n in recipe.section("inputs") if n not in names]
+    if missing:
+        raise PipelineError(f"{onnx_path}: has no input {missing[0]!r} of the recipe's inputs (it has: "
+                            f"{', '.join(sorted(names))})")
+    onnx_utils.save(model, scratch, external_data=onnx_utils.uses_external_data(onnx_path) or None)
+    return ExportResult(torch_outputs=[], random_weights=False, source=f"onnx:{onnx_path}",
+                        notes=[f"your ONNX {onnx_path}: export skipped, no PyTorch parity"])
 
 
 def _gate_parity(recipe: Recipe, parity: dict[str, dict[str, float]], path: Any) -> None:
