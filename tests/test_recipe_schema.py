@@ -5,6 +5,7 @@ and no code reads a recipe key the schema does not define."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,9 +191,12 @@ def test_set_overrides_with_yaml_values(tmp_path) -> None:
 
 
 def test_make_passes_set_root_and_calib_root() -> None:
-    out = subprocess.run(["make", "-n", "engine", "MODEL=my.yaml", "SET=imgsz=320 calibration.max_samples=8",
-                          "ROOT=/data/engines", "CALIB_ROOT=/data/calib", "PRECISION=int8"],
-                         capture_output=True, text=True, cwd=REPO, check=True).stdout.strip().splitlines()[-1]
+    # Under `make test` the parent make's MAKEFLAGS would add "Entering/Leaving directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    out = subprocess.run(["make", "-n", "--no-print-directory", "engine", "MODEL=my.yaml",
+                          "SET=imgsz=320 calibration.max_samples=8", "ROOT=/data/engines", "CALIB_ROOT=/data/calib",
+                          "PRECISION=int8"],
+                         capture_output=True, text=True, cwd=REPO, check=True, env=env).stdout.strip().splitlines()[-1]
     assert out.split()[1:] == ["engine", "--model", "my.yaml", "--set", "'imgsz=320'", "--set",
                                "'calibration.max_samples=8'", "--root", "/data/engines", "--calib-root",
                                "/data/calib", "--precision", "int8"]
