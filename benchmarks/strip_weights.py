@@ -20,11 +20,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.artifacts import Layout, read_json, write_text  # noqa: E402
+from pipeline.core.artifacts import Layout, read_json, write_text  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.flow import run_engine  # noqa: E402
-from pipeline.recipe import load_recipe  # noqa: E402
+from pipeline.recipe.loader import load_recipe  # noqa: E402
 from pipeline.stages.build import build  # noqa: E402
+from pipeline.stages.flow import run_engine  # noqa: E402
 from pipeline.trt.backend import select_backend  # noqa: E402
 from tests.conftest import small_yolo_recipe  # noqa: E402
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import onnx_utils
-from pipeline.artifacts import Layout, write_json
+from pipeline.core import onnx_utils
+from pipeline.core.artifacts import Layout, write_json
 from pipeline.errors import PipelineError
-from pipeline.metrics import compare_batches
 from pipeline.models import get_adapter
+from pipeline.processing.comparison import compare_batches
 from pipeline.quantize import resolve_exclusions
-from pipeline.recipe import load_recipe
+from pipeline.recipe.loader import load_recipe
 from pipeline.runners import onnxrt_runner, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_profile_stage_fails_on_crushed_head_through_the_task_gate(
     shapes: dict[str, Any], head_qdq: Path
 ) -> None:
     """End to end: the head-trap model stands in as the INT8 calibration, gets built, and profile refuses it."""
-    from pipeline.artifacts import read_json
+    from pipeline.core.artifacts import read_json
     from pipeline.stages.build import build
     from pipeline.stages.profile import profile
 

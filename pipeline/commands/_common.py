@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import PipelineError
-from ..recipe import PRECISIONS, Recipe, load_recipe
+from ..recipe.loader import PRECISIONS, Recipe, load_recipe
 
 
 def add_model_options(p: argparse.ArgumentParser, precision: bool = True) -> None:
@@ -43,12 +43,12 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
         # Said before any work: a TensorRT with no Orin DLA at all (JetPack 7.2, TensorRT-RTX) first, since
         # no --target helps there; otherwise which DLA cores exist depends on the board.
         from ..trt.backend import select_backend
-        from ..trt.dla import require_dla
+        from ..trt.dla_build import require_dla
 
         require_dla(select_backend())
         raise PipelineError(f"--dla {args.dla} needs --target (an Orin with DLA cores, e.g. orin-agx-64, or auto)")
     if getattr(args, "target", None):
-        from ..targets import resolve_target
+        from ..platform.targets import resolve_target
 
         # Refuse a precision or DLA core the board lacks before any work (fp8 on an Orin is a board
         # limit, said as such); `auto` becomes the detected SKU.
@@ -56,7 +56,7 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
     recipe = load_recipe(args.model, args.overrides)
     precision = recipe.resolve_precision(getattr(args, "precision", None)) if hasattr(args, "precision") else None
     if getattr(args, "target", None) and precision:
-        from ..targets import get_target
+        from ..platform.targets import get_target
 
         get_target(args.target).check_precision(precision, getattr(args, "dla", None))  # the recipe's default
     return recipe, precision
@@ -100,12 +100,12 @@ def non_empty_text(text: str) -> str:
 
 
 def guarded(handler):  # noqa: ANN001, ANN201 - a decorator over (args) -> int handlers
-    """Run a handler that writes a model's artifacts inside its workspace guard (pipeline/workspace.py)."""
+    """Run a handler that writes a model's artifacts inside its workspace guard (pipeline/core/workspace.py)."""
     import functools
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        from ..workspace import model_workspace
+        from ..core.workspace import model_workspace
 
         recipe, precision = resolve(args)
         with model_workspace(args.root, recipe.name, getattr(args, "calib_root", None)):

@@ -16,7 +16,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..artifacts import Layout, read_json
+    from ..core.artifacts import Layout, read_json
     from ..errors import PipelineError
     from ..llm.evaluate import open_session
     from ..llm.generation import generate

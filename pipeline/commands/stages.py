@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..artifacts import Layout
-from ..recipe import Recipe
+from ..core.artifacts import Layout
+from ..recipe.loader import Recipe
 from ._common import (
     add_build_options,
     add_device_options,
@@ -44,7 +44,7 @@ def _build(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> i
 
 @guarded
 def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
-    from ..flow import run_engine
+    from ..stages.flow import run_engine
 
     results = run_engine(recipe, precision, args.root, args.calib_root, args.force, args.target,
                          dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse,
@@ -58,7 +58,7 @@ def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> 
 
 @guarded
 def _profile(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
-    from ..flow import run_profile
+    from ..stages.flow import run_profile
 
     run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations, sparse=args.sparse)
     name = f"{recipe.name}-sparse24" if args.sparse else recipe.name

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Layout, atomic_path, read_json, write_text
+from ..core.artifacts import Layout, atomic_path, read_json, write_text
+from ..core.integrity import verify_engine_build
 from ..errors import PipelineError
-from ..integrity import verify_engine_build
 
 MANIFEST_SCHEMA = "orin-trt/manifest@1"
 

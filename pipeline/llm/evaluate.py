@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..log import log
-from ..recipe import Recipe
+from ..core.log import log
+from ..recipe.loader import Recipe
 from .generation import Generation, generate
 from .perplexity import text_perplexity
 from .session import DecoderSession, onnxrt_session, tensorrt_session

@@ -50,7 +50,7 @@ def phase_profiles(manifest_profiles: list[dict[str, Any]], where: str) -> dict[
 
 @contextmanager
 def onnxrt_session(onnx_path: Path, name: str = "onnxrt") -> Iterator[DecoderSession]:
-    from .. import onnx_utils
+    from ..core import onnx_utils
     from ..runners import onnxrt_runner
 
     cache = CacheShape.from_io(onnx_utils.io_spec(onnx_utils.load(onnx_path, with_weights=False)))

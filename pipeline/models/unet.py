@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import atomic_dir, read_json, sha256_json, write_json
+from ..core.artifacts import atomic_dir, read_json, sha256_json, write_json
+from ..core.log import log, progress, warn
 from ..errors import PipelineError
-from ..log import log, progress, warn
-from ..metrics import compare
-from ..recipe import Recipe
+from ..processing.comparison import compare
+from ..recipe.loader import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .hf_source import HfSource, announce_random, read_json_file, resolve_source, source_info
 from .torch_export import export_module, torch_outputs

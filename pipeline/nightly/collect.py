@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..artifacts import sha256_json
+from ..core.artifacts import sha256_json
 
 _LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s")
 _MEMORY_KEYS = ("engine_bytes", "weights_bytes", "activation_bytes", "onnx_bytes", "peak_rss_bytes")

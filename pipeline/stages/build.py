@@ -6,15 +6,16 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, onnx_utils
-from ..artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes, write_json
-from ..bundle import host_can_build_for
-from ..cache import StageResult, StageSpec, run_stage
+from .. import __version__
+from ..core import onnx_utils
+from ..core.artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes, write_json
+from ..core.cache import StageResult, StageSpec, run_stage
+from ..core.integrity import check_onnx_belongs, require
+from ..core.log import log
 from ..errors import PipelineError
-from ..integrity import check_onnx_belongs, require
-from ..log import log
 from ..models import get_adapter
-from ..recipe import Recipe
+from ..recipe.loader import Recipe
+from .bundle import host_can_build_for
 from .common import TRT_TOOLS
 
 MANIFEST_SCHEMA = "orin-trt/manifest@1"
@@ -45,7 +46,7 @@ def build_options(recipe: Recipe, target: str | None, precision: str | None = No
                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Builder options: the CLI's overrides win over the recipe's `build:` section, which wins over the
     defaults; a target caps workspace and tactic memory so small boards are not OOM-killed."""
-    from ..targets import resolve_target
+    from ..platform.targets import resolve_target
 
     given = check_overrides(overrides)
     cfg = {**recipe.section("build"), **given}
@@ -71,7 +72,7 @@ def build_options(recipe: Recipe, target: str | None, precision: str | None = No
     if cfg.get("strip_weights"):
         opts["strip_weights"] = True
     if dla_core is not None:
-        from ..dla import check_policy
+        from ..platform.dla import check_policy
 
         opts["dla"] = {"core": dla_core, "policy": check_policy(dla_policy)}
     if sparse:
@@ -90,7 +91,7 @@ def _refuse_what_this_builder_cannot(opts: dict[str, Any]) -> None:
 
     backend = select_backend()
     if opts.get("dla"):
-        from ..trt.dla import require_dla
+        from ..trt.dla_build import require_dla
 
         require_dla(backend, opts["target"])
     if opts.get("strip_weights"):
@@ -109,7 +110,7 @@ def build(recipe: Recipe, layout: Layout, precision: str, force: bool = False, t
     require(onnx_path, "calibrate", recipe.name, precision)
     check_onnx_belongs(onnx_path, recipe.name, export_digest(recipe))
     if "dla" in opts:
-        from ..dla import run_preflight
+        from ..platform.dla import run_preflight
 
         opts["dla"]["preflight"] = run_preflight(onnx_path, recipe.profiles, dla_policy,
                                                  dla_core=dla_core)  # strict fails here
@@ -133,7 +134,7 @@ def _profile_shapes(recipe: Recipe) -> list[dict[str, tuple[list[int], list[int]
 def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any], cache_dir: Any) -> dict:
     from ..trt.backend import select_backend
     from ..trt.build import BuildOptions, build_engine
-    from ..trt.dla import dla_is_strongly_typed, require_dla
+    from ..trt.dla_build import dla_is_strongly_typed, require_dla
 
     backend = select_backend()
     log(f"build[{precision}]", f"builder backend: {backend.describe()}")
@@ -150,7 +151,7 @@ def _build(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any],
                 "placement); `orin-trt engine --dla N` recalibrates it for the DLA")
     if dla and precision == "int8" and not dla_is_strongly_typed(backend, opts["target"]):
         # TensorRT 10.x DLA INT8 wants implicit quantization: a QDQ-free ONNX + a calibration cache.
-        from ..dla.translate import translate_file
+        from ..platform.dla.translate import translate_file
 
         dla_dir = layout.precision_dir(precision) / "dla"
         calibration_cache = dla_dir / "calibration.cache"
@@ -236,7 +237,7 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
 
 
 def _built_for(backend: Any, opts: dict[str, Any]) -> dict[str, Any]:
-    from ..drift import running_system
+    from ..platform.drift import running_system
 
     dla_core = (opts.get("dla") or {}).get("core")
     if backend.is_rtx:

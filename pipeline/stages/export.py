@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import onnx_utils
-from ..artifacts import Layout, sha256_json, write_json
-from ..cache import StageResult, StageSpec, run_stage
+from ..core import onnx_utils
+from ..core.artifacts import Layout, sha256_json, write_json
+from ..core.cache import StageResult, StageSpec, run_stage
+from ..core.integrity import DIGEST_KEY, MODEL_KEY
+from ..core.log import log
 from ..errors import PipelineError
-from ..integrity import DIGEST_KEY, MODEL_KEY
-from ..log import log
-from ..metrics import compare_batches
 from ..models import get_adapter
-from ..recipe import Recipe
+from ..processing.comparison import compare_batches
+from ..recipe.loader import Recipe
 from .common import ONNX_TOOLS
 
 MIN_OPSET = 17

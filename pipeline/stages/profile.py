@@ -8,18 +8,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import onnx_utils
-from ..artifacts import Layout, onnx_files, read_json, write_json, write_text
-from ..cache import StageResult, StageSpec, run_stage
-from ..device.power_state import record_power_state
+from ..core import onnx_utils
+from ..core.artifacts import Layout, onnx_files, read_json, write_json, write_text
+from ..core.cache import StageResult, StageSpec, run_stage
+from ..core.integrity import require, verify_engine_build
+from ..core.log import log
 from ..errors import PipelineError
-from ..integrity import require, verify_engine_build
-from ..log import log
-from ..metrics import compare_batches, percentiles_ms
 from ..models import get_adapter
-from ..recipe import Recipe
-from ..report import render_markdown
+from ..platform.telemetry.power_state import record_power_state
+from ..processing.comparison import compare_batches, percentiles_ms
+from ..recipe.loader import Recipe
 from .common import ONNX_TOOLS, TRT_TOOLS
+from .profile_report import render_markdown
 
 REPORT_SCHEMA = "orin-trt/report@1"
 
@@ -98,7 +98,7 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         runners.append({"name": "tensorrt", "status": "skipped", "reason": blocker})
         log(f"profile[{precision}]", f"tensorrt runner skipped: {blocker}")
     else:
-        from ..drift import check_manifest, running_system
+        from ..platform.drift import check_manifest, running_system
 
         # An engine built for another TensorRT / L4T / GPU / DLA: say so plainly, not via deserialization.
         check_manifest(manifest, running_system(dla_core=manifest["system"].get("dla_core")),
@@ -175,7 +175,7 @@ def _analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: 
     from ..analyze.graph import analyze_onnx
     from ..analyze.render import markdown
     from ..analyze.shapes import graph_inputs
-    from ..targets import get_target
+    from ..platform.targets import get_target
 
     try:
         target = get_target(manifest.get("target") or DEFAULT_TARGET)
@@ -189,7 +189,7 @@ def _analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: 
     plot = paths.get("png")
     report["analysis"] = {"target": target.key, "totals": analysis["totals"], "roofline": analysis["roofline"],
                           "fits": analysis["fits"], "json": paths["json"].name, "plot": plot.name if plot else None}
-    from ..sparsity import report_section
+    from .sparsify import report_section
 
     sparsity, sparsity_md = report_section(layout.model_dir)
     if sparsity is not None:

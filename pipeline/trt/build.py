@@ -25,7 +25,7 @@ class BuildOptions:
     workspace_bytes: int
     builder_optimization_level: int = 3
     timing_cache: Path | None = None
-    # Target-specific (pipeline.targets / pipeline.dla): None / False leave TensorRT's defaults.
+    # Target-specific (pipeline.platform.targets / pipeline.platform.dla): None / False leave TensorRT's defaults.
     tactic_dram_bytes: int | None = None
     sparse_weights: bool = False
     dla_core: int | None = None
@@ -116,7 +116,7 @@ def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) ->
 
     edits = []  # flags Polygraphy's CreateConfig has no argument for
     if opts.dla_core is not None:
-        from .dla import configure_dla
+        from .dla_build import configure_dla
 
         edits.append(configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision,
                                    opts.calibration_cache, opts.target))
@@ -180,7 +180,7 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
         cache.parent.mkdir(parents=True, exist_ok=True)
     # DLA INT8 on TensorRT 10.x is implicit quantization: builder flags + a calibration cache, which a
     # strongly typed network refuses. Everything else takes its precision from the ONNX.
-    from .dla import dla_is_strongly_typed
+    from .dla_build import dla_is_strongly_typed
 
     strongly_typed = opts.dla_core is None or dla_is_strongly_typed(backend, opts.target)
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)

@@ -106,7 +106,7 @@ def test_each_phase_runs_on_its_optimization_profile(llama_ws: dict) -> None:
 
 
 def test_tensorrt_generation_runs_where_engines_execute(llama_ws: dict, calibrated) -> None:
-    from pipeline.artifacts import read_json
+    from pipeline.core.artifacts import read_json
     from pipeline.llm.session import tensorrt_session
     from pipeline.stages.build import build
     from pipeline.trt.backend import execution_blocker, select_backend

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import onnx_utils
-from pipeline.artifacts import read_json
+from pipeline.core import onnx_utils
+from pipeline.core.artifacts import read_json
 from pipeline.llm.perplexity import text_perplexity
 from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
@@ -117,7 +117,7 @@ def test_awq_lite_runs_on_the_cpu_and_bad_options_are_named(llama_ws: dict, tmp_
     feeds = adapter.eval_feeds(recipe)
     assert _cosine(_logits(src, feeds), _logits(tmp_path / "lite.onnx", feeds)) > 0.97
     # Bad options are refused when the recipe loads, before any quantizer runs (the schema of the table).
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
 
     with pytest.raises(PipelineError, match="precisions.int4-awq.block_size: 96 is not a power of two"):
         load_recipe(str(recipe.path), ["precisions.int4-awq.block_size=96"])

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import read_json
 from pipeline.cli import main
+from pipeline.core.artifacts import read_json
 from pipeline.errors import PipelineError
-from pipeline.recipe import load_recipe
+from pipeline.platform.targets import MIB, get_target
+from pipeline.recipe.loader import load_recipe
 from pipeline.stages.build import build, build_options
-from pipeline.targets import MIB, get_target
 
 from .test_bundle import calibrated_layout
 from .test_integration import _rtx_or_skip
@@ -111,7 +111,7 @@ def test_refit_from_onnx_on_the_device(tmp_path: Path) -> None:
 
 
 def test_the_runner_refits_only_stripped_engines(tmp_path: Path) -> None:
-    from pipeline.artifacts import write_json
+    from pipeline.core.artifacts import write_json
     from pipeline.runners import stripped_engine_onnx
 
     engine = tmp_path / "model.engine"

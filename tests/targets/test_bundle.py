@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.artifacts import Layout, write_json
-from pipeline.bundle import bundle_dir, host_can_build_for, read_bundle, write_bundle
+from pipeline.core.artifacts import Layout, write_json
 from pipeline.errors import PipelineError
-from pipeline.recipe import RECIPES_DIR, load_recipe
+from pipeline.recipe.loader import RECIPES_DIR, load_recipe
+from pipeline.stages.bundle import bundle_dir, host_can_build_for, read_bundle, write_bundle
 
 from .graphs import conv_matmul, save
 from .test_jetson_info import fake_jetson
@@ -72,8 +72,8 @@ def test_orin_side_builds_from_the_bundle_without_torch(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
-        from pipeline.artifacts import Layout
-        from pipeline.bundle import build_from_bundle
+        from pipeline.core.artifacts import Layout
+        from pipeline.stages.bundle import build_from_bundle
         from pipeline.trt.backend import select_backend
         try:
             select_backend()
@@ -96,8 +96,8 @@ def test_orin_side_builds_from_the_bundle_without_torch(tmp_path: Path) -> None:
 
 
 def test_dla_int8_bundle_carries_the_calibration_cache(tmp_path: Path) -> None:
-    from pipeline.bundle import bundle_stage
-    from pipeline.dla.calib_cache import read_cache
+    from pipeline.platform.dla.calib_cache import read_cache
+    from pipeline.stages.bundle import bundle_stage
 
     from .graphs import qdq_conv
 
@@ -121,7 +121,7 @@ def test_dla_int8_bundle_carries_the_calibration_cache(tmp_path: Path) -> None:
 
 
 def test_strict_dla_fails_on_the_host_before_bundling(tmp_path: Path) -> None:
-    from pipeline.bundle import bundle_stage
+    from pipeline.stages.bundle import bundle_stage
 
     layout, recipe_path = calibrated_layout(tmp_path, max_batch=1)
     with pytest.raises(PipelineError, match="--dla-policy strict"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.commandlines import equivalents, polygraphy, render_script, trtexec
+from pipeline.trt.commandlines import equivalents, polygraphy, render_script, trtexec
 
 REPO = Path(__file__).resolve().parents[2]
 FLAGS = {v: set(d["flags"]) for v, d in
@@ -136,9 +136,9 @@ def test_the_script_runs_the_same_argv_and_differs_only_where_tensorrt_does() ->
 @pytest.mark.slow
 def test_the_polygraphy_line_builds_with_tensorrt_rtx(tmp_path: Path) -> None:
     """Run the bundle's own polygraphy line (TensorRT-RTX through POLYGRAPHY_USE_TENSORRT_RTX=1)."""
-    from pipeline.bundle import COMMANDS_NAME, write_bundle
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
     from pipeline.stages.build import build_options
+    from pipeline.stages.bundle import COMMANDS_NAME, write_bundle
 
     from .test_bundle import calibrated_layout
     from .test_integration import _rtx_or_skip

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.drift import DriftError, check_manifest, differences, running_system
+from pipeline.platform.drift import DriftError, check_manifest, differences, running_system
 
 from .test_jetson_info import fake_jetson
 
@@ -47,7 +47,7 @@ def test_host_engine_on_a_jetson_is_refused() -> None:
 
 
 def test_publish_guard_only_judges_on_a_jetson(tmp_path: Path) -> None:
-    from pipeline.drift import guard_on_jetson
+    from pipeline.platform.drift import guard_on_jetson
 
     old = {"system": {**BUILT, "l4t": "35.4.1"}}
     guard_on_jetson(old, "m.engine", "publish", root=tmp_path / "host")  # a host: nothing to compare

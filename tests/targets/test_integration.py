@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import Layout, read_json
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout, read_json
 from pipeline.errors import PipelineError
-from pipeline.recipe import load_recipe
+from pipeline.platform.targets import MIB, get_target
+from pipeline.recipe.loader import load_recipe
 from pipeline.stages.build import build, build_options
-from pipeline.targets import MIB, get_target
 
 from .test_bundle import calibrated_layout
 
@@ -86,7 +86,7 @@ def test_dla_strict_fails_before_the_build_and_rtx_refuses_dla(tmp_path: Path) -
 @pytest.mark.slow
 def test_engine_for_another_orin_writes_a_bundle(workspace: dict[str, Path]) -> None:
     recipe = load_recipe(str(workspace["recipe"]))
-    from pipeline.flow import run_engine
+    from pipeline.stages.flow import run_engine
 
     results = run_engine(recipe, "fp32", workspace["root"], workspace["calib"], target="orin-nano-8")
     assert [r.name for r in results] == ["export", "calibrate[fp32]", "bundle[fp32]"]
@@ -102,7 +102,7 @@ def test_engine_for_another_orin_writes_a_bundle(workspace: dict[str, Path]) -> 
 @pytest.mark.slow
 def test_sparse_engine_and_its_report(workspace: dict[str, Path]) -> None:
     _rtx_or_skip()
-    from pipeline.flow import run_engine, run_profile
+    from pipeline.stages.flow import run_engine, run_profile
 
     recipe = load_recipe(str(workspace["recipe"]))
     results = run_engine(recipe, "fp32", workspace["root"], workspace["calib"], sparse=True)
