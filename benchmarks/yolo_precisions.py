@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.core.artifacts import Layout, read_json, write_text  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.recipe.loader import load_recipe  # noqa: E402
+from pipeline.stages.plan import resolve_plan  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SHAPES_DATA = REPO / "calib" / "shapes-data"
@@ -54,7 +55,7 @@ def bench_one(recipe_arg: str, precision: str, root: Path, calib_root: Path) -> 
 
     recipe = load_recipe(recipe_arg)
     times = {r.name.split("[")[0]: (None if r.skipped else r.seconds)
-             for r in run_engine(recipe, precision, root, calib_root)}
+             for r in run_engine(recipe, resolve_plan(recipe, None, precision), root, calib_root)}
     t0 = time.perf_counter()
     gate_error = None
     try:

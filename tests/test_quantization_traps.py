@@ -22,7 +22,9 @@ from pipeline.models import get_adapter
 from pipeline.processing.comparison import compare_batches
 from pipeline.quantize import resolve_exclusions
 from pipeline.recipe.loader import load_recipe
-from pipeline.runners import onnxrt_runner, run
+from pipeline.runners import run
+from pipeline.runners.onnxrt import onnxrt_runner
+from pipeline.stages.plan import resolve_plan
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "shapes"
@@ -211,7 +213,7 @@ def test_profile_stage_fails_on_crushed_head_through_the_task_gate(
         "method": "one INT8 Q/DQ on the output Concat (test trap)", "high_precision_dtype": "fp32",
         "kept_out": {"nodes": [], "op_types": [], "reason": None}, "calibration": None,
     })
-    build(recipe, layout, "int8")
+    build(recipe, layout, resolve_plan(recipe, None, "int8"))
     with pytest.raises(PipelineError, match=r"mAP50-95 vs FP32 0\.0+ < 0\.7"):
         profile(recipe, layout, "int8")
     report = read_json(layout.report_json("int8"))

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import PipelineError
 from ..recipe.loader import PRECISIONS, Recipe, load_recipe
+
+if TYPE_CHECKING:
+    from ..stages.plan import BuildPlan
 
 
 def add_model_options(p: argparse.ArgumentParser, precision: bool = True) -> None:
@@ -77,11 +81,15 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    "the device refits it from the ONNX before it runs")
 
 
-def build_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The build options the command line set (None: not given, the recipe decides)."""
-    from ..stages.build import OVERRIDES
+def build_plan(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> BuildPlan:
+    """The build plan from the command line: target, DLA, sparsity and the build overrides it set (None:
+    not given, the recipe decides)."""
+    from ..stages.plan import OVERRIDES, resolve_plan
 
-    return {key: getattr(args, key, None) for key in OVERRIDES}
+    return resolve_plan(recipe, args.target, precision, args.dla, args.dla_policy, args.sparse,
+                        {key: getattr(args, key, None) for key in OVERRIDES})
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a count that must be at least 1 (a batch, iterations, tokens)."""
     try:

@@ -88,6 +88,7 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
                   force_build: bool = False) -> list[ResultRecord]:
     """Every batch size of one (model, precision); never raises: failures become failed records."""
     from ..stages.flow import run_engine, run_profile
+    from ..stages.plan import resolve_plan
 
     # The history keys results by the recipe's name; a recipe that does not even load is keyed by
     # its file's stem, so `models/foo.yaml` and the built-in `foo` land on the same trend.
@@ -105,7 +106,7 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
         recipe = load_recipe(entry.model)
         name = recipe.name
         precision = recipe.resolve_precision(entry.precision)
-        run_engine(recipe, precision, matrix.root, calib_root, force_build, matrix.target)
+        run_engine(recipe, resolve_plan(recipe, matrix.target, precision), matrix.root, calib_root, force_build)
         layout = Layout(matrix.root, recipe.name)
         ident = identity(recipe.raw, read_json(layout.manifest(precision)), power_state.l4t,
                          power_state.label if power_state.nvpmodel_mode else None)

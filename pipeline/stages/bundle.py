@@ -2,7 +2,7 @@
 Orin runs export and calibrate and writes a bundle; `make engine` on the Orin builds from it.
 
 engines/<model>/<precision>/bundle/
-    bundle.json        schema orin-trt/bundle@1: target, files with sha256, build options, manifest draft
+    bundle.json        schema orin-trt/bundle@1: target, files with sha256, the build plan's options
     model.onnx         the calibrated ONNX (+ model.onnx.data for >2 GB models)
     calibrate.json     the calibrate report the manifest is written from
     recipe.yaml        the recipe as the host resolved it
@@ -28,6 +28,7 @@ from ..core.artifacts import Layout, atomic_dir, onnx_files, read_json, sha256_f
 from ..errors import PipelineError
 from ..recipe.loader import Recipe, load_recipe
 from ..trt.commandlines import DLA_ONNX, equivalents, render_script
+from .plan import BuildPlan, plan_from_options, translate_for_dla
 
 SCHEMA = "orin-trt/bundle@1"
 JETPACK6_TRT = "10.3.0.30"  # TensorRT of JetPack 6.1 / 6.2 (L4T 36.4): the header of a host-made DLA cache
@@ -80,12 +81,10 @@ class Bundle:
         return load_recipe(str(self.path / "recipe.yaml"))
 
 
-def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, build: dict[str, Any],
-                 calibration_cache: Path | None = None, onnx_path: Path | None = None,
-                 dla_onnx: Path | None = None) -> Bundle:
+def write_bundle(recipe: Recipe, layout: Layout, plan: BuildPlan, calibration_cache: Path | None = None,
+                 onnx_path: Path | None = None, dla_onnx: Path | None = None) -> Bundle:
     """Copy what the Orin build needs into the bundle folder; the folder appears complete or not at all."""
-    from ..core import onnx_utils
-
+    precision, target, build = plan.precision, plan.target, plan.options()
     onnx_path = Path(onnx_path or layout.calibrated_onnx(precision))
     report = layout.calibrate_report(precision)
     for needed in (onnx_path, report):
@@ -105,7 +104,6 @@ def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, bu
             equivalents(recipe.profiles, build, precision),
             f"{recipe.name} {precision} for {target}, orin-trt {__version__}", {"target": target, **build}),
             encoding="utf-8")
-        header = onnx_utils.load(tmp / "model.onnx", with_weights=False)
         files = sorted(p.name for p in tmp.iterdir())
         meta = {
             "schema": SCHEMA,
@@ -118,11 +116,6 @@ def write_bundle(recipe: Recipe, layout: Layout, precision: str, target: str, bu
             "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)}
                       for name in files},
             "build": {**build, "calibration_cache": "calibration.cache" if calibration_cache else None},
-            "manifest_draft": {
-                "model": recipe.name, "family": recipe.family, "precision": precision, "target": target,
-                "io": onnx_utils.io_spec(header), "profiles": recipe.profiles,
-                "preprocess": recipe.section("preprocess"), "postprocess": recipe.section("postprocess"),
-            },
         }
         write_json(tmp / MANIFEST_NAME, meta)
     return Bundle(dest, meta)
@@ -171,38 +164,27 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def bundle_stage(recipe: Recipe, layout: Layout, precision: str, target: str, build: dict[str, Any],
-                 force: bool = False, calibration_cache: Path | None = None) -> Any:
+def bundle_stage(recipe: Recipe, layout: Layout, plan: BuildPlan, force: bool = False) -> Any:
     """The host's last step for an Orin it is not: write the bundle (skipped when nothing changed)."""
     from ..core.cache import StageSpec, run_stage
     from ..core.log import log
 
+    precision, target = plan.precision, plan.target
     onnx_path = layout.calibrated_onnx(precision)
-    if build.get("dla"):  # a strict DLA policy fails here, on the host, not after the copy to the Orin
-        from ..platform.dla import run_preflight
-
-        build = {**build, "dla": {**build["dla"], "preflight": run_preflight(
-            onnx_path, recipe.profiles, build["dla"].get("policy", "fallback"))}}
+    plan = plan.with_dla_preflight(onnx_path, recipe.profiles)  # a strict policy fails on the host, not the Orin
     spec = StageSpec(
         name=f"bundle[{precision}]",
         stamp=layout.stamp(f"bundle-{precision}"),
-        inputs={"onnx": onnx_files(onnx_path), "calibrate_report": [layout.calibrate_report(precision)],
-                "calibration_cache": [calibration_cache] if calibration_cache else []},
-        options={"target": target, "build": build, "recipe": recipe.raw},
+        inputs={"onnx": onnx_files(onnx_path), "calibrate_report": [layout.calibrate_report(precision)]},
+        options={"target": target, "build": plan.options(), "recipe": recipe.raw},
         outputs=[bundle_dir(layout, precision) / MANIFEST_NAME],
     )
 
     def work() -> dict[str, Any]:
-        cache = calibration_cache
-        dla_onnx = None
-        if cache is None and build.get("dla") and precision == "int8":
-            # For trtexec users on the Orin; `make engine` there rewrites it for its own TensorRT version.
-            from ..platform.dla.translate import translate_file
-
-            dla_dir = layout.precision_dir(precision) / "dla"
-            cache, dla_onnx = dla_dir / "calibration.cache", dla_dir / "model.onnx"
-            translate_file(onnx_path, dla_onnx, cache, JETPACK6_TRT)
-        out = write_bundle(recipe, layout, precision, target, build, cache, dla_onnx=dla_onnx)
+        # For trtexec users on the Orin; `make engine` there rewrites it for its own TensorRT version.
+        translated = translate_for_dla(plan, onnx_path, layout.precision_dir(precision) / "dla", JETPACK6_TRT)
+        dla_onnx, cache = translated or (None, None)
+        out = write_bundle(recipe, layout, plan, cache, dla_onnx=dla_onnx)
         log(f"bundle[{precision}]", f"{out.path}: copy this folder to the same place on the {target} and run "
             f"`make engine MODEL={recipe.name} PRECISION={precision}` there (TensorRT builds Orin engines "
             "only on the Orin)")
@@ -218,8 +200,5 @@ def build_from_bundle(layout: Layout, precision: str, force: bool = False, root:
 
     bundle = read_bundle(bundle_dir(layout, precision), detect(root).target)
     install_bundle(bundle, layout)
-    opts = bundle.meta["build"]
-    dla = opts.get("dla") or {}
-    return build(bundle.recipe(), layout, precision, force, bundle.target, dla_core=dla.get("core"),
-                 dla_policy=dla.get("policy", "fallback"), sparse=bool(opts.get("sparse_weights")),
-                 overrides=opts.get("overrides"))
+    recipe = bundle.recipe()
+    return build(recipe, layout, plan_from_options(recipe, precision, bundle.target, bundle.meta["build"]), force)

@@ -49,7 +49,8 @@ def _opset(model: Any) -> int:
 
 
 def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
-    from ..runners import onnxrt_runner, run
+    from ..runners import run
+    from ..runners.onnxrt import onnxrt_runner
 
     feeds = adapter.eval_feeds(recipe)
     layout.model_dir.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,8 @@ def _latency_feed(feed: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarr
 
 
 def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any], batch: int | None) -> dict:
-    from ..runners import check_in_profile, onnxrt_runner, run, time_runner, trt_runner
-    from ..trt.backend import execution_blocker, select_backend
+    from ..runners import check_in_profile, get_runner, registered, run, time_runner
+    from ..runners.onnxrt import NAME as ONNXRT
 
     adapter = get_adapter(recipe.family)
     manifest = read_json(layout.manifest(precision))
@@ -83,32 +83,39 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         runners.append({"name": name, "status": "ran", "reason": None})
         log(f"profile[{precision}]", f"{name}: p50 {stats['p50_ms']:.2f} ms at batch {batch}")
 
-    reference = "onnxrt-fp32"
-    with onnxrt_runner(layout.exported_onnx) as r:
+    reference_runner = get_runner(ONNXRT)
+    reference = reference_runner.label("fp32")
+    with reference_runner.open(layout.exported_onnx) as r:
         measure(reference, r)
     candidates = []
-    if precision != "fp32":
-        with onnxrt_runner(layout.calibrated_onnx(precision)) as r:
-            measure(f"onnxrt-{precision}", r)
-        candidates.append(f"onnxrt-{precision}")
-    blocker = execution_blocker(select_backend())
-    if manifest["builder"]["backend"] != select_backend().name:
-        blocker = f"engine built by {manifest['builder']['backend']}, this host has {select_backend().name}"
-    if blocker:
-        runners.append({"name": "tensorrt", "status": "skipped", "reason": blocker})
-        log(f"profile[{precision}]", f"tensorrt runner skipped: {blocker}")
-    else:
-        from ..platform.drift import check_manifest, running_system
+    models = {reference: layout.exported_onnx}  # what ran, for families with their own run loop
+    for runner in registered():
+        name = runner.label(precision)
+        if name == reference:  # fp32's ONNX is the reference itself
+            continue
+        blocker = runner.blocker(manifest)
+        if blocker:
+            runners.append({"name": name, "status": "skipped", "reason": blocker})
+            log(f"profile[{precision}]", f"{name} runner skipped: {blocker}")
+            continue
+        path = runner.path(layout, precision)
+        if runner.artifact == "engine":
+            from ..platform.drift import check_manifest, running_system
 
-        # An engine built for another TensorRT / L4T / GPU / DLA: say so plainly, not via deserialization.
-        check_manifest(manifest, running_system(dla_core=manifest["system"].get("dla_core")),
-                       layout.engine(precision), action="profile")
+            # An engine built for another TensorRT / L4T / GPU / DLA: say so plainly, not via deserialization.
+            check_manifest(manifest, running_system(dla_core=manifest["system"].get("dla_core")),
+                           path, action="profile")
         try:
-            with trt_runner(layout.engine(precision)) as r:
-                measure("tensorrt", r)
-            candidates.append("tensorrt")
-        except Exception as e:  # recorded as a result: the report says the engine failed to run
-            runners.append({"name": "tensorrt", "status": "failed", "reason": f"{e.__class__.__name__}: {e}"})
+            with runner.open(path) as r:
+                measure(name, r)
+        except Exception as e:
+            if not runner.failure_is_result:
+                raise
+            # recorded as a result: the report says the engine failed to run
+            runners.append({"name": name, "status": "failed", "reason": f"{e.__class__.__name__}: {e}"})
+            continue
+        candidates.append(name)
+        models[name] = path
 
     min_cos = float(recipe.section("accuracy").get("min_cosine", 0.99))
     by_runner = {}
@@ -124,11 +131,6 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         }
     primary = candidates[0] if candidates else reference
     # Families with their own run loop (an LLM's generation) measure it on every runner that ran here.
-    models = {reference: layout.exported_onnx}
-    if precision != "fp32":
-        models[f"onnxrt-{precision}"] = layout.calibrated_onnx(precision)
-    if "tensorrt" in candidates:
-        models["tensorrt"] = layout.engine(precision)
     family_metrics = adapter.runtime_metrics(recipe, models, manifest)
     report = {
         "schema": REPORT_SCHEMA,

@@ -1,4 +1,4 @@
-"""The TensorRT calls for DLA builds and sparse weights (TensorRT 10.3 Python API, JetPack 6).
+"""The TensorRT calls for DLA builds (TensorRT 10.3 Python API, JetPack 6).
 
 DLA INT8 on TensorRT 10.x is implicit quantization: a network that is not strongly typed, the FP16
 and INT8 builder flags, and an IInt8EntropyCalibrator2 that only hands TensorRT the calibration
@@ -107,10 +107,3 @@ def layers_not_on_dla(backend: Backend, onnx_path: Path, dla_core: int = 0) -> l
     return [network.get_layer(i).name for i in range(network.num_layers)
             if not config.can_run_on_DLA(network.get_layer(i))]
 
-
-def sparse_weights_flag(backend: Backend) -> Any:
-    """BuilderFlag.SPARSE_WEIGHTS (present in TensorRT 10.x, 11 and TensorRT-RTX)."""
-    flag = getattr(backend.module.BuilderFlag, "SPARSE_WEIGHTS", None)
-    if flag is None:
-        raise PipelineError(f"--sparse: {backend.describe()} has no SPARSE_WEIGHTS builder flag")
-    return flag

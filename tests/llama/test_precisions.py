@@ -11,6 +11,7 @@ from pipeline.core.artifacts import read_json
 from pipeline.llm.perplexity import text_perplexity
 from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
+from pipeline.stages.plan import resolve_plan
 
 
 def _logits(onnx_path, feeds) -> np.ndarray:
@@ -67,7 +68,7 @@ def test_two_profile_engine_and_manifest(llama_ws: dict, calibrated) -> None:
 
     recipe, layout = llama_ws["recipe"], llama_ws["layout"]
     calibrated("int4-awq")
-    build(recipe, layout, "int4-awq")
+    build(recipe, layout, resolve_plan(recipe, None, "int4-awq"))
     manifest = read_json(layout.manifest("int4-awq"))
     assert layout.engine("int4-awq").stat().st_size == manifest["engine"]["bytes"] > 0
     assert [p["phase"] for p in manifest["profiles"]] == ["prefill", "decode"]
@@ -89,7 +90,7 @@ def test_profile_reports_llm_metrics_per_runner(llama_ws: dict, calibrated) -> N
 
     recipe, layout = llama_ws["recipe"], llama_ws["layout"]
     calibrated("int4-awq")
-    build(recipe, layout, "int4-awq")
+    build(recipe, layout, resolve_plan(recipe, None, "int4-awq"))
     profile(recipe, layout, "int4-awq")
     report = read_json(layout.report_json("int4-awq"))
     metrics = report["family_metrics"]["by_runner"]
