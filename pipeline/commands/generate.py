@@ -20,7 +20,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..core.artifacts import Layout, read_json
+    from ..core.artifacts import Layout
+    from ..core.manifest import read_manifest
     from ..errors import PipelineError
     from ..llm.evaluate import open_session
     from ..llm.generation import generate
@@ -51,7 +52,7 @@ def _generate(args: argparse.Namespace) -> int:
         if not needed.exists():
             raise PipelineError(f"{needed} not found: run `orin-trt engine --model {args.model} "
                                 f"--precision {precision}` first")
-    manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    manifest = read_manifest(manifest_path) if manifest_path.exists() else {}
     bounds = manifest.get("llm") or limits(recipe)
     tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
     prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])

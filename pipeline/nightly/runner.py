@@ -20,6 +20,7 @@ from typing import Any
 from ..core.artifacts import Layout, read_json
 from ..core.locking import exclusive_lock
 from ..core.log import log, warn
+from ..core.manifest import read_manifest
 from ..core.workspace import scratch_dir
 from ..errors import PipelineError
 from ..recipe.loader import load_recipe
@@ -64,10 +65,10 @@ def _device_profile(engine: Path, batches: tuple[int, ...], matrix: Matrix,
 
     A failure here is recorded beside the profile's numbers rather than failing the result: the
     ONNX Runtime / Polygraphy profile already measured the engine."""
-    from ..trt.backend import execution_blocker, select_backend
+    from ..runners import tensorrt
 
     try:
-        blocker = execution_blocker(select_backend())
+        blocker = tensorrt.blocker(None)
         if blocker:
             return {"skipped": f"TensorRT profiling depth skipped: {blocker}"}
         from ..platform.telemetry.trt_profiling import profile_engine
@@ -108,7 +109,7 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
         precision = recipe.resolve_precision(entry.precision)
         run_engine(recipe, resolve_plan(recipe, matrix.target, precision), matrix.root, calib_root, force_build)
         layout = Layout(matrix.root, recipe.name)
-        ident = identity(recipe.raw, read_json(layout.manifest(precision)), power_state.l4t,
+        ident = identity(recipe.raw, read_manifest(layout.manifest(precision)), power_state.l4t,
                          power_state.label if power_state.nvpmodel_mode else None)
     except Exception as e:  # any failure of this model is its result; the next model still runs
         return [failed(b, e) for b in entry.batches]

@@ -64,6 +64,23 @@ def _tensorrt_lines(a: Any, b: Any) -> tuple[str, str]:
     return f"{a} ({short[la.key]})", f"{b} ({short[lb.key]})"
 
 
+def same_trt_version(a: str, b: str) -> bool:
+    """"10.3.0.30" and "10.3.0" agree (a library reports no build number); fewer than three shared
+    components ("10" vs "10.3.0") never do. The cases are tests/contracts/drift_cases.json, which the
+    C++ guard (jetson/cpp/src/drift.cpp) is tested against too."""
+    pa, pb = str(a).split("."), str(b).split(".")
+    n = min(len(pa), len(pb))
+    if n < 3 and len(pa) != len(pb):
+        return False
+    return pa[:n] == pb[:n]
+
+
+def _differs(key: str, a: Any, b: Any) -> bool:
+    if key == "trt_version" and a is not None and b is not None:
+        return not same_trt_version(a, b)
+    return str(a) != str(b)
+
+
 def differences(built_for: dict[str, Any], running: dict[str, Any]) -> list[str]:
     """One phrase per field that differs, naming both sides."""
     out = []
@@ -77,7 +94,7 @@ def differences(built_for: dict[str, Any], running: dict[str, Any]) -> list[str]
             elif a is not None and cores is not None and a >= cores:
                 out.append(f"{label}: engine {a}, this system has {cores} DLA core(s)")
             continue
-        if str(a) != str(b):
+        if _differs(key, a, b):
             shown = _tensorrt_lines(a, b) if key == "trt_version" else (_show(a), _show(b))
             out.append(f"{label}: engine {shown[0]}, this system {shown[1]}")
     return out

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError, ShapeOutOfProfileError
 
-Feed = dict[str, np.ndarray]
+if TYPE_CHECKING:  # the CLI lists the runners at start-up: no numpy there
+    import numpy as np
+
+Feed = dict[str, "np.ndarray"]
 
 ARTIFACTS = {"onnx": ".onnx", "engine": ".engine"}  # what a runner opens -> the file it is
 
@@ -94,6 +95,8 @@ def ort_providers() -> list[str]:
 
 
 def run(runner: Any, feeds: list[Feed], output_names: list[str]) -> list[list[np.ndarray]]:
+    import numpy as np
+
     outs = []
     for feed in feeds:
         result = runner.infer(feed_dict=feed)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,13 +16,14 @@ NAME = "tensorrt"
 
 def stripped_engine_onnx(engine_path: Path) -> Path | None:
     """The ONNX to refit from when the engine's manifest says its plan is weight-stripped, else None."""
-    manifest = engine_path.with_name(engine_path.name + ".json")
-    if not manifest.exists():
+    from ..core.artifacts import read_json
+    from ..core.manifest import Manifest
+
+    path = engine_path.with_name(engine_path.name + ".json")
+    if not path.exists():
         return None
-    meta = json.loads(manifest.read_text(encoding="utf-8"))
-    if not (meta.get("builder") or {}).get("strip_weights"):
-        return None
-    return engine_path.with_name(meta["onnx"]["file"])
+    manifest = Manifest(path, read_json(path))  # unchecked: only `builder` and `onnx` matter to running it
+    return manifest.onnx_path if manifest.strip_weights else None
 
 
 def engine_loader(backend: Any, engine_path: Path) -> Any:

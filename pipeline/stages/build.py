@@ -8,16 +8,15 @@ from typing import Any
 
 from .. import __version__
 from ..core import onnx_utils
-from ..core.artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes, write_json
+from ..core.artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes
 from ..core.cache import StageResult, StageSpec, run_stage
 from ..core.integrity import check_onnx_belongs, require
 from ..core.log import log
+from ..core.manifest import write_manifest
 from ..models import get_adapter
 from ..recipe.loader import Recipe
 from .common import TRT_TOOLS
 from .plan import BuildPlan, translate_for_dla
-
-MANIFEST_SCHEMA = "orin-trt/manifest@1"
 
 
 def build(recipe: Recipe, layout: Layout, plan: BuildPlan, force: bool = False,
@@ -85,7 +84,7 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
     engine_path = layout.engine(precision)
     write_bytes(engine_path, out.plan)
     manifest = _manifest(recipe, layout, precision, plan.options(), out)
-    write_json(layout.manifest(precision), manifest)
+    write_manifest(layout.manifest(precision), manifest)
     log(f"build[{precision}]", f"{engine_path} ({len(out.plan) / 1e6:.1f} MB) in {out.seconds:.1f} s with "
         f"{backend.describe()}")
     return {"backend": backend.name, "backend_version": backend.version, "seconds": out.seconds,
@@ -100,7 +99,6 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
     adapter = get_adapter(recipe.family)
     engine_path = layout.engine(precision)
     return {
-        "schema": MANIFEST_SCHEMA,
         "model": recipe.name,
         "family": recipe.family,
         "precision": precision,

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from ..core import onnx_utils
-from ..core.artifacts import Layout, onnx_files, read_json, write_json, write_text
+from ..core.artifacts import Layout, onnx_files, write_json, write_text
 from ..core.cache import StageResult, StageSpec, run_stage
 from ..core.integrity import require, verify_engine_build
 from ..core.log import log
+from ..core.manifest import read_manifest
 from ..errors import PipelineError
 from ..models import get_adapter
 from ..platform.telemetry.power_state import record_power_state
@@ -28,10 +29,7 @@ def profile(recipe: Recipe, layout: Layout, precision: str, force: bool = False,
             iterations: int | None = None) -> StageResult:
     for needed in (layout.engine(precision), layout.manifest(precision)):
         require(needed, "engine", recipe.name, precision)
-    try:
-        manifest = read_json(layout.manifest(precision))
-    except ValueError as e:
-        raise PipelineError(f"{layout.manifest(precision)}: not valid JSON ({e})") from None
+    manifest = read_manifest(layout.manifest(precision))
     verify_engine_build(layout.manifest(precision), manifest, layout.calibrated_onnx(precision))
     cfg = dict(recipe.section("profile"))
     if iterations is not None:
@@ -61,14 +59,14 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
     from ..runners.onnxrt import NAME as ONNXRT
 
     adapter = get_adapter(recipe.family)
-    manifest = read_json(layout.manifest(precision))
+    manifest = read_manifest(layout.manifest(precision))
     feeds = adapter.eval_feeds(recipe)
     shapes = manifest["profiles"][0]["shapes"]
     batch = batch or shapes[next(iter(shapes))]["opt"][0]
     bench_feed = _latency_feed(feeds[0], batch)
     check_in_profile(bench_feed, shapes, f"profile of {layout.engine(precision)}")
     warmup, iters = int(cfg.get("warmup", 3)), int(cfg.get("iterations", 20))
-    names = [o["name"] for o in manifest["io"]["outputs"]]
+    names = manifest.output_names
 
     outputs: dict[str, list[list[np.ndarray]]] = {}
     latency: dict[str, dict[str, Any]] = {}

@@ -164,18 +164,18 @@ def profile_engine(
     top_n: int = 10,
 ) -> dict[str, Any]:
     """Profile one engine at each batch size; the result goes into the nightly history as is."""
-    from ...trt.backend import execution_blocker, select_backend
+    from ...runners import tensorrt as runner
+    from ...trt.backend import select_backend
 
-    backend = select_backend()  # the one place that imports TensorRT
-    blocker = execution_blocker(backend)
+    # The engine comes from the TensorRT runner (which refits a weight-stripped plan); the timing below
+    # drives TensorRT's execution context itself, which Polygraphy's TrtRunner does not expose.
+    blocker = runner.blocker(None)
     if blocker:
         raise PipelineError(f"{engine_path}: cannot profile with TensorRT here: {blocker}")
+    backend = select_backend()
     trt = backend.module
     rt = _cudart()
-    logger = trt.Logger(trt.Logger.WARNING)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(Path(engine_path).read_bytes())
-    if engine is None:
-        raise PipelineError(f"{engine_path}: TensorRT could not deserialize the engine (built by another TensorRT version or GPU?)")
+    engine = runner.load_engine(backend, Path(engine_path))
     stream = _ok(rt.cudaStreamCreate())
     sweep = []
     for batch in batches:
@@ -207,7 +207,7 @@ def profile_engine(
     layer_info = summarize_inspector(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
     rt.cudaStreamDestroy(stream)
     return {
-        "runner": "tensorrt",
+        "runner": runner.NAME,
         "trt_version": trt.__version__,
         "batch_sweep": sweep,
         "top_layers": top_layers(layers, top_n),
