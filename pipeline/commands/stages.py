@@ -44,11 +44,11 @@ def _build(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> i
 @guarded
 def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..stages.bundle import bundle_dir
-    from ..stages.flow import run_engine
+    from ..stages.flow import engine_layout, run_engine
 
     plan = build_plan(args, recipe, precision)
     results = run_engine(recipe, plan, args.root, args.calib_root, args.force)
-    layout = Layout(args.root, recipe.name)
+    layout = engine_layout(args.root, recipe, plan.sparse_weights)
     done = ", ".join(f"{r.name} {'skipped' if r.skipped else f'{r.seconds:.1f} s'}" for r in results)
     print(f"{layout.engine(precision) if plan.builds_here else bundle_dir(layout, precision)}  ({done})")
     return 0
@@ -56,11 +56,10 @@ def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> 
 
 @guarded
 def _profile(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
-    from ..stages.flow import run_profile
+    from ..stages.flow import engine_layout, run_profile
 
     run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations, sparse=args.sparse)
-    name = f"{recipe.name}-sparse24" if args.sparse else recipe.name
-    print(Layout(args.root, name).report_md(precision))
+    print(engine_layout(args.root, recipe, args.sparse).report_md(precision))
     return 0
 
 

@@ -20,12 +20,7 @@ def run_engine(recipe: Recipe, plan: BuildPlan, root: Path, calib_root: Path,
 
     precision = plan.precision
     layout = Layout(root, recipe.name)
-    if plan.sparse_weights:
-        from .sparsify import sparse_layout
-
-        built = sparse_layout(layout)  # the 2:4-pruned export is calibrated, built and profiled on its own
-    else:
-        built = layout
+    built = engine_layout(root, recipe, plan.sparse_weights)
     if plan.builds_here and bundle_dir(built, precision).exists() and not built.exported_onnx.exists():
         return [build_from_bundle(built, precision, force)]
     from .calibrate import calibrate
@@ -50,9 +45,13 @@ def run_profile(recipe: Recipe, precision: str, root: Path, force: bool = False,
                 iterations: int | None = None, sparse: bool = False) -> StageResult:
     from .profile import profile
 
-    layout = Layout(root, recipe.name)
-    if sparse:
-        from .sparsify import sparse_layout
+    return profile(recipe, engine_layout(root, recipe, sparse), precision, force, batch, iterations)
 
-        layout = sparse_layout(layout)
-    return profile(recipe, layout, precision, force, batch, iterations)
+
+def engine_layout(root: Path, recipe: Recipe, sparse: bool = False) -> Layout:
+    """Where the engine is built and profiled: the 2:4-pruned export is calibrated, built and profiled
+    on its own (engines/<model>-sparse24/)."""
+    from .sparsify import sparse_layout
+
+    layout = Layout(root, recipe.name)
+    return sparse_layout(layout) if sparse else layout
