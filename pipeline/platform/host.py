@@ -20,20 +20,6 @@ RELEASE_FILE = "etc/nv_tegra_release"
 MEMINFO_FILE = "proc/meminfo"
 TRT_HEADERS = ("usr/include/aarch64-linux-gnu/NvInferVersion.h", "usr/include/NvInferVersion.h")
 
-# Module part numbers (p3701 = AGX Orin, p3767 = Orin NX / Nano) from the device tree's `compatible`;
-# NVIDIA Jetson Linux Developer Guide, "Jetson Module Adaptation and Bring-Up" SKU table.
-MODULE_SKUS = {
-    "p3701-0000": "orin-agx-32",
-    "p3701-0004": "orin-agx-32",
-    "p3701-0005": "orin-agx-64",
-    "p3767-0000": "orin-nx-16",
-    "p3767-0001": "orin-nx-8",
-    "p3767-0003": "orin-nano-8",
-    "p3767-0005": "orin-nano-8",
-    "p3767-0004": "orin-nano-4",
-}
-
-
 @dataclass(frozen=True)
 class JetsonInfo:
     model: str | None            # the device tree's model string, None when this is not a Jetson
@@ -95,16 +81,18 @@ def _memory_gib(root: Path) -> float | None:
 
 
 def _sku(model: str, compatible: str, memory_gib: float | None) -> str | None:
-    base = next((sku for part, sku in MODULE_SKUS.items() if part in compatible), None)
+    from .targets import module_sizes, part_numbers
+
+    # The module's part number from the device tree's `compatible` (data/targets.yaml `part_numbers`).
+    base = next((sku for part, sku in part_numbers().items() if part in compatible), None)
     if base is None:  # no part number: fall back to the model name and the memory size
         lower = model.lower()
         family = "agx" if "agx orin" in lower else "nx" if "orin nx" in lower else \
             "nano" if "orin nano" in lower else None
         if family is None or memory_gib is None:
             return None
-        sizes = {"agx": (32, 64), "nx": (8, 16), "nano": (4, 8)}[family]
-        size = min(sizes, key=lambda s: abs(s - memory_gib))
-        base = f"orin-{family}-{size}"
+        sizes = module_sizes(family)
+        base = sizes[min(sizes, key=lambda s: abs(s - memory_gib))]
     # MAXN SUPER exists for NX and Nano only; JetPack 6.2 names it in the device-tree model.
     if "super" in model.lower() and not base.startswith("orin-agx"):
         return f"{base}-super"

@@ -153,6 +153,17 @@ def target_names() -> list[str]:
     return list(_table()["targets"])
 
 
+def part_numbers() -> dict[str, str]:
+    """Device-tree part number -> the module's target (`part_numbers` in data/targets.yaml), for `auto`."""
+    return {part: key for key, spec in _table()["targets"].items() for part in spec.get("part_numbers") or []}
+
+
+def module_sizes(family: str) -> dict[float, str]:
+    """A module family's memory sizes (GiB) -> its base target (no power mode), e.g. nano: {4: orin-nano-4, ...}."""
+    return {float(spec["memory_gib"]): key for key, spec in _table()["targets"].items()
+            if key.startswith(f"orin-{family}-") and spec.get("part_numbers")}
+
+
 def get_target(name: str, root: Path = Path("/")) -> Target:
     """A target by name; `auto` detects the Jetson this runs on (see pipeline.platform.host)."""
     if name == AUTO:
