@@ -17,10 +17,11 @@ from ..core.manifest import read_manifest
 from ..errors import PipelineError
 from ..models import get_adapter
 from ..platform.telemetry.power_state import record_power_state
-from ..processing.comparison import compare_batches, percentiles_ms
+from ..processing.comparison import compare_batches
 from ..recipe.loader import Recipe
 from .common import ONNX_TOOLS, TRT_TOOLS
-from .profile_report import render_markdown
+from .latency import latency_feed, measure_latency
+from .profile_report import analysis_section, render_markdown
 
 REPORT_SCHEMA = "orin-trt/report@1"
 
@@ -50,12 +51,8 @@ def profile(recipe: Recipe, layout: Layout, precision: str, force: bool = False,
     return run_stage(spec, lambda: _profile(recipe, layout, precision, cfg, batch), force)
 
 
-def _latency_feed(feed: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
-    return {n: np.repeat(a[:1], batch, axis=0) for n, a in feed.items()}
-
-
 def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any], batch: int | None) -> dict:
-    from ..runners import check_in_profile, get_runner, registered, run, time_runner
+    from ..runners import check_in_profile, get_runner, registered, run
     from ..runners.onnxrt import NAME as ONNXRT
 
     adapter = get_adapter(recipe.family)
@@ -63,7 +60,7 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
     feeds = adapter.eval_feeds(recipe)
     shapes = manifest["profiles"][0]["shapes"]
     batch = batch or shapes[next(iter(shapes))]["opt"][0]
-    bench_feed = _latency_feed(feeds[0], batch)
+    bench_feed = latency_feed(feeds[0], batch)
     check_in_profile(bench_feed, shapes, f"profile of {layout.engine(precision)}")
     warmup, iters = int(cfg.get("warmup", 3)), int(cfg.get("iterations", 20))
     names = manifest.output_names
@@ -74,12 +71,9 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
 
     def measure(name: str, runner: Any) -> None:
         outputs[name] = run(runner, feeds, names)
-        times = time_runner(runner, bench_feed, warmup, iters)
-        stats = percentiles_ms(times)
-        latency[name] = {**stats, "throughput_per_s": batch * 1e3 / stats["mean_ms"], "batch": batch,
-                         "iterations": iters, "warmup": warmup}
+        latency[name] = measure_latency(runner, bench_feed, batch, warmup, iters)
         runners.append({"name": name, "status": "ran", "reason": None})
-        log(f"profile[{precision}]", f"{name}: p50 {stats['p50_ms']:.2f} ms at batch {batch}")
+        log(f"profile[{precision}]", f"{name}: p50 {latency[name]['p50_ms']:.2f} ms at batch {batch}")
 
     reference_runner = get_runner(ONNXRT)
     reference = reference_runner.label("fp32")
@@ -155,7 +149,7 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         # Latency means nothing without the clocks it ran at; off a Jetson the notes say what was unreadable.
         "power_state": record_power_state().to_dict(),
     }
-    analysis_md = _analysis_section(recipe, layout, precision, manifest, report)
+    analysis_md = analysis_section(recipe, layout, precision, manifest, report)
     write_json(layout.report_json(precision), report)
     write_text(layout.report_md(precision), render_markdown(report) + analysis_md)
     gate = report["accuracy"]["gate"]
@@ -166,32 +160,3 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
                f"{primary} {report['accuracy']['task'].get('gate_reason', 'task-level check failed')}")
         raise PipelineError(f"{layout.report_md(precision)}: accuracy gate failed: {why} against {reference}")
     return {"accuracy_passed": True, "latency": latency}
-
-
-def _analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: dict[str, Any],
-                      report: dict[str, Any]) -> str:
-    """Static cost / roofline / fits analysis on the engine's target (AGX Orin 64GB when none), with its plot."""
-    from ..analyze import DEFAULT_TARGET, recipe_context, recipe_shapes, write_analysis
-    from ..analyze.graph import analyze_onnx
-    from ..analyze.render import markdown
-    from ..analyze.shapes import graph_inputs
-    from ..platform.targets import get_target
-
-    try:
-        target = get_target(manifest.get("target") or DEFAULT_TARGET)
-        names = {v.name for v in graph_inputs(onnx_utils.load(layout.exported_onnx, with_weights=False))}
-        shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
-        analysis = analyze_onnx(layout.exported_onnx, shapes, precision, target, recipe_context(recipe.raw, recipe.profiles))
-        paths = write_analysis(analysis, target, layout.precision_dir(precision), f"analysis-{target.key}")
-    except PipelineError as e:  # the report still stands; it says why the analysis is missing
-        report["analysis"] = {"error": str(e)}
-        return f"\n## Analysis\n\nnot available: {e}\n"
-    plot = paths.get("png")
-    report["analysis"] = {"target": target.key, "totals": analysis["totals"], "roofline": analysis["roofline"],
-                          "fits": analysis["fits"], "json": paths["json"].name, "plot": plot.name if plot else None}
-    from .sparsify import report_section
-
-    sparsity, sparsity_md = report_section(layout.model_dir)
-    if sparsity is not None:
-        report["sparsity"] = sparsity
-    return "\n" + markdown(analysis, plot.name if plot else None) + sparsity_md

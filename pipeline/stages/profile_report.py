@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.artifacts import Layout
+from ..errors import PipelineError
+from ..recipe.loader import Recipe
+
 
 def _fmt(v: Any, digits: int = 4) -> str:
     if v is None:
@@ -92,3 +96,34 @@ def _family_metrics(metrics: dict[str, Any]) -> list[str]:
     for key, value in extra.items():
         out += [f"- {key}: {value}"]
     return out + ([""] if extra else [])
+
+
+def analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: dict[str, Any],
+                      report: dict[str, Any]) -> str:
+    """report.md's analysis section: static cost / roofline / fits on the engine's target (AGX Orin 64GB when
+    none), with its plot; the numbers also go into `report` (and the 2:4 sparsity section where there is one)."""
+    from ..analyze import DEFAULT_TARGET, recipe_context, recipe_shapes, write_analysis
+    from ..analyze.graph import analyze_onnx
+    from ..analyze.render import markdown
+    from ..analyze.shapes import graph_inputs
+    from ..core import onnx_utils
+    from ..platform.targets import get_target
+
+    try:
+        target = get_target(manifest.get("target") or DEFAULT_TARGET)
+        names = {v.name for v in graph_inputs(onnx_utils.load(layout.exported_onnx, with_weights=False))}
+        shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
+        analysis = analyze_onnx(layout.exported_onnx, shapes, precision, target, recipe_context(recipe.raw, recipe.profiles))
+        paths = write_analysis(analysis, target, layout.precision_dir(precision), f"analysis-{target.key}")
+    except PipelineError as e:  # the report still stands; it says why the analysis is missing
+        report["analysis"] = {"error": str(e)}
+        return f"\n## Analysis\n\nnot available: {e}\n"
+    plot = paths.get("png")
+    report["analysis"] = {"target": target.key, "totals": analysis["totals"], "roofline": analysis["roofline"],
+                          "fits": analysis["fits"], "json": paths["json"].name, "plot": plot.name if plot else None}
+    from .sparsify import report_section
+
+    sparsity, sparsity_md = report_section(layout.model_dir)
+    if sparsity is not None:
+        report["sparsity"] = sparsity
+    return "\n" + markdown(analysis, plot.name if plot else None) + sparsity_md
