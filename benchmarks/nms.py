@@ -1,4 +1,4 @@
-"""Class-aware NMS at 5,000 boxes: OpenCV's cv2.dnn.NMSBoxesBatched (pipeline.detection.nms) vs the NumPy
+"""Class-aware NMS at 5,000 boxes: OpenCV's cv2.dnn.NMSBoxesBatched (pipeline.processing.detection.nms) vs the NumPy
 greedy loop it replaced (tests/nms_oracle.py), same kept boxes checked on every run.
 
     .venv/bin/python benchmarks/nms.py [--boxes 5000] [--repeat 20] [--out benchmarks/results/nms.md]
@@ -19,8 +19,8 @@ sys.path.insert(0, str(REPO))
 
 import cv2  # noqa: E402
 
-from pipeline.artifacts import write_text  # noqa: E402
-from pipeline.detection import nms  # noqa: E402
+from pipeline.core.artifacts import write_text  # noqa: E402
+from pipeline.processing.detection import nms  # noqa: E402
 from tests.nms_oracle import nms_oracle, random_boxes  # noqa: E402
 
 

@@ -20,11 +20,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.artifacts import Layout, read_json, write_text  # noqa: E402
+from pipeline.core.artifacts import Layout, read_json, write_text  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.flow import run_engine  # noqa: E402
-from pipeline.recipe import load_recipe  # noqa: E402
+from pipeline.recipe.loader import load_recipe  # noqa: E402
 from pipeline.stages.build import build  # noqa: E402
+from pipeline.stages.flow import run_engine  # noqa: E402
+from pipeline.stages.plan import resolve_plan  # noqa: E402
 from pipeline.trt.backend import select_backend  # noqa: E402
 from tests.conftest import small_yolo_recipe  # noqa: E402
 
@@ -35,12 +36,12 @@ def measure(recipe_arg: str, label: str, root: Path, calib: Path) -> list[list[s
     recipe = load_recipe(recipe_arg)
     rows = []
     for precision in PRECISIONS:
-        run_engine(recipe, precision, root, calib)
+        run_engine(recipe, resolve_plan(recipe, None, precision), root, calib)
         layout = Layout(root, recipe.name)
         manifest = read_json(layout.manifest(precision))
         full, weights = manifest["engine"]["bytes"], manifest["memory"]["weights_bytes"] or 0
         try:
-            build(recipe, layout, precision, overrides={"strip_weights": True})
+            build(recipe, layout, resolve_plan(recipe, None, precision, overrides={"strip_weights": True}))
             stripped = f"{read_json(layout.manifest(precision))['engine']['bytes'] / 1e6:.2f}"
             note = "measured"
         except PipelineError as e:

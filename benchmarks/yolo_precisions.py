@@ -23,9 +23,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.artifacts import Layout, read_json, write_text  # noqa: E402
+from pipeline.core.artifacts import Layout, read_json, write_text  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.recipe import load_recipe  # noqa: E402
+from pipeline.recipe.loader import load_recipe  # noqa: E402
+from pipeline.stages.plan import resolve_plan  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SHAPES_DATA = REPO / "calib" / "shapes-data"
@@ -50,11 +51,11 @@ def _num(v: float | None, digits: int = 4) -> str:
 
 
 def bench_one(recipe_arg: str, precision: str, root: Path, calib_root: Path) -> dict[str, Any]:
-    from pipeline.flow import run_engine, run_profile
+    from pipeline.stages.flow import run_engine, run_profile
 
     recipe = load_recipe(recipe_arg)
     times = {r.name.split("[")[0]: (None if r.skipped else r.seconds)
-             for r in run_engine(recipe, precision, root, calib_root)}
+             for r in run_engine(recipe, resolve_plan(recipe, None, precision), root, calib_root)}
     t0 = time.perf_counter()
     gate_error = None
     try:

@@ -12,9 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import Layout, onnx_files, read_json
 from pipeline.cli import main as cli
-from pipeline.recipe import load_recipe
+from pipeline.core.artifacts import Layout, onnx_files, read_json
+from pipeline.recipe.loader import load_recipe
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

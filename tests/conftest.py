@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.recipe import RECIPES_DIR
+from pipeline.recipe.loader import RECIPES_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 

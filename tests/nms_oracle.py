@@ -1,11 +1,11 @@
 """The NumPy greedy NMS the pipeline used before OpenCV's: kept only as the oracle that
-`pipeline.detection.nms` (cv2.dnn.NMSBoxesBatched) must agree with, box for box."""
+`pipeline.processing.detection.nms` (cv2.dnn.NMSBoxesBatched) must agree with, box for box."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.detection import box_iou
+from pipeline.processing.detection import box_iou
 
 
 def nms_oracle(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.artifacts import Layout
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout
 
 from .conftest import small_yolo_recipe
 
@@ -39,9 +39,9 @@ def with_exported_model(workspace: dict[str, Path], root: Path, recipe: Path) ->
     copy is stamped as `recipe`'s export (its checkpoint path differs, so the recorded digest would)."""
     import onnx
 
-    from pipeline.integrity import DIGEST_KEY
-    from pipeline.onnx_utils import set_metadata
-    from pipeline.recipe import load_recipe
+    from pipeline.core.integrity import DIGEST_KEY
+    from pipeline.core.onnx_utils import set_metadata
+    from pipeline.recipe.loader import load_recipe
     from pipeline.stages.export import export_digest
 
     src = Layout(workspace["root"], "yolo-test").exported_onnx

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cache import StageSpec, run_stage
+from pipeline.core.cache import StageSpec, run_stage
 from pipeline.errors import PipelineError
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import Layout
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout
+from pipeline.core.locking import exclusive_lock
 from pipeline.errors import PipelineError
-from pipeline.locking import exclusive_lock
 
 from .conftest import REPO, small_yolo_recipe
 from .test_bad_input import run_cli
@@ -191,7 +191,7 @@ def test_a_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from pipeline.imaging import load_rgb
+    from pipeline.processing.image import load_rgb
 
     ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
     path = tmp_path / "deep.png"
@@ -301,7 +301,7 @@ def test_kill_9_mid_export_leaves_nothing_the_next_run_keeps(tmp_path: Path) -> 
 
 
 def test_a_built_in_calibration_set_is_readable_by_others(tmp_path: Path) -> None:
-    from pipeline.artifacts import atomic_dir
+    from pipeline.core.artifacts import atomic_dir
 
     old = os.umask(0o022)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.detection import decode_yolo, nms
+from pipeline.processing.detection import decode_yolo, nms
 
 from .nms_oracle import nms_oracle, random_boxes
 

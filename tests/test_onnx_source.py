@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.artifacts import Layout, read_json
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout, read_json
 
 from .conftest import small_yolo_recipe
 from .test_bad_input import run_cli

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.artifacts import Layout, read_json
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout, read_json
 from pipeline.errors import PipelineError
 from pipeline.models.yolo_dataset import label_files, label_path, read_dataset
-from pipeline.recipe import load_recipe
+from pipeline.recipe.loader import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "shapes"

@@ -15,14 +15,16 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import onnx_utils
-from pipeline.artifacts import Layout, write_json
+from pipeline.core import onnx_utils
+from pipeline.core.artifacts import Layout, write_json
 from pipeline.errors import PipelineError
-from pipeline.metrics import compare_batches
 from pipeline.models import get_adapter
+from pipeline.processing.comparison import compare_batches
 from pipeline.quantize import resolve_exclusions
-from pipeline.recipe import load_recipe
-from pipeline.runners import onnxrt_runner, run
+from pipeline.recipe.loader import load_recipe
+from pipeline.runners import run
+from pipeline.runners.onnxrt import onnxrt_runner
+from pipeline.stages.plan import resolve_plan
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "shapes"
@@ -200,7 +202,7 @@ def test_profile_stage_fails_on_crushed_head_through_the_task_gate(
     shapes: dict[str, Any], head_qdq: Path
 ) -> None:
     """End to end: the head-trap model stands in as the INT8 calibration, gets built, and profile refuses it."""
-    from pipeline.artifacts import read_json
+    from pipeline.core.artifacts import read_json
     from pipeline.stages.build import build
     from pipeline.stages.profile import profile
 
@@ -211,7 +213,7 @@ def test_profile_stage_fails_on_crushed_head_through_the_task_gate(
         "method": "one INT8 Q/DQ on the output Concat (test trap)", "high_precision_dtype": "fp32",
         "kept_out": {"nodes": [], "op_types": [], "reason": None}, "calibration": None,
     })
-    build(recipe, layout, "int8")
+    build(recipe, layout, resolve_plan(recipe, None, "int8"))
     with pytest.raises(PipelineError, match=r"mAP50-95 vs FP32 0\.0+ < 0\.7"):
         profile(recipe, layout, "int8")
     report = read_json(layout.report_json("int8"))

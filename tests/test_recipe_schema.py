@@ -15,8 +15,8 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.recipe import RECIPES_DIR, load_recipe
-from pipeline.recipe_schema import FAMILY_SCHEMAS, field_of, mapping_value_model, model_in
+from pipeline.recipe.loader import RECIPES_DIR, load_recipe
+from pipeline.recipe.schema import FAMILY_SCHEMAS, field_of, mapping_value_model, model_in
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -308,7 +308,7 @@ def test_reading_a_key_the_schema_lacks_is_a_bug_not_a_default() -> None:
 
 # ---- the docs are generated from the schema ------------------------------------------------------------
 def test_own_model_doc_is_the_generated_text() -> None:
-    from pipeline.recipe_docs import DOC, generate, splice
+    from pipeline.recipe.docs import DOC, generate, splice
 
     current = DOC.read_text(encoding="utf-8")
     assert splice(current, generate()) == current, "docs/own-model.md is stale: run `orin-trt recipe-docs`"
@@ -316,7 +316,7 @@ def test_own_model_doc_is_the_generated_text() -> None:
 
 def test_the_ten_line_recipes_of_the_doc_validate(tmp_path) -> None:
     """Every ```yaml block under 'The recipe you write' in docs/own-model.md is a loadable recipe."""
-    from pipeline.recipe import validate
+    from pipeline.recipe.loader import validate
 
     text = (REPO / "docs" / "own-model.md").read_text(encoding="utf-8").split("<!-- BEGIN GENERATED")[0]
     blocks = [b.split("```")[0] for b in text.split("```yaml\n")[1:]]
@@ -325,7 +325,7 @@ def test_the_ten_line_recipes_of_the_doc_validate(tmp_path) -> None:
         raw = yaml.safe_load(block)
         assert len(block.strip().splitlines()) <= 10
         base = yaml.safe_load((RECIPES_DIR / f"{raw['base']}.yaml").read_text())
-        from pipeline.recipe import deep_merge
+        from pipeline.recipe.loader import deep_merge
 
         merged = deep_merge(base, {k: v for k, v in raw.items() if k != "base"})
         validate(merged, tmp_path / "doc.yaml")  # schema only: the files it names are the reader's
@@ -337,7 +337,7 @@ def _schema_has(path: tuple[str, ...], families: list[str], precisions: list[str
     (default: every precision of the table)."""
     import typing
 
-    from pipeline.precisions import PRECISIONS
+    from pipeline.recipe.precisions import PRECISIONS
 
     def step(state: tuple, key: str) -> list[tuple]:
         kind, model = state
@@ -482,7 +482,7 @@ def test_the_scanner_sees_reads_and_catches_a_typo() -> None:
 
 
 def test_every_recipe_key_read_in_pipeline_is_in_the_schema() -> None:
-    from pipeline.precisions import PRECISIONS
+    from pipeline.recipe.precisions import PRECISIONS
 
     families = list(FAMILY_SCHEMAS)
     unknown, total = [], 0
@@ -493,12 +493,12 @@ def test_every_recipe_key_read_in_pipeline_is_in_the_schema() -> None:
         # A quantizer module reads its own precision's options (quantize/__init__.py: any precision's).
         module = ".".join(rel.with_suffix("").parts)
         own = [p.name for p in PRECISIONS.values() if p.quantizer.split(":")[0] == module] or None
-        typed = path.name == "recipe_derive.py"  # its functions take the validated model as `spec`
+        typed = rel == Path("pipeline/recipe/derive.py")  # its functions take the validated model as `spec`
         for keys, line in recipe_reads(path.read_text(encoding="utf-8"), quantizer, typed):
             total += 1
             if not _schema_has(keys, scope, own):
                 unknown.append(f"{rel}:{line}: {'.'.join(keys)}")
-    assert not unknown, "recipe keys read but not in pipeline/recipe_schema.py:\n" + "\n".join(unknown)
+    assert not unknown, "recipe keys read but not in pipeline/recipe/schema.py:\n" + "\n".join(unknown)
     assert total > 80  # the scanner really sees the stages', adapters' and quantizers' reads
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.artifacts import atomic_dir, atomic_path, read_json, sha256_file, write_json
-from pipeline.cache import StageSpec, run_stage
-from pipeline.detection import Detections, decode_yolo, map50_95, nms
+from pipeline.core.artifacts import atomic_dir, atomic_path, read_json, sha256_file, write_json
+from pipeline.core.cache import StageSpec, run_stage
 from pipeline.errors import PipelineError
-from pipeline.imaging import letterbox, list_images, normalize
-from pipeline.metrics import compare
-from pipeline.recipe import load_recipe
+from pipeline.processing.comparison import compare
+from pipeline.processing.detection import Detections, decode_yolo, map50_95, nms
+from pipeline.processing.image import letterbox, list_images, normalize
+from pipeline.recipe.loader import load_recipe
 from pipeline.runners import check_in_profile
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import Layout
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout
 
 from .conftest import small_yolo_recipe
 from .test_bad_input import run_cli

@@ -10,9 +10,9 @@ import numpy as np
 import onnx
 import pytest
 
-from pipeline.artifacts import Layout, read_json, sha256_file
 from pipeline.cli import main
-from pipeline.recipe import load_recipe
+from pipeline.core.artifacts import Layout, read_json, sha256_file
+from pipeline.recipe.loader import load_recipe
 
 PRECISIONS = ["fp32", "fp16", "int8"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import write_json, write_text
+from ..core.artifacts import write_json, write_text
 from ..errors import PipelineError
-from ..targets import Target
+from ..platform.targets import Target
 
 DEFAULT_TARGET = "orin-agx-64"
 
@@ -76,7 +76,7 @@ def write_analysis(analysis: dict[str, Any], target: Target, out_dir: Path, stem
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:  # an Orin without the nightly extra
-            from ..log import warn
+            from ..core.log import warn
 
             warn("analyze", "matplotlib is not installed: no roofline plot (pip install matplotlib)")
         else:
@@ -94,9 +94,9 @@ def fits_note(recipe: Any, onnx_path: Path, precision: str, target_key: str) -> 
     fails the build (the estimate is an estimate); a shape it cannot resolve just skips the note."""
     from ..analyze.graph import analyze_onnx
     from ..analyze.shapes import graph_inputs
-    from ..log import log, warn
-    from ..onnx_utils import load
-    from ..targets import get_target
+    from ..core.log import log, warn
+    from ..core.onnx_utils import load
+    from ..platform.targets import get_target
 
     target = get_target(target_key)
     try:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..targets import Target
+from ..platform.targets import Target
 from . import memory, roofline
 from .cost import NodeCost, constant_tensors, node_costs
 from .shapes import graph_inputs, infer
@@ -106,7 +106,7 @@ def analyze_model(model: Any, shapes: dict[str, list[int]], precision: str, targ
 
 def analyze_onnx(path: Path, shapes: dict[str, list[int]], precision: str, target: Target,
                  context: int | None = None) -> dict[str, Any]:
-    from ..onnx_utils import load
+    from ..core.onnx_utils import load
 
     model = load(Path(path), with_weights=False)  # dims are enough; multi-GB weights stay on disk
     return analyze_model(model, shapes, precision, target, context, source=str(path), base_dir=Path(path).parent)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..targets import Target
+from ..platform.targets import Target
 from . import memory, roofline
 
 SCHEMA = "orin-trt/analysis-llm@1"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..precisions import NAMES
-from ..precisions import PRECISIONS as TABLE
+from ..recipe.precisions import NAMES
+from ..recipe.precisions import PRECISIONS as TABLE
 from .shapes import TensorInfo, graph_inputs
 
 PRECISIONS = NAMES
-# Byte widths per precision, from the one table (pipeline/precisions.py). INT4 is weight-only: its math
+# Byte widths per precision, from the one table (pipeline/recipe/precisions.py). INT4 is weight-only: its math
 # and activations are FP16; KV caches stay in float (no INT8 KV here).
 GEMM_WEIGHT_BYTES = {n: p.gemm_weight_bytes for n, p in TABLE.items()}
 OTHER_WEIGHT_BYTES = {n: p.other_weight_bytes for n, p in TABLE.items()}

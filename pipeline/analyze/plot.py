@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import atomic_path
+from ..core.artifacts import atomic_path
 
 
 def roofline_png(analysis: dict[str, Any], target_name: str, out: Path, max_points: int = 40) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..precisions import NAMES
+from ..recipe.precisions import NAMES
 
 GIB = 1 << 30
 MIB = 1 << 20

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..targets import Target
+from ..platform.targets import Target
 
 
 def node_floor_s(flops: float, bytes_moved: float, peak: float, bandwidth: float) -> tuple[float, str]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import PipelineError
-from ..recipe import PRECISIONS, Recipe, load_recipe
+from ..recipe.loader import PRECISIONS, Recipe, load_recipe
+
+if TYPE_CHECKING:
+    from ..stages.plan import BuildPlan
 
 
 def add_model_options(p: argparse.ArgumentParser, precision: bool = True) -> None:
@@ -43,12 +47,12 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
         # Said before any work: a TensorRT with no Orin DLA at all (JetPack 7.2, TensorRT-RTX) first, since
         # no --target helps there; otherwise which DLA cores exist depends on the board.
         from ..trt.backend import select_backend
-        from ..trt.dla import require_dla
+        from ..trt.dla_build import require_dla
 
         require_dla(select_backend())
         raise PipelineError(f"--dla {args.dla} needs --target (an Orin with DLA cores, e.g. orin-agx-64, or auto)")
     if getattr(args, "target", None):
-        from ..targets import resolve_target
+        from ..platform.targets import resolve_target
 
         # Refuse a precision or DLA core the board lacks before any work (fp8 on an Orin is a board
         # limit, said as such); `auto` becomes the detected SKU.
@@ -56,7 +60,7 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, str | None]:
     recipe = load_recipe(args.model, args.overrides)
     precision = recipe.resolve_precision(getattr(args, "precision", None)) if hasattr(args, "precision") else None
     if getattr(args, "target", None) and precision:
-        from ..targets import get_target
+        from ..platform.targets import get_target
 
         get_target(args.target).check_precision(precision, getattr(args, "dla", None))  # the recipe's default
     return recipe, precision
@@ -77,11 +81,15 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    "the device refits it from the ONNX before it runs")
 
 
-def build_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The build options the command line set (None: not given, the recipe decides)."""
-    from ..stages.build import OVERRIDES
+def build_plan(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> BuildPlan:
+    """The build plan from the command line: target, DLA, sparsity and the build overrides it set (None:
+    not given, the recipe decides)."""
+    from ..stages.plan import OVERRIDES, resolve_plan
 
-    return {key: getattr(args, key, None) for key in OVERRIDES}
+    return resolve_plan(recipe, args.target, precision, args.dla, args.dla_policy, args.sparse,
+                        {key: getattr(args, key, None) for key in OVERRIDES})
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a count that must be at least 1 (a batch, iterations, tokens)."""
     try:
@@ -100,12 +108,12 @@ def non_empty_text(text: str) -> str:
 
 
 def guarded(handler):  # noqa: ANN001, ANN201 - a decorator over (args) -> int handlers
-    """Run a handler that writes a model's artifacts inside its workspace guard (pipeline/workspace.py)."""
+    """Run a handler that writes a model's artifacts inside its workspace guard (pipeline/core/workspace.py)."""
     import functools
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        from ..workspace import model_workspace
+        from ..core.workspace import model_workspace
 
         recipe, precision = resolve(args)
         with model_workspace(args.root, recipe.name, getattr(args, "calib_root", None)):

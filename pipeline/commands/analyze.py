@@ -13,10 +13,10 @@ from ._common import add_model_options
 def _analyze(args: argparse.Namespace) -> int:
     from ..analyze import DEFAULT_TARGET, parse_shape, recipe_context, recipe_shapes, write_analysis
     from ..analyze.render import markdown
-    from ..artifacts import Layout
+    from ..core.artifacts import Layout
     from ..errors import PipelineError
-    from ..recipe import PRECISIONS, load_recipe
-    from ..targets import get_target
+    from ..platform.targets import get_target
+    from ..recipe.loader import PRECISIONS, load_recipe
 
     target = get_target(args.target or DEFAULT_TARGET)
     if args.llm_config:
@@ -51,7 +51,7 @@ def _analyze(args: argparse.Namespace) -> int:
                             "or pass --onnx")
     from ..analyze.graph import analyze_onnx
     from ..analyze.shapes import graph_inputs
-    from ..onnx_utils import check_known_ops, load
+    from ..core.onnx_utils import check_known_ops, load
 
     header = load(onnx_path, with_weights=False)
     check_known_ops(header, onnx_path)  # an unknown op would count 0 FLOPs and "fit"

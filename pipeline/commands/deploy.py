@@ -12,16 +12,16 @@ FORMATS = ("triton", "deepstream")
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from ..core.log import warn
     from ..deploy.source import load_engine, load_manifest_file
-    from ..log import warn
-    from ..recipe import load_recipe
+    from ..recipe.loader import load_recipe
 
     if args.manifest:
         art = load_manifest_file(args.manifest)
     else:
         recipe = load_recipe(args.model, args.overrides)
         art = load_engine(args.root, recipe.name, recipe.resolve_precision(args.precision))
-    from ..drift import guard_on_jetson
+    from ..platform.drift import guard_on_jetson
 
     guard_on_jetson(art.manifest, art.engine_path, "deploy")
     # Beside the engine by default: generated artifacts stay under the (ignored) engines root.

@@ -8,7 +8,11 @@ import sys
 
 from ._common import add_model_options, non_empty_text, positive_int, resolve
 
-RUNNERS = ("auto", "onnxrt", "tensorrt")
+
+def _runner_names() -> list[str]:
+    from ..runners import registered
+
+    return ["auto", *(r.name for r in registered())]
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -16,7 +20,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..artifacts import Layout, read_json
+    from ..core.artifacts import Layout
+    from ..core.manifest import read_manifest
     from ..errors import PipelineError
     from ..llm.evaluate import open_session
     from ..llm.generation import generate
@@ -24,7 +29,7 @@ def _generate(args: argparse.Namespace) -> int:
     from ..llm.sampling import SamplingConfig
     from ..llm.tokenizer import load_tokenizer
     from ..models.llama import limits, recipe_tokenizer_dir
-    from ..trt.backend import execution_blocker, select_backend
+    from ..runners import get_runner, registered
 
     recipe, precision = resolve(args)
     if recipe.family != "llama":
@@ -33,19 +38,21 @@ def _generate(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, seed=args.seed)
     layout = Layout(args.root, recipe.name)
-    runner = args.runner
-    blocker = execution_blocker(select_backend())
-    if runner == "auto":
-        runner = "onnxrt" if blocker else "tensorrt"
-    if runner == "tensorrt" and blocker:
-        raise PipelineError(f"--runner tensorrt: {blocker}; use --runner onnxrt here")
-    path = layout.calibrated_onnx(precision) if runner == "onnxrt" else layout.engine(precision)
+    if args.runner == "auto":  # an engine runner where one can execute here, else the precision's ONNX
+        chosen = min(registered(), key=lambda r: (r.artifact != "engine" or r.blocker(None) is not None, r.order))
+    else:
+        chosen = get_runner(args.runner)
+    runner = chosen.name
+    if blocker := chosen.blocker(None):
+        fallback = next(r.name for r in registered() if r.artifact == "onnx")
+        raise PipelineError(f"--runner {runner}: {blocker}; use --runner {fallback} here")
+    path = chosen.path(layout, precision)
     manifest_path = layout.manifest(precision)
-    for needed in (path, manifest_path) if runner == "tensorrt" else (path,):
+    for needed in (path, manifest_path) if chosen.artifact == "engine" else (path,):
         if not needed.exists():
             raise PipelineError(f"{needed} not found: run `orin-trt engine --model {args.model} "
                                 f"--precision {precision}` first")
-    manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    manifest = read_manifest(manifest_path) if manifest_path.exists() else {}
     bounds = manifest.get("llm") or limits(recipe)
     tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
     prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
@@ -95,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(model=os.environ.get("MODEL", "llama"))
     p.add_argument("--prompt", required=True, type=non_empty_text, help="the text to continue")
     p.add_argument("--max-new-tokens", type=positive_int, default=64)
-    p.add_argument("--runner", choices=RUNNERS, default="auto",
+    p.add_argument("--runner", choices=_runner_names(), default="auto",
                    help="onnxrt: the precision's ONNX on ONNX Runtime; tensorrt: the engine (needs a GPU that "
                         "can run it); auto: tensorrt where it can execute, else onnxrt")
     p.add_argument("--greedy", action=argparse.BooleanOptionalAction, default=True,

@@ -10,8 +10,8 @@ import os
 def _show(args: argparse.Namespace) -> int:
     import yaml
 
-    from ..recipe import load_recipe
-    from ..recipe_schema import KEY_ORDER
+    from ..recipe.loader import load_recipe
+    from ..recipe.schema import KEY_ORDER
 
     recipe = load_recipe(args.model, args.overrides)
     ordered = dict(sorted(recipe.raw.items(), key=lambda kv: KEY_ORDER.index(kv[0]) if kv[0] in KEY_ORDER else 99))
@@ -21,7 +21,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from ..recipe_docs import run
+    from ..recipe.docs import run
 
     return run(args.check)
 

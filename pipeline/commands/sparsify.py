@@ -10,16 +10,16 @@ from ._common import add_model_options
 
 
 def _sparsify(args: argparse.Namespace) -> int:
-    from ..artifacts import Layout, read_json, write_json
-    from ..recipe import load_recipe
-    from ..sparsity import sparse_layout, sparsify_file, sparsify_stage
+    from ..core.artifacts import Layout, read_json, write_json
+    from ..recipe.loader import load_recipe
+    from ..stages.sparsify import sparse_layout, sparsify_file, sparsify_stage
 
     recipe = load_recipe(args.model, args.overrides)
     if args.onnx or args.output:  # an ad-hoc file: no stage cache
         from ..analyze import recipe_shapes
         from ..analyze.shapes import graph_inputs
+        from ..core.onnx_utils import load
         from ..errors import PipelineError
-        from ..onnx_utils import load
 
         src = args.onnx or Layout(args.root, recipe.name).exported_onnx
         if not src.exists():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..artifacts import Layout
-from ..recipe import Recipe
+from ..core.artifacts import Layout
+from ..recipe.loader import Recipe
 from ._common import (
     add_build_options,
     add_device_options,
     add_model_options,
-    build_overrides,
+    build_plan,
     guarded,
     positive_int,
 )
@@ -37,32 +37,29 @@ def _calibrate(args: argparse.Namespace, recipe: Recipe, precision: str | None) 
 def _build(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..stages.build import build
 
-    build(recipe, Layout(args.root, recipe.name), precision, args.force, args.target,
-          dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse, overrides=build_overrides(args))
+    build(recipe, Layout(args.root, recipe.name), build_plan(args, recipe, precision), args.force)
     return 0
 
 
 @guarded
 def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
-    from ..flow import run_engine
+    from ..stages.bundle import bundle_dir
+    from ..stages.flow import engine_layout, run_engine
 
-    results = run_engine(recipe, precision, args.root, args.calib_root, args.force, args.target,
-                         dla_core=args.dla, dla_policy=args.dla_policy, sparse=args.sparse,
-                         overrides=build_overrides(args))
-    layout = Layout(args.root, recipe.name)
+    plan = build_plan(args, recipe, precision)
+    results = run_engine(recipe, plan, args.root, args.calib_root, args.force)
+    layout = engine_layout(args.root, recipe, plan.sparse_weights)
     done = ", ".join(f"{r.name} {'skipped' if r.skipped else f'{r.seconds:.1f} s'}" for r in results)
-    wrote_bundle = results[-1].name.startswith("bundle")
-    print(f"{layout.precision_dir(precision) / 'bundle' if wrote_bundle else layout.engine(precision)}  ({done})")
+    print(f"{layout.engine(precision) if plan.builds_here else bundle_dir(layout, precision)}  ({done})")
     return 0
 
 
 @guarded
 def _profile(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
-    from ..flow import run_profile
+    from ..stages.flow import engine_layout, run_profile
 
     run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations, sparse=args.sparse)
-    name = f"{recipe.name}-sparse24" if args.sparse else recipe.name
-    print(Layout(args.root, name).report_md(precision))
+    print(engine_layout(args.root, recipe, args.sparse).report_md(precision))
     return 0
 
 

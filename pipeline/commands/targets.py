@@ -8,16 +8,16 @@ from pathlib import Path
 
 
 def _targets(args: argparse.Namespace) -> int:
-    from ..targets import format_table, get_target
+    from ..platform.targets import format_table, get_target
 
     if args.lines:
-        from ..jetson_lines import TABLE, markdown_table
+        from ..platform.lines import TABLE, markdown_table
 
         print(markdown_table())
         print(f"\nSources for every field: {TABLE}")
         return 0
     if args.name == "auto" and not args.json:
-        from ..jetson_info import detect
+        from ..platform.host import detect
 
         print(detect(args.root_fs).describe())
     if args.name:
@@ -32,7 +32,7 @@ def _targets(args: argparse.Namespace) -> int:
                 print(f"  {field:24} {source}")
         return 0
     if args.json:
-        from ..targets import target_names
+        from ..platform.targets import target_names
 
         print(json.dumps([get_target(n).as_dict() for n in target_names()], indent=2))
         return 0

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import write_text
+from ..core.artifacts import write_text
 from ..errors import PipelineError
-from ..precisions import PRECISIONS
+from ..recipe.precisions import PRECISIONS
 from .source import EngineArtifacts, copy_file, write_labels
 
 # nvinfer's network-mode values, from the precision table (int4-awq has none).

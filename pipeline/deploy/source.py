@@ -5,20 +5,18 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..artifacts import Layout, atomic_path, read_json, write_text
+from ..core.artifacts import Layout, atomic_path, write_text
+from ..core.integrity import verify_engine_build
+from ..core.manifest import Manifest, read_manifest
 from ..errors import PipelineError
-from ..integrity import verify_engine_build
-
-MANIFEST_SCHEMA = "orin-trt/manifest@1"
 
 
 @dataclass(frozen=True)
 class EngineArtifacts:
     manifest_path: Path
     engine_path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def model(self) -> str:
@@ -46,24 +44,9 @@ def load_engine(root: Path, model: str, precision: str) -> EngineArtifacts:
 
 def load_manifest_file(path: Path) -> EngineArtifacts:
     path = Path(path)
-    if not path.exists():
-        raise PipelineError(f"{path}: no engine manifest; build the engine first (make engine MODEL=... PRECISION=...)")
-    try:
-        manifest = read_json(path)
-    except ValueError as e:
-        raise PipelineError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
-        raise PipelineError(f"{path}: schema is not {MANIFEST_SCHEMA}")
-    for key in ("model", "precision", "engine", "io"):
-        if key not in manifest:
-            raise PipelineError(f"{path}: missing '{key}'")
-    io = manifest["io"]
-    for side in ("inputs", "outputs"):
-        tensors = io.get(side) if isinstance(io, dict) else None
-        if not tensors or not all(isinstance(t, dict) and {"name", "dtype", "shape"} <= t.keys() for t in tensors):
-            raise PipelineError(f"{path}: io.{side} must list tensors with name, dtype and shape")
+    manifest = read_manifest(path)
     engine = verify_engine_build(path, manifest)
-    if (manifest.get("builder") or {}).get("strip_weights"):
+    if manifest.strip_weights:
         # Triton and DeepStream deserialize the plan as it is; a stripped plan must be refitted first.
         raise PipelineError(f"{path}: the engine is a weight-stripped plan (--strip-weights), which runs only "
                             "after a refit from its ONNX; deploy an engine built without --strip-weights")

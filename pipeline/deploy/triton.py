@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import write_text
+from ..core.artifacts import write_text
 from ..errors import PipelineError
 from .source import EngineArtifacts, copy_file, write_labels
 

@@ -4,26 +4,35 @@ tokens/s, and agreement of greedy generations with the FP32 reference."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..log import log
-from ..recipe import Recipe
+from ..core.log import log
+from ..errors import PipelineError
+from ..recipe.loader import Recipe
+from ..runners import runner_for
+from ..runners.onnxrt import NAME as ONNXRT
+from ..runners.tensorrt import NAME as TENSORRT
 from .generation import Generation, generate
 from .perplexity import text_perplexity
 from .session import DecoderSession, onnxrt_session, tensorrt_session
 
+# A KV-cache decoder session per runner of pipeline/runners (by its name).
+DECODERS: dict[str, Callable[[Path, str, dict[str, Any]], AbstractContextManager[DecoderSession]]] = {
+    ONNXRT: lambda path, name, manifest: onnxrt_session(path, name),
+    TENSORRT: lambda path, name, manifest: tensorrt_session(path, manifest),
+}
+
 
 @contextmanager
 def open_session(name: str, path: Path, manifest: dict[str, Any]) -> Iterator[DecoderSession]:
-    if Path(path).suffix == ".onnx":
-        with onnxrt_session(path, name) as s:
-            yield s
-    else:
-        with tensorrt_session(path, manifest) as s:
-            yield s
+    runner = runner_for(path)
+    if runner.name not in DECODERS:
+        raise PipelineError(f"{path}: runner {runner.name} has no KV-cache decoder session (pipeline/llm/evaluate.py)")
+    with DECODERS[runner.name](path, name, manifest) as s:
+        yield s
 
 
 def greedy_agreement(reference: list[int], candidate: list[int]) -> dict[str, Any]:

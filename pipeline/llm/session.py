@@ -50,8 +50,8 @@ def phase_profiles(manifest_profiles: list[dict[str, Any]], where: str) -> dict[
 
 @contextmanager
 def onnxrt_session(onnx_path: Path, name: str = "onnxrt") -> Iterator[DecoderSession]:
-    from .. import onnx_utils
-    from ..runners import onnxrt_runner
+    from ..core import onnx_utils
+    from ..runners.onnxrt import onnxrt_runner
 
     cache = CacheShape.from_io(onnx_utils.io_spec(onnx_utils.load(onnx_path, with_weights=False)))
     with onnxrt_runner(onnx_path) as runner:
@@ -61,9 +61,9 @@ def onnxrt_session(onnx_path: Path, name: str = "onnxrt") -> Iterator[DecoderSes
 @contextmanager
 def tensorrt_session(engine_path: Path, manifest: dict[str, Any]) -> Iterator[DecoderSession]:
     """Needs a GPU that can execute the engine (a Jetson); see trt.backend.execution_blocker."""
-    from ..runners import trt_runner
+    from ..runners.tensorrt import NAME, trt_runner
 
     cache = CacheShape.from_io(manifest["io"])
     profiles = phase_profiles(manifest["profiles"], str(engine_path))
     with trt_runner(engine_path) as runner:
-        yield DecoderSession("tensorrt", runner, cache, profiles)
+        yield DecoderSession(NAME, runner, cache, profiles)

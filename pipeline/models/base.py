@@ -10,7 +10,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from ..recipe import Recipe
+from ..recipe.loader import Recipe
 
 Feed = dict[str, np.ndarray]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classification import topk_indices
 from ..errors import PipelineError
-from ..imaging import list_images
+from ..processing.classification import topk_indices
+from ..processing.image import list_images
 from .image_data import heldout_images
 
 BUILTIN_EVAL_CROPS = 8  # per held-out photo
@@ -39,7 +39,7 @@ def labelled_images(folder: Path, class_names: list[str]) -> list[tuple[Path, in
 
 def builtin_heldout_crops(count_per_image: int = BUILTIN_EVAL_CROPS) -> list[np.ndarray]:
     """Deterministic crops of the held-out photos (never calibrated on): enough inputs for a top-k rate."""
-    from ..imaging import load_rgb
+    from ..processing.image import load_rgb
 
     rng = np.random.default_rng(1234)
     crops = []

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.log import warn
 from ..errors import PipelineError
-from ..log import warn
-from ..recipe import Recipe
+from ..recipe.loader import Recipe
 from .base import SourceInfo
 
 
@@ -57,7 +57,7 @@ def resolve_source(recipe: Recipe, subfolder: str | None = None) -> HfSource:
     """`source.pretrained` (a folder; `subfolder` inside it when it holds a whole pipeline), else
     `source.config` with random weights. A pretrained folder that is not there is an error naming it,
     except the built-in recipe's default (e.g. models/vit), which falls back to the config, loudly."""
-    from ..recipe_derive import pretrained_folder
+    from ..recipe.derive import pretrained_folder
 
     src = recipe.section("source")
     seed = int(src.get("seed", 0))

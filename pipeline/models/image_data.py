@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import atomic_dir
+from ..core.artifacts import atomic_dir
+from ..core.log import log, progress
 from ..errors import PipelineError
-from ..imaging import list_images, load_rgb, preprocess_image
-from ..log import log, progress
-from ..recipe import Recipe
+from ..processing.image import list_images, load_rgb, preprocess_image
+from ..recipe.loader import Recipe
 from .base import DataSet, Feed, LazyFeeds
 
 BUILTIN = "builtin"

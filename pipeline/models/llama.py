@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from ..core.log import log, warn
 from ..errors import PipelineError
 from ..llm import kv_cache, text_data
 from ..llm.kv_cache import CacheShape
 from ..llm.tokenizer import BUILTIN_TOKENIZER, load_tokenizer, tokenizer_dir
-from ..log import log, warn
-from ..recipe import Recipe
+from ..recipe.loader import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 
 # Files of a Hugging Face folder that define the model (weights, configs, tokenizer): the export's cache key.
@@ -27,7 +27,7 @@ MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
 def pretrained_dir(recipe: Recipe) -> Path | None:
     """The from_pretrained folder, or None for a config-built model (a missing user folder is an error)."""
-    from ..recipe_derive import pretrained_folder
+    from ..recipe.derive import pretrained_folder
 
     folder = pretrained_folder(recipe.spec, recipe.path)
     if folder is not None and not (folder / "config.json").exists():
@@ -151,7 +151,7 @@ class LlamaAdapter(ModelAdapter):
     def export(self, recipe: Recipe, onnx_out: Path, feeds: list[Feed]) -> ExportResult:
         import torch
 
-        from .. import onnx_utils
+        from ..core import onnx_utils
 
         model, random_weights, source, notes = self.load(recipe)
         self._check_geometry(recipe, model.config)

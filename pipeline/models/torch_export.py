@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import onnx_utils
+from ..core import onnx_utils
 from .base import Feed
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import atomic_dir, read_json, sha256_json, write_json
+from ..core.artifacts import atomic_dir, read_json, sha256_json, write_json
+from ..core.log import log, progress, warn
 from ..errors import PipelineError
-from ..log import log, progress, warn
-from ..metrics import compare
-from ..recipe import Recipe
+from ..processing.comparison import compare
+from ..recipe.loader import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .hf_source import HfSource, announce_random, read_json_file, resolve_source, source_info
 from .torch_export import export_module, torch_outputs
@@ -261,7 +261,7 @@ class UnetAdapter(ModelAdapter):
 
     def runtime_metrics(self, recipe: Recipe, models: dict[str, Path], manifest: dict[str, Any]) -> dict[str, Any]:
         """A short guided DDIM loop on every runner from the same noise; PSNR of the final latents vs FP32."""
-        from ..runners import onnxrt_runner, trt_runner
+        from ..runners import runner_for
 
         cfg = recipe.section("eval")
         steps, guidance = int(cfg.get("loop_steps", 10)), float(cfg.get("guidance_scale", 7.5))
@@ -271,9 +271,8 @@ class UnetAdapter(ModelAdapter):
         finals: dict[str, np.ndarray] = {}
         by_runner: dict[str, dict[str, Any]] = {}
         for name, path in models.items():
-            opener = trt_runner if Path(path).suffix == ".engine" else onnxrt_runner
             t0 = time.perf_counter()
-            with opener(path) as runner:
+            with runner_for(path).open(path) as runner:
                 finals[name] = self.denoise(
                     recipe, lambda f, r=runner: np.asarray(r.infer(feed_dict=f)[OUTPUT]),
                     start, uncond, conds[0], steps, guidance)

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.log import progress
 from ..errors import PipelineError
-from ..imaging import list_images, preprocess_image
-from ..log import progress
-from ..recipe import Recipe
+from ..processing.image import list_images, preprocess_image
+from ..recipe.loader import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .classification_data import accuracy, agreement, builtin_heldout_crops, labelled_images
 from .hf_source import HfSource, announce_random, read_json_file, resolve_source, source_info

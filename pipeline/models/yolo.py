@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.log import warn
 from ..errors import PipelineError
-from ..log import warn
-from ..recipe import Recipe
+from ..recipe.loader import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .image_data import calibration_image_feeds, eval_image_feeds, image_calibration_set
 
@@ -159,7 +159,7 @@ class YoloAdapter(ModelAdapter):
         return {"head": f"/model.{max(indices)}"}
 
     def task_accuracy(self, recipe, output_names, reference, candidate) -> dict[str, Any]:
-        from ..detection import decode_yolo, map50_95
+        from ..processing.detection import decode_yolo, map50_95
 
         post = recipe.section("postprocess")
         out = output_names.index(post.get("output", output_names[0]))

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import read_yaml
+from ..core.artifacts import read_yaml
 from ..errors import PipelineError
-from ..imaging import IMAGE_SUFFIXES, list_images
+from ..processing.image import IMAGE_SUFFIXES, list_images
 
 
 @dataclass(frozen=True)

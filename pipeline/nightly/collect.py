@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..artifacts import sha256_json
+from ..core.artifacts import sha256_json
+from ..runners.tensorrt import NAME as TENSORRT
 
 _LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s")
 _MEMORY_KEYS = ("engine_bytes", "weights_bytes", "activation_bytes", "onnx_bytes", "peak_rss_bytes")
@@ -41,7 +42,7 @@ def report_metrics(report: dict[str, Any]) -> dict[str, float]:
 
 
 def device_metrics(profile: dict[str, Any], batch: int) -> dict[str, float]:
-    """From `device.trt_profiling.profile_engine`: TensorRT latency with and without CUDA graphs,
+    """From `platform.telemetry.trt_profiling.profile_engine`: TensorRT latency with and without CUDA graphs,
     the transfer split, and tegrastats power/energy/RAM for this batch size."""
     out: dict[str, float] = {}
     for point in profile.get("batch_sweep", []):
@@ -82,7 +83,7 @@ def identity(recipe_raw: dict[str, Any], manifest: dict[str, Any], l4t: str | No
 def primary_latency(metrics: dict[str, float]) -> str | None:
     """The latency the trend plots follow: TensorRT's where it ran, else the candidate ONNX runner."""
     names = sorted(k for k in metrics if k.endswith(".p50_ms") and k.startswith("latency."))
-    for preferred in ("trt.latency.p50_ms", "latency.tensorrt.p50_ms"):
+    for preferred in ("trt.latency.p50_ms", f"latency.{TENSORRT}.p50_ms"):
         if preferred in metrics:
             return preferred
     candidates = [n for n in names if "fp32" not in n] or names
@@ -91,12 +92,12 @@ def primary_latency(metrics: dict[str, float]) -> str | None:
 
 def runner_of(latency_metric: str) -> str:
     """`latency.onnxrt-int8.p50_ms` -> `onnxrt-int8`; the depth profile's `trt.latency.p50_ms` -> `tensorrt`."""
-    return "tensorrt" if latency_metric.startswith("trt.") else latency_metric.split(".")[1]
+    return TENSORRT if latency_metric.startswith("trt.") else latency_metric.split(".")[1]
 
 
 def min_cosine(metrics: dict[str, float]) -> float | None:
     """The worst output's cosine of the primary candidate runner: the accuracy the plots follow."""
     cos = {k: v for k, v in metrics.items() if k.startswith("accuracy.") and k.endswith(".cosine")}
-    preferred = [v for k, v in cos.items() if k.startswith("accuracy.tensorrt.")]
+    preferred = [v for k, v in cos.items() if k.startswith(f"accuracy.{TENSORRT}.")]
     values = preferred or list(cos.values())
     return min(values) if values else None

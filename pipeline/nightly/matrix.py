@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
-from ..recipe import PRECISIONS
+from ..recipe.loader import PRECISIONS
 
 DEFAULT_HISTORY_URL = "sqlite:///engines/history.sqlite"
 
@@ -113,6 +113,6 @@ def parse_matrix(raw: Any, path: Path) -> Matrix:
 
 
 def load_matrix(path: Path) -> Matrix:
-    from ..artifacts import read_yaml
+    from ..core.artifacts import read_yaml
 
     return parse_matrix(read_yaml(path, "nightly matrix"), Path(path))

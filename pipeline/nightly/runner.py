@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Layout, read_json
+from ..core.artifacts import Layout, read_json
+from ..core.locking import exclusive_lock
+from ..core.log import log, warn
+from ..core.manifest import read_manifest
+from ..core.workspace import scratch_dir
 from ..errors import PipelineError
-from ..locking import exclusive_lock
-from ..log import log, warn
-from ..recipe import load_recipe
-from ..workspace import scratch_dir
+from ..recipe.loader import load_recipe
 from .collect import device_metrics, identity, report_metrics
 from .history import History, ResultRecord
+from .html import render_report
 from .matrix import Entry, Matrix
 from .regression import Decision, compare
-from .report import render_report
 
 STAGE = "nightly"
 
@@ -64,18 +65,18 @@ def _device_profile(engine: Path, batches: tuple[int, ...], matrix: Matrix,
 
     A failure here is recorded beside the profile's numbers rather than failing the result: the
     ONNX Runtime / Polygraphy profile already measured the engine."""
-    from ..trt.backend import execution_blocker, select_backend
+    from ..runners import tensorrt
 
     try:
-        blocker = execution_blocker(select_backend())
+        blocker = tensorrt.blocker(None)
         if blocker:
             return {"skipped": f"TensorRT profiling depth skipped: {blocker}"}
-        from ..device.trt_profiling import profile_engine
+        from ..platform.telemetry.trt_profiling import profile_engine
 
         if shutil.which("tegrastats") is None:
             return {"tegrastats": "not found on PATH",
                     **profile_engine(engine, batches, gpu_max_freq_mhz=gpu_max_mhz)}
-        from ..device.tegrastats import TegrastatsSampler
+        from ..platform.telemetry.tegrastats import TegrastatsSampler
 
         with TegrastatsSampler(matrix.tegrastats_interval_ms) as sampler:
             return profile_engine(engine, batches, sampler=sampler, gpu_max_freq_mhz=gpu_max_mhz)
@@ -87,7 +88,8 @@ def _device_profile(engine: Path, batches: tuple[int, ...], matrix: Matrix,
 def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: Any,
                   force_build: bool = False) -> list[ResultRecord]:
     """Every batch size of one (model, precision); never raises: failures become failed records."""
-    from ..flow import run_engine, run_profile
+    from ..stages.flow import run_engine, run_profile
+    from ..stages.plan import resolve_plan
 
     # The history keys results by the recipe's name; a recipe that does not even load is keyed by
     # its file's stem, so `models/foo.yaml` and the built-in `foo` land on the same trend.
@@ -105,9 +107,9 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
         recipe = load_recipe(entry.model)
         name = recipe.name
         precision = recipe.resolve_precision(entry.precision)
-        run_engine(recipe, precision, matrix.root, calib_root, force_build, matrix.target)
+        run_engine(recipe, resolve_plan(recipe, matrix.target, precision), matrix.root, calib_root, force_build)
         layout = Layout(matrix.root, recipe.name)
-        ident = identity(recipe.raw, read_json(layout.manifest(precision)), power_state.l4t,
+        ident = identity(recipe.raw, read_manifest(layout.manifest(precision)), power_state.l4t,
                          power_state.label if power_state.nvpmodel_mode else None)
     except Exception as e:  # any failure of this model is its result; the next model still runs
         return [failed(b, e) for b in entry.batches]
@@ -146,7 +148,7 @@ def profile_entry(entry: Entry, matrix: Matrix, calib_root: Path, power_state: A
 def run_nightly(matrix: Matrix, calib_root: Path = Path("calib"), force_build: bool = False,
                 history_url: str | None = None, system_root: Path = Path("/"),
                 run: Callable[[list[str]], str] | None = None) -> NightlyOutcome:
-    from ..device.power_state import record_power_state, run_command
+    from ..platform.telemetry.power_state import record_power_state, run_command
 
     run = run or run_command
     with exclusive_lock(matrix.lock_path):

@@ -3,7 +3,7 @@
     quantize(src, dst, feeds, options, exclude) -> summary dict
 
 `options` is the recipe's `precisions.<p>` section (validated by the precision's option model in
-pipeline/precisions.py, which also names the quantizer); `exclude` holds the resolved `keep_out` node-name
+pipeline/recipe/precisions.py, which also names the quantizer); `exclude` holds the resolved `keep_out` node-name
 regexes and op types. Engines are then built as strongly typed networks.
 """
 
@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .. import precisions
 from ..errors import PipelineError
+from ..recipe import precisions
 
 
 def get_quantizer(precision: str) -> Callable[..., dict[str, Any]]:
@@ -52,7 +52,7 @@ def matched_nodes(patterns: list[str], node_names: list[str]) -> list[str]:
 
 def excluded_node_names(src: Any, exclude: dict[str, list[str]]) -> list[str]:
     """Names of the nodes of the ONNX at `src` that `exclude` keeps out: by name pattern or by op type."""
-    from .. import onnx_utils
+    from ..core import onnx_utils
 
     nodes = onnx_utils.load(src, with_weights=False).graph.node
     names = matched_nodes(exclude["nodes"], [n.name for n in nodes])

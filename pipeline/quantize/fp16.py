@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import onnx_utils
+from ..core import onnx_utils
 from .feeds import stack
 
 # AutoCast's defaults: values or initializers beyond these magnitudes keep their node in FP32.

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import onnx_utils
+from ..core import onnx_utils
 from ..errors import PipelineError
 from . import excluded_node_names
 from .feeds import shapes_spec, stack

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import onnx_utils
+from ..core import onnx_utils
 from ..errors import PipelineError
 from . import excluded_node_names
 from .feeds import shapes_spec, streaming_reader
@@ -22,7 +22,7 @@ STRIDE = 4  # calibration samples whose activations ONNX Runtime holds at once (
 def ptq_int8(
     src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], options: dict[str, Any], exclude: dict
 ) -> dict[str, Any]:
-    method = options.get("method", "entropy")  # one of the schema's methods (pipeline/precisions.py)
+    method = options.get("method", "entropy")  # one of the schema's methods (pipeline/recipe/precisions.py)
     if options.get("target_dla") and method == "percentile":
         raise PipelineError("precisions.int8.method: percentile (ONNX Runtime) has no DLA Q/DQ placement; "
                             "use entropy or max for a --dla build")

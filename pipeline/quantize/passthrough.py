@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import onnx_utils
+from ..core import onnx_utils
 
 
 def passthrough(src: Path, dst: Path, feeds: list, options: dict[str, Any], exclude: dict) -> dict[str, Any]:

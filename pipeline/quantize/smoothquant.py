@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import onnx_utils
+from ..core import onnx_utils
 from ..errors import PipelineError
 
 SHAPE_ONLY = {"Shape"}  # consumers that read the tensor's shape, not its values

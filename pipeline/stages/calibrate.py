@@ -6,16 +6,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import onnx_utils, precisions
-from ..artifacts import Layout, onnx_files, sha256_tree, write_json
-from ..cache import StageResult, StageSpec, run_stage
+from ..core import onnx_utils
+from ..core.artifacts import Layout, onnx_files, sha256_tree, write_json
+from ..core.cache import StageResult, StageSpec, run_stage
+from ..core.integrity import check_onnx_belongs, require
+from ..core.log import log, warn
 from ..errors import PipelineError
-from ..integrity import check_onnx_belongs, require
-from ..log import log, warn
 from ..models import get_adapter
 from ..models.base import DataSet
 from ..quantize import get_quantizer, resolve_exclusions
-from ..recipe import Recipe
+from ..recipe import precisions
+from ..recipe.loader import Recipe
 from .common import ONNX_TOOLS, QUANT_TOOLS
 
 

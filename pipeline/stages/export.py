@@ -6,16 +6,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import onnx_utils
-from ..artifacts import Layout, onnx_files, sha256_json, write_json
-from ..cache import StageResult, StageSpec, run_stage
+from ..core import onnx_utils
+from ..core.artifacts import Layout, onnx_files, sha256_json, write_json
+from ..core.cache import StageResult, StageSpec, run_stage
+from ..core.integrity import DIGEST_KEY, MODEL_KEY
+from ..core.log import log
 from ..errors import PipelineError
-from ..integrity import DIGEST_KEY, MODEL_KEY
-from ..log import log
-from ..metrics import compare_batches
 from ..models import get_adapter
 from ..models.base import ExportResult, SourceInfo
-from ..recipe import Recipe
+from ..processing.comparison import compare_batches
+from ..recipe.loader import Recipe
 from .common import ONNX_TOOLS
 
 MIN_OPSET = 17
@@ -69,7 +69,8 @@ def _opset(model: Any) -> int:
 
 
 def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
-    from ..runners import onnxrt_runner, run
+    from ..runners import run
+    from ..runners.onnxrt import onnxrt_runner
 
     feeds = adapter.eval_feeds(recipe)
     layout.model_dir.mkdir(parents=True, exist_ok=True)

@@ -8,18 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from .. import onnx_utils
-from ..artifacts import Layout, onnx_files, read_json, write_json, write_text
-from ..cache import StageResult, StageSpec, run_stage
-from ..device.power_state import record_power_state
+from ..core import onnx_utils
+from ..core.artifacts import Layout, onnx_files, write_json, write_text
+from ..core.cache import StageResult, StageSpec, run_stage
+from ..core.integrity import require, verify_engine_build
+from ..core.log import log
+from ..core.manifest import read_manifest
 from ..errors import PipelineError
-from ..integrity import require, verify_engine_build
-from ..log import log
-from ..metrics import compare_batches, percentiles_ms
 from ..models import get_adapter
-from ..recipe import Recipe
-from ..report import render_markdown
+from ..platform.telemetry.power_state import record_power_state
+from ..processing.comparison import compare_batches
+from ..recipe.loader import Recipe
 from .common import ONNX_TOOLS, TRT_TOOLS
+from .latency import latency_feed, measure_latency
+from .profile_report import analysis_section, render_markdown
 
 REPORT_SCHEMA = "orin-trt/report@1"
 
@@ -28,10 +30,7 @@ def profile(recipe: Recipe, layout: Layout, precision: str, force: bool = False,
             iterations: int | None = None) -> StageResult:
     for needed in (layout.engine(precision), layout.manifest(precision)):
         require(needed, "engine", recipe.name, precision)
-    try:
-        manifest = read_json(layout.manifest(precision))
-    except ValueError as e:
-        raise PipelineError(f"{layout.manifest(precision)}: not valid JSON ({e})") from None
+    manifest = read_manifest(layout.manifest(precision))
     verify_engine_build(layout.manifest(precision), manifest, layout.calibrated_onnx(precision))
     cfg = dict(recipe.section("profile"))
     if iterations is not None:
@@ -52,23 +51,19 @@ def profile(recipe: Recipe, layout: Layout, precision: str, force: bool = False,
     return run_stage(spec, lambda: _profile(recipe, layout, precision, cfg, batch), force)
 
 
-def _latency_feed(feed: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
-    return {n: np.repeat(a[:1], batch, axis=0) for n, a in feed.items()}
-
-
 def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any], batch: int | None) -> dict:
-    from ..runners import check_in_profile, onnxrt_runner, run, time_runner, trt_runner
-    from ..trt.backend import execution_blocker, select_backend
+    from ..runners import check_in_profile, get_runner, registered, run
+    from ..runners.onnxrt import NAME as ONNXRT
 
     adapter = get_adapter(recipe.family)
-    manifest = read_json(layout.manifest(precision))
+    manifest = read_manifest(layout.manifest(precision))
     feeds = adapter.eval_feeds(recipe)
     shapes = manifest["profiles"][0]["shapes"]
     batch = batch or shapes[next(iter(shapes))]["opt"][0]
-    bench_feed = _latency_feed(feeds[0], batch)
+    bench_feed = latency_feed(feeds[0], batch)
     check_in_profile(bench_feed, shapes, f"profile of {layout.engine(precision)}")
     warmup, iters = int(cfg.get("warmup", 3)), int(cfg.get("iterations", 20))
-    names = [o["name"] for o in manifest["io"]["outputs"]]
+    names = manifest.output_names
 
     outputs: dict[str, list[list[np.ndarray]]] = {}
     latency: dict[str, dict[str, Any]] = {}
@@ -76,39 +71,43 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
 
     def measure(name: str, runner: Any) -> None:
         outputs[name] = run(runner, feeds, names)
-        times = time_runner(runner, bench_feed, warmup, iters)
-        stats = percentiles_ms(times)
-        latency[name] = {**stats, "throughput_per_s": batch * 1e3 / stats["mean_ms"], "batch": batch,
-                         "iterations": iters, "warmup": warmup}
+        latency[name] = measure_latency(runner, bench_feed, batch, warmup, iters)
         runners.append({"name": name, "status": "ran", "reason": None})
-        log(f"profile[{precision}]", f"{name}: p50 {stats['p50_ms']:.2f} ms at batch {batch}")
+        log(f"profile[{precision}]", f"{name}: p50 {latency[name]['p50_ms']:.2f} ms at batch {batch}")
 
-    reference = "onnxrt-fp32"
-    with onnxrt_runner(layout.exported_onnx) as r:
+    reference_runner = get_runner(ONNXRT)
+    reference = reference_runner.label("fp32")
+    with reference_runner.open(layout.exported_onnx) as r:
         measure(reference, r)
     candidates = []
-    if precision != "fp32":
-        with onnxrt_runner(layout.calibrated_onnx(precision)) as r:
-            measure(f"onnxrt-{precision}", r)
-        candidates.append(f"onnxrt-{precision}")
-    blocker = execution_blocker(select_backend())
-    if manifest["builder"]["backend"] != select_backend().name:
-        blocker = f"engine built by {manifest['builder']['backend']}, this host has {select_backend().name}"
-    if blocker:
-        runners.append({"name": "tensorrt", "status": "skipped", "reason": blocker})
-        log(f"profile[{precision}]", f"tensorrt runner skipped: {blocker}")
-    else:
-        from ..drift import check_manifest, running_system
+    models = {reference: layout.exported_onnx}  # what ran, for families with their own run loop
+    for runner in registered():
+        name = runner.label(precision)
+        if name == reference:  # fp32's ONNX is the reference itself
+            continue
+        blocker = runner.blocker(manifest)
+        if blocker:
+            runners.append({"name": name, "status": "skipped", "reason": blocker})
+            log(f"profile[{precision}]", f"{name} runner skipped: {blocker}")
+            continue
+        path = runner.path(layout, precision)
+        if runner.artifact == "engine":
+            from ..platform.drift import check_manifest, running_system
 
-        # An engine built for another TensorRT / L4T / GPU / DLA: say so plainly, not via deserialization.
-        check_manifest(manifest, running_system(dla_core=manifest["system"].get("dla_core")),
-                       layout.engine(precision), action="profile")
+            # An engine built for another TensorRT / L4T / GPU / DLA: say so plainly, not via deserialization.
+            check_manifest(manifest, running_system(dla_core=manifest["system"].get("dla_core")),
+                           path, action="profile")
         try:
-            with trt_runner(layout.engine(precision)) as r:
-                measure("tensorrt", r)
-            candidates.append("tensorrt")
-        except Exception as e:  # recorded as a result: the report says the engine failed to run
-            runners.append({"name": "tensorrt", "status": "failed", "reason": f"{e.__class__.__name__}: {e}"})
+            with runner.open(path) as r:
+                measure(name, r)
+        except Exception as e:
+            if not runner.failure_is_result:
+                raise
+            # recorded as a result: the report says the engine failed to run
+            runners.append({"name": name, "status": "failed", "reason": f"{e.__class__.__name__}: {e}"})
+            continue
+        candidates.append(name)
+        models[name] = path
 
     min_cos = float(recipe.section("accuracy").get("min_cosine", 0.99))
     by_runner = {}
@@ -124,11 +123,6 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         }
     primary = candidates[0] if candidates else reference
     # Families with their own run loop (an LLM's generation) measure it on every runner that ran here.
-    models = {reference: layout.exported_onnx}
-    if precision != "fp32":
-        models[f"onnxrt-{precision}"] = layout.calibrated_onnx(precision)
-    if "tensorrt" in candidates:
-        models["tensorrt"] = layout.engine(precision)
     family_metrics = adapter.runtime_metrics(recipe, models, manifest)
     report = {
         "schema": REPORT_SCHEMA,
@@ -155,7 +149,7 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         # Latency means nothing without the clocks it ran at; off a Jetson the notes say what was unreadable.
         "power_state": record_power_state().to_dict(),
     }
-    analysis_md = _analysis_section(recipe, layout, precision, manifest, report)
+    analysis_md = analysis_section(recipe, layout, precision, manifest, report)
     write_json(layout.report_json(precision), report)
     write_text(layout.report_md(precision), render_markdown(report) + analysis_md)
     gate = report["accuracy"]["gate"]
@@ -166,32 +160,3 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
                f"{primary} {report['accuracy']['task'].get('gate_reason', 'task-level check failed')}")
         raise PipelineError(f"{layout.report_md(precision)}: accuracy gate failed: {why} against {reference}")
     return {"accuracy_passed": True, "latency": latency}
-
-
-def _analysis_section(recipe: Recipe, layout: Layout, precision: str, manifest: dict[str, Any],
-                      report: dict[str, Any]) -> str:
-    """Static cost / roofline / fits analysis on the engine's target (AGX Orin 64GB when none), with its plot."""
-    from ..analyze import DEFAULT_TARGET, recipe_context, recipe_shapes, write_analysis
-    from ..analyze.graph import analyze_onnx
-    from ..analyze.render import markdown
-    from ..analyze.shapes import graph_inputs
-    from ..targets import get_target
-
-    try:
-        target = get_target(manifest.get("target") or DEFAULT_TARGET)
-        names = {v.name for v in graph_inputs(onnx_utils.load(layout.exported_onnx, with_weights=False))}
-        shapes = {n: s for n, s in recipe_shapes(recipe.profiles, None).items() if n in names}
-        analysis = analyze_onnx(layout.exported_onnx, shapes, precision, target, recipe_context(recipe.raw, recipe.profiles))
-        paths = write_analysis(analysis, target, layout.precision_dir(precision), f"analysis-{target.key}")
-    except PipelineError as e:  # the report still stands; it says why the analysis is missing
-        report["analysis"] = {"error": str(e)}
-        return f"\n## Analysis\n\nnot available: {e}\n"
-    plot = paths.get("png")
-    report["analysis"] = {"target": target.key, "totals": analysis["totals"], "roofline": analysis["roofline"],
-                          "fits": analysis["fits"], "json": paths["json"].name, "plot": plot.name if plot else None}
-    from ..sparsity import report_section
-
-    sparsity, sparsity_md = report_section(layout.model_dir)
-    if sparsity is not None:
-        report["sparsity"] = sparsity
-    return "\n" + markdown(analysis, plot.name if plot else None) + sparsity_md

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ class BuildOptions:
     workspace_bytes: int
     builder_optimization_level: int = 3
     timing_cache: Path | None = None
-    # Target-specific (pipeline.targets / pipeline.dla): None / False leave TensorRT's defaults.
+    # Target-specific (pipeline.platform.targets / pipeline.platform.dla): None / False leave TensorRT's defaults.
     tactic_dram_bytes: int | None = None
     sparse_weights: bool = False
     dla_core: int | None = None
@@ -99,46 +100,80 @@ def memory_from_log(lines: list[str]) -> dict[str, int | None]:
     return found
 
 
-def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) -> Any:
+# Each concern contributes one step to the builder config, the way Polygraphy composes CreateConfig with
+# PostprocessConfig: a step returns CreateConfig arguments and/or an edit of the finished config (a flag
+# CreateConfig has no argument for). Adding a concern is adding a step to CONFIG_STEPS.
+Edit = Callable[[Any, Any, Any], None]  # (builder, network, config) -> None
+ConfigStep = Callable[[Backend, BuildOptions], tuple[dict[str, Any], Edit | None]]
+
+
+def _tactics(backend: Backend, opts: BuildOptions) -> tuple[dict[str, Any], Edit | None]:
+    return {"builder_optimization_level": opts.builder_optimization_level,
+            "profiling_verbosity": backend.module.ProfilingVerbosity.DETAILED}, None
+
+
+def _memory(backend: Backend, opts: BuildOptions) -> tuple[dict[str, Any], Edit | None]:
+    """The workspace pool and, on small boards, the target's cap on tactic scratch memory."""
     trt = backend.module
     pools = {trt.MemoryPoolType.WORKSPACE: opts.workspace_bytes}
-    if opts.tactic_dram_bytes is not None:  # small boards: keep tactic scratch memory under the cap
+    if opts.tactic_dram_bytes is not None:
         pools[trt.MemoryPoolType.TACTIC_DRAM] = opts.tactic_dram_bytes
-    common: dict[str, Any] = {
-        "profiles": profiles,
-        "memory_pool_limits": pools,
-        "builder_optimization_level": opts.builder_optimization_level,
-        "profiling_verbosity": trt.ProfilingVerbosity.DETAILED,
-    }
-    if opts.sparse_weights:
-        common["sparse_weights"] = True
+    return {"memory_pool_limits": pools}, None
+
+
+def _sparsity(backend: Backend, opts: BuildOptions) -> tuple[dict[str, Any], Edit | None]:
+    return ({"sparse_weights": True} if opts.sparse_weights else {}), None
+
+
+def _dla(backend: Backend, opts: BuildOptions) -> tuple[dict[str, Any], Edit | None]:
+    if opts.dla_core is None:
+        return {}, None
+    from .dla_build import configure_dla
+
+    return {}, configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision,
+                             opts.calibration_cache, opts.target)
+
+
+def _timing_cache(backend: Backend, opts: BuildOptions) -> tuple[dict[str, Any], Edit | None]:
+    # TensorRT-RTX has no timing cache; a DLA build starts from none (its tactics are the DLA's own).
+    if backend.is_rtx or opts.dla_core is not None or opts.timing_cache is None or not opts.timing_cache.exists():
+        return {}, None
+    return {"load_timing_cache": str(opts.timing_cache)}, None
+
+
+def _strip_weights(backend: Backend, opts: BuildOptions) -> tuple[dict[str, Any], Edit | None]:
+    if not opts.strip_weights:
+        return {}, None
+    from .refit import strip_flags
+
+    flags = strip_flags(backend)
+
+    def strip(builder: Any, network: Any, config: Any) -> None:
+        for flag in flags:
+            config.set_flag(flag)
+
+    return {}, strip
+
+
+CONFIG_STEPS: tuple[ConfigStep, ...] = (_tactics, _memory, _sparsity, _dla, _timing_cache, _strip_weights)
+
+
+def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) -> Any:
     from polygraphy.backend.trt import CreateConfig, PostprocessConfig
 
-    edits = []  # flags Polygraphy's CreateConfig has no argument for
-    if opts.dla_core is not None:
-        from .dla import configure_dla
-
-        edits.append(configure_dla(backend, opts.dla_core, opts.dla_fallback, opts.dla_precision,
-                                   opts.calibration_cache, opts.target))
-        base = CreateConfig(**common)
-    elif backend.is_rtx:
+    kwargs: dict[str, Any] = {"profiles": profiles}
+    edits: list[Edit] = []
+    for step in CONFIG_STEPS:
+        args, edit = step(backend, opts)
+        kwargs.update(args)
+        if edit is not None:
+            edits.append(edit)
+    if backend.is_rtx and opts.dla_core is None:
         from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
 
-        base = CreateConfigRTX(**common)
+        base = CreateConfigRTX(**kwargs)
     else:
-        if opts.timing_cache is not None and opts.timing_cache.exists():
-            common["load_timing_cache"] = str(opts.timing_cache)
-        base = CreateConfig(**common)
-    if opts.strip_weights:
-        from .refit import strip_flags
-
-        flags = strip_flags(backend)
-
-        def strip(builder: Any, network: Any, config: Any) -> None:
-            for flag in flags:
-                config.set_flag(flag)
-
-        edits.append(strip)
+        base = CreateConfig(**kwargs)
     if not edits:
         return base
 
@@ -180,7 +215,7 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
         cache.parent.mkdir(parents=True, exist_ok=True)
     # DLA INT8 on TensorRT 10.x is implicit quantization: builder flags + a calibration cache, which a
     # strongly typed network refuses. Everything else takes its precision from the ONNX.
-    from .dla import dla_is_strongly_typed
+    from .dla_build import dla_is_strongly_typed
 
     strongly_typed = opts.dla_core is None or dla_is_strongly_typed(backend, opts.target)
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)

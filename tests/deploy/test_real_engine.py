@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import Layout
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout
 from tests.deploy.test_deploy import read_nvinfer, read_pbtxt
 from tests.golden.make_golden import DATA
 

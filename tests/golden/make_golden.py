@@ -1,6 +1,6 @@
 """Golden vectors shared by the Python and C++ test suites (pytest tests/golden, CTest jetson/cpp).
 
-Python's pre- and post-processing (pipeline/imaging.py, detection.py, classification.py) produce the
+Python's pre- and post-processing (pipeline/processing/image.py, detection.py, classification.py) produce the
 tensors here; the expected detections and top-5 are planted by construction (written out below, not
 computed by the code under test), so both suites check their implementation against the same facts.
 
@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline.artifacts import write_bytes, write_json  # noqa: E402
-from pipeline.imaging import _resize_bilinear, letterbox, preprocess_image, resize_crop  # noqa: E402
+from pipeline.core.artifacts import write_bytes, write_json  # noqa: E402
+from pipeline.processing.image import _resize_bilinear, letterbox, preprocess_image, resize_crop  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 YOLO_CLASSES = ["person", "bicycle", "car", "dog", "stop sign"]

@@ -1,9 +1,9 @@
 """C++ vs Python on real photos (ultralytics' bus.jpg and zidane.jpg), beyond the golden vectors.
 
 1. Preprocessing: the photos' pixels (decoded once, by PIL, saved as PNG) through the C++ samples
-   (`--save-input`) and through pipeline.imaging, for a YOLO letterbox to 640 and a ViT resize-crop
+   (`--save-input`) and through pipeline.processing.image, for a YOLO letterbox to 640 and a ViT resize-crop
    (shorter side 256, crop 224): share of identical tensor values and the largest difference.
-2. With --onnx: a real YOLO output (ONNX Runtime, CPU) on bus.jpg, decoded by pipeline.detection and by
+2. With --onnx: a real YOLO output (ONNX Runtime, CPU) on bus.jpg, decoded by pipeline.processing.detection and by
    yolo_detect (`--raw-output`) at low thresholds (random weights score low), compared box for box.
 
     make cpp && .venv/bin/python tests/golden/parity_photos.py [--onnx engines/yolo/model.onnx]
@@ -23,8 +23,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from pipeline.detection import decode_yolo  # noqa: E402
-from pipeline.imaging import load_rgb, preprocess_image  # noqa: E402
+from pipeline.processing.detection import decode_yolo  # noqa: E402
+from pipeline.processing.image import load_rgb, preprocess_image  # noqa: E402
 
 DATA = REPO / "tests" / "golden" / "data"
 SAMPLES = REPO / "jetson" / "build" / "samples"

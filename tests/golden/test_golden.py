@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.classification import topk
-from pipeline.detection import decode_yolo
-from pipeline.imaging import Letterbox, letterbox, preprocess_image
+from pipeline.processing.classification import topk
+from pipeline.processing.detection import decode_yolo
+from pipeline.processing.image import Letterbox, letterbox, preprocess_image
 from tests.golden.make_golden import DATA, build
 
 GOLDEN = json.loads((DATA / "golden.json").read_text())
@@ -48,7 +48,7 @@ def test_regenerated_vectors_match_committed(tmp_path: Path) -> None:
 
 
 def test_png_holds_the_same_pixels() -> None:
-    from pipeline.imaging import load_rgb
+    from pipeline.processing.image import load_rgb
 
     for kind in ("yolo", "vit"):
         np.testing.assert_array_equal(load_rgb(DATA / GOLDEN[kind]["image_png"]), load(GOLDEN[kind]["image"]))

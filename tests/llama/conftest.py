@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import Layout
-from pipeline.recipe import Recipe, load_recipe
+from pipeline.core.artifacts import Layout
+from pipeline.recipe.loader import Recipe, load_recipe
 
 from ..conftest import derived_recipe
 

@@ -8,7 +8,7 @@ import yaml
 from pipeline.errors import PipelineError
 from pipeline.llm.tokenizer import load_tokenizer
 from pipeline.models.llama import LlamaAdapter, limits
-from pipeline.recipe import load_recipe
+from pipeline.recipe.loader import load_recipe
 
 from .conftest import TINY_CONFIG, tiny_llama_recipe
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import onnx_utils
-from pipeline.artifacts import read_json
+from pipeline.core import onnx_utils
+from pipeline.core.artifacts import read_json
 from pipeline.errors import PipelineError
 from pipeline.llm import kv_cache
 from pipeline.llm.session import onnxrt_session
@@ -61,7 +61,7 @@ def test_batch_of_two_prompts(llama_ws: dict) -> None:
 
 
 def test_profiles_that_do_not_match_the_model_are_refused(tmp_path, llama_ws: dict) -> None:
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
 
     # Profiles written out by hand (derived for 2 KV heads) over a model that has 4: export refuses.
     config = {**TINY_CONFIG, "num_key_value_heads": 4}  # no longer GQA
@@ -78,7 +78,7 @@ def test_local_pretrained_folder_is_loaded_not_random(tmp_path, llama_ws: dict) 
     import torch
 
     from pipeline.llm.tokenizer import BUILTIN_TOKENIZER, load_tokenizer
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
 
     model, *_ = LlamaAdapter().load(llama_ws["recipe"])
     folder = tmp_path / "my-llama"

@@ -3,22 +3,23 @@ layout on the tiny model: export, INT4, the two-profile build and generation wor
 
 from __future__ import annotations
 
-from pipeline import onnx_utils
-from pipeline.artifacts import Layout, read_json
+from pipeline.core import onnx_utils
+from pipeline.core.artifacts import Layout, read_json
 from pipeline.llm.generation import generate
 from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
-from pipeline.recipe import load_recipe
+from pipeline.recipe.loader import load_recipe
+from pipeline.stages.plan import resolve_plan
 
 from .conftest import tiny_llama_recipe
 
 
 def test_external_data_through_export_int4_build_and_generation(tmp_path, llama_ws: dict) -> None:
-    from pipeline.flow import run_engine
+    from pipeline.stages.flow import run_engine
 
     export_cfg = {**llama_ws["recipe"].section("export"), "external_data": True}
     recipe = load_recipe(str(tiny_llama_recipe(tmp_path, name="llama-big", export=export_cfg)))
-    run_engine(recipe, "int4-awq", tmp_path / "engines", llama_ws["calib"])
+    run_engine(recipe, resolve_plan(recipe, None, "int4-awq"), tmp_path / "engines", llama_ws["calib"])
     layout = Layout(tmp_path / "engines", recipe.name)
     for onnx in (layout.exported_onnx, layout.calibrated_onnx("int4-awq")):
         assert onnx_utils.uses_external_data(onnx)

@@ -12,6 +12,7 @@ from pipeline.llm.kv_cache import CacheShape
 from pipeline.llm.sampling import SamplingConfig, filtered_probabilities, next_tokens
 from pipeline.llm.session import DecoderSession, onnxrt_session, phase_profiles
 from pipeline.models.llama import LlamaAdapter
+from pipeline.stages.plan import resolve_plan
 
 LOGITS = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
 
@@ -106,7 +107,7 @@ def test_each_phase_runs_on_its_optimization_profile(llama_ws: dict) -> None:
 
 
 def test_tensorrt_generation_runs_where_engines_execute(llama_ws: dict, calibrated) -> None:
-    from pipeline.artifacts import read_json
+    from pipeline.core.artifacts import read_json
     from pipeline.llm.session import tensorrt_session
     from pipeline.stages.build import build
     from pipeline.trt.backend import execution_blocker, select_backend
@@ -116,7 +117,7 @@ def test_tensorrt_generation_runs_where_engines_execute(llama_ws: dict, calibrat
         pytest.skip(f"needs a Jetson: TensorRT engines cannot execute here ({blocker})")
     recipe, layout = llama_ws["recipe"], llama_ws["layout"]
     calibrated("fp32")
-    build(recipe, layout, "fp32")
+    build(recipe, layout, resolve_plan(recipe, None, "fp32"))
     prompt = LlamaAdapter().heldout_ids(recipe)[:12]
     with onnxrt_session(layout.exported_onnx) as s:
         ref = generate(s, prompt, 8).new_ids

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import onnx_utils
-from pipeline.artifacts import read_json
+from pipeline.core import onnx_utils
+from pipeline.core.artifacts import read_json
 from pipeline.llm.perplexity import text_perplexity
 from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
+from pipeline.stages.plan import resolve_plan
 
 
 def _logits(onnx_path, feeds) -> np.ndarray:
@@ -67,7 +68,7 @@ def test_two_profile_engine_and_manifest(llama_ws: dict, calibrated) -> None:
 
     recipe, layout = llama_ws["recipe"], llama_ws["layout"]
     calibrated("int4-awq")
-    build(recipe, layout, "int4-awq")
+    build(recipe, layout, resolve_plan(recipe, None, "int4-awq"))
     manifest = read_json(layout.manifest("int4-awq"))
     assert layout.engine("int4-awq").stat().st_size == manifest["engine"]["bytes"] > 0
     assert [p["phase"] for p in manifest["profiles"]] == ["prefill", "decode"]
@@ -89,7 +90,7 @@ def test_profile_reports_llm_metrics_per_runner(llama_ws: dict, calibrated) -> N
 
     recipe, layout = llama_ws["recipe"], llama_ws["layout"]
     calibrated("int4-awq")
-    build(recipe, layout, "int4-awq")
+    build(recipe, layout, resolve_plan(recipe, None, "int4-awq"))
     profile(recipe, layout, "int4-awq")
     report = read_json(layout.report_json("int4-awq"))
     metrics = report["family_metrics"]["by_runner"]
@@ -117,7 +118,7 @@ def test_awq_lite_runs_on_the_cpu_and_bad_options_are_named(llama_ws: dict, tmp_
     feeds = adapter.eval_feeds(recipe)
     assert _cosine(_logits(src, feeds), _logits(tmp_path / "lite.onnx", feeds)) > 0.97
     # Bad options are refused when the recipe loads, before any quantizer runs (the schema of the table).
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
 
     with pytest.raises(PipelineError, match="precisions.int4-awq.block_size: 96 is not a power of two"):
         load_recipe(str(recipe.path), ["precisions.int4-awq.block_size=96"])

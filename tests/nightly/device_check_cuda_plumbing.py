@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from pipeline.device import trt_profiling as tp
-from pipeline.device.layer_info import latency_stats
+from pipeline.platform.telemetry import trt_profiling as tp
+from pipeline.platform.telemetry.layer_info import latency_stats
 
 rt = tp._cudart()
 stream = tp._ok(rt.cudaStreamCreate())

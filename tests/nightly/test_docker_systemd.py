@@ -50,7 +50,7 @@ def _arg_default(dockerfile: str, name: str) -> str:
 
 def test_jetson_images_are_the_lines_of_the_table():
     """Each Jetson image is one line of pipeline/data/jetson_lines.yaml: L4T tag, CUDA, Ubuntu, TensorRT."""
-    from pipeline.jetson_lines import get_line
+    from pipeline.platform.lines import get_line
 
     jp6, jp7 = get_line("jetpack-6.2"), get_line("jetpack-7.2")
     l4t = re.fullmatch(r"nvcr\.io/nvidia/l4t-jetpack:r(\d+\.\d+)\.\d+", _arg_default("Dockerfile.jetson", "L4T_IMAGE"))

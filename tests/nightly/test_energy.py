@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.device.energy import integrate, summarize_window
-from pipeline.device.tegrastats import TegraSample, TimedSample, Window
 from pipeline.errors import PipelineError
+from pipeline.platform.telemetry.energy import integrate, summarize_window
+from pipeline.platform.telemetry.tegrastats import TegraSample, TimedSample, Window
 
 
 def _sample(vdd_in_mw: float, load: float = 90.0, freq: int = 612, tj: float = 55.0, ram: int = 3000) -> TegraSample:

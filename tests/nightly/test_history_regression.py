@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pipeline.artifacts import read_json
+from pipeline.core.artifacts import read_json
 from pipeline.errors import PipelineError
 from pipeline.nightly.collect import identity, report_metrics
 from pipeline.nightly.history import History, ResultRecord

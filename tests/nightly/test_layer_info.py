@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from pipeline.device.layer_info import latency_stats, summarize_inspector, top_layers
 from pipeline.errors import PipelineError
+from pipeline.platform.telemetry.layer_info import latency_stats, summarize_inspector, top_layers
 
 INSPECTOR = {
     "Layers": [

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from pipeline.cli import main
+from pipeline.core.locking import exclusive_lock
 from pipeline.errors import PipelineError
-from pipeline.locking import exclusive_lock
 from pipeline.nightly.history import History
 from pipeline.nightly.matrix import load_matrix
 from pipeline.nightly.runner import run_nightly

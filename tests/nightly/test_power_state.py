@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pipeline.device.power_state import (
+from pipeline.platform.telemetry.power_state import (
     parse_jetson_clocks_show,
     parse_nvpmodel_query,
     read_clocks,

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.artifacts import read_json
-from pipeline.device.energy import summarize_window
-from pipeline.device.layer_info import latency_stats, summarize_inspector, top_layers
-from pipeline.device.tegrastats import TimedSample, Window, parse_line
+from pipeline.core.artifacts import read_json
 from pipeline.nightly.collect import device_metrics, report_metrics
 from pipeline.nightly.history import History, ResultRecord
+from pipeline.nightly.html import render_report, trend_figure
 from pipeline.nightly.matrix import Policy
 from pipeline.nightly.regression import compare
-from pipeline.nightly.report import render_report, trend_figure
+from pipeline.platform.telemetry.energy import summarize_window
+from pipeline.platform.telemetry.layer_info import latency_stats, summarize_inspector, top_layers
+from pipeline.platform.telemetry.tegrastats import TimedSample, Window, parse_line
 
 DATA = Path(__file__).parent / "data"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

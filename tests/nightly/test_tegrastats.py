@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.device.energy import summarize_window
-from pipeline.device.tegrastats import TegrastatsSampler, parse_line, parse_lines
 from pipeline.errors import PipelineError
+from pipeline.platform.telemetry.energy import summarize_window
+from pipeline.platform.telemetry.tegrastats import TegrastatsSampler, parse_line, parse_lines
 
 R32_NANO = (
     "RAM 1180/3965MB (lfb 1x2MB) SWAP 149/1024MB (cached 7MB) IRAM 0/252kB(lfb 252kB) "

@@ -12,7 +12,7 @@ from pipeline.analyze.llm import PRESETS, LlmConfig, analyze_llm
 from pipeline.analyze.render import markdown
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.targets import get_target
+from pipeline.platform.targets import get_target
 
 from .graphs import attention_with_kv, conv_matmul, save
 
@@ -154,7 +154,7 @@ def test_markdown_lists_kinds_and_slowest_nodes() -> None:
 
 def test_context_and_profile_choice_from_a_recipe() -> None:
     from pipeline.analyze import recipe_context, recipe_shapes
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
 
     llama = load_recipe("llama")
     assert recipe_context(llama.raw, llama.profiles) == 256   # decode: 255 cached + 1 new token
@@ -209,7 +209,7 @@ def test_fits_note_before_a_build(tmp_path, capsys: pytest.CaptureFixture[str], 
     from .test_bundle import calibrated_layout
 
     layout, recipe_path = calibrated_layout(tmp_path)
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
 
     recipe = load_recipe(str(recipe_path))
     path = layout.calibrated_onnx("fp32")

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import read_json
 from pipeline.cli import main
+from pipeline.core.artifacts import read_json
 from pipeline.errors import PipelineError
-from pipeline.recipe import load_recipe
-from pipeline.stages.build import build, build_options
-from pipeline.targets import MIB, get_target
+from pipeline.platform.targets import MIB, get_target
+from pipeline.recipe.loader import load_recipe
+from pipeline.stages.build import build
+from pipeline.stages.plan import resolve_plan
 
 from .test_bundle import calibrated_layout
 from .test_integration import _rtx_or_skip
@@ -22,23 +23,23 @@ from .test_integration import _rtx_or_skip
 def test_overrides_win_over_the_recipe_and_are_checked(tmp_path: Path) -> None:
     _, recipe_path = calibrated_layout(tmp_path)
     recipe = load_recipe(str(recipe_path))
-    opts = build_options(recipe, None, overrides={"workspace_mib": 256, "builder_optimization_level": 5,
-                                                  "timing_cache": tmp_path / "t.cache"})
+    opts = resolve_plan(recipe, None, overrides={"workspace_mib": 256, "builder_optimization_level": 5,
+                                                  "timing_cache": tmp_path / "t.cache"}).options()
     assert opts["workspace_bytes"] == 256 * MIB and opts["builder_optimization_level"] == 5
     assert opts["timing_cache"] == str(tmp_path / "t.cache")
     # For another Orin the bundle carries the request; that Orin's builder strips the plan.
-    assert build_options(recipe, "orin-agx-64", "fp32", overrides={"strip_weights": True})["strip_weights"] is True
+    assert resolve_plan(recipe, "orin-agx-64", "fp32", overrides={"strip_weights": True}).options()["strip_weights"] is True
     assert opts["overrides"]["workspace_mib"] == 256
-    plain = build_options(recipe, None, overrides={"workspace_mib": None, "strip_weights": None})
+    plain = resolve_plan(recipe, None, overrides={"workspace_mib": None, "strip_weights": None}).options()
     assert "overrides" not in plain and "strip_weights" not in plain and plain["workspace_bytes"] == 1024 * MIB
     # An explicit workspace over the board's cap is used as asked (the default is capped).
     cap = get_target("orin-nano-4").builder_caps()["workspace_bytes"]
-    assert build_options(recipe, "orin-nano-4", "fp32", overrides={"workspace_mib": 2048})["workspace_bytes"] == \
+    assert resolve_plan(recipe, "orin-nano-4", "fp32", overrides={"workspace_mib": 2048}).options()["workspace_bytes"] == \
         2048 * MIB > cap
     with pytest.raises(PipelineError, match=r"--opt-level 7: choose 0\.\.5"):
-        build_options(recipe, None, overrides={"builder_optimization_level": 7})
+        resolve_plan(recipe, None, overrides={"builder_optimization_level": 7}).options()
     with pytest.raises(PipelineError, match="--workspace 0: give the builder workspace in MiB"):
-        build_options(recipe, None, overrides={"workspace_mib": 0})
+        resolve_plan(recipe, None, overrides={"workspace_mib": 0}).options()
 
 
 def test_cli_overrides_reach_the_manifest_and_the_stage_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,15 +77,15 @@ def test_strip_weights_makes_a_smaller_refittable_plan(tmp_path: Path, capsys: p
     if (rtx := _strip_refusal()) is not None:
         with pytest.raises(PipelineError, match=rf"--strip-weights: {re.escape(rtx)} builds refittable plans only "
                            "with a CUDA device"):
-            build(recipe, layout, "fp32", overrides={"strip_weights": True})
+            build(recipe, layout, resolve_plan(recipe, None, "fp32", overrides={"strip_weights": True}))
         assert not layout.engine("fp32").exists()
         assert main(["engine", "--model", str(recipe_path), "--precision", "fp32", "--strip-weights",
                      "--root", str(tmp_path / "engines")]) == 2
         assert "--strip-weights" in capsys.readouterr().err
         return
-    build(recipe, layout, "fp32")
+    build(recipe, layout, resolve_plan(recipe, None, "fp32"))
     full = layout.engine("fp32").stat().st_size
-    build(recipe, layout, "fp32", overrides={"strip_weights": True})
+    build(recipe, layout, resolve_plan(recipe, None, "fp32", overrides={"strip_weights": True}))
     manifest = read_json(layout.manifest("fp32"))
     stripped = layout.engine("fp32").stat().st_size
     weights = 4 * (8 * 4 * 9 + 8 + 2048 * 10)  # conv + bias + matmul, FP32 (tests/targets/graphs.py)
@@ -94,7 +95,7 @@ def test_strip_weights_makes_a_smaller_refittable_plan(tmp_path: Path, capsys: p
 
 def test_refit_from_onnx_on_the_device(tmp_path: Path) -> None:
     """Refitting deserializes the plan: only the Jetson (standard TensorRT + its GPU) can run it."""
-    from pipeline.runners import stripped_engine_onnx
+    from pipeline.runners.tensorrt import stripped_engine_onnx
     from pipeline.trt.backend import execution_blocker, select_backend
 
     _rtx_or_skip()
@@ -102,7 +103,8 @@ def test_refit_from_onnx_on_the_device(tmp_path: Path) -> None:
     if (why := execution_blocker(backend)) is not None:
         pytest.skip(f"needs a Jetson: refitting a weight-stripped engine deserializes it ({why})")
     layout, recipe_path = calibrated_layout(tmp_path)
-    build(load_recipe(str(recipe_path)), layout, "fp32", overrides={"strip_weights": True})
+    recipe = load_recipe(str(recipe_path))
+    build(recipe, layout, resolve_plan(recipe, None, "fp32", overrides={"strip_weights": True}))
     assert stripped_engine_onnx(layout.engine("fp32")) == layout.calibrated_onnx("fp32")
     from pipeline.trt.refit import refit_from_onnx
 
@@ -111,8 +113,8 @@ def test_refit_from_onnx_on_the_device(tmp_path: Path) -> None:
 
 
 def test_the_runner_refits_only_stripped_engines(tmp_path: Path) -> None:
-    from pipeline.artifacts import write_json
-    from pipeline.runners import stripped_engine_onnx
+    from pipeline.core.artifacts import write_json
+    from pipeline.runners.tensorrt import stripped_engine_onnx
 
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"plan")

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.artifacts import Layout, write_json
-from pipeline.bundle import bundle_dir, host_can_build_for, read_bundle, write_bundle
+from pipeline.core.artifacts import Layout, write_json
 from pipeline.errors import PipelineError
-from pipeline.recipe import RECIPES_DIR, load_recipe
+from pipeline.recipe.loader import RECIPES_DIR, load_recipe
+from pipeline.stages.bundle import bundle_dir, host_can_build_for, read_bundle, write_bundle
+from pipeline.stages.plan import BuildPlan, DlaPlan, resolve_plan
 
 from .graphs import conv_matmul, save
 from .test_jetson_info import fake_jetson
@@ -41,10 +42,11 @@ def calibrated_layout(tmp: Path, max_batch: int = 2) -> tuple[Layout, Path]:
 
 def test_host_writes_and_verifies_a_bundle(tmp_path: Path) -> None:
     layout, recipe_path = calibrated_layout(tmp_path)
-    b = write_bundle(load_recipe(str(recipe_path)), layout, "fp32", "orin-nano-8", {"workspace_bytes": 1 << 28})
+    recipe = load_recipe(str(recipe_path))
+    b = write_bundle(recipe, layout, resolve_plan(recipe, "orin-nano-8", "fp32"))
     assert b.path == bundle_dir(layout, "fp32")
     assert sorted(b.meta["files"]) == ["build_commands.sh", "calibrate.json", "model.onnx", "recipe.yaml"]
-    assert b.meta["manifest_draft"]["io"]["inputs"][0]["name"] == "x"
+    assert b.meta["build"]["target"] == "orin-nano-8" and "x" in b.recipe().inputs
     assert read_bundle(b.path, "orin-nano-8-super").target == "orin-nano-8"  # power mode does not matter
     with pytest.raises(PipelineError, match="bundle made for orin-nano-8, but this Jetson is orin-agx-64"):
         read_bundle(b.path, "orin-agx-64")
@@ -64,7 +66,8 @@ def test_only_the_target_orin_builds_itself(tmp_path: Path) -> None:
 def test_orin_side_builds_from_the_bundle_without_torch(tmp_path: Path) -> None:
     pytest.importorskip("polygraphy")
     layout, recipe_path = calibrated_layout(tmp_path)
-    write_bundle(load_recipe(str(recipe_path)), layout, "fp32", "orin-agx-64", {"workspace_bytes": 1 << 28})
+    recipe = load_recipe(str(recipe_path))
+    write_bundle(recipe, layout, resolve_plan(recipe, "orin-agx-64", "fp32"))
     # the Orin only has the bundle: drop what calibrate left
     layout.calibrated_onnx("fp32").unlink()
     layout.calibrate_report("fp32").unlink()
@@ -72,8 +75,8 @@ def test_orin_side_builds_from_the_bundle_without_torch(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
-        from pipeline.artifacts import Layout
-        from pipeline.bundle import build_from_bundle
+        from pipeline.core.artifacts import Layout
+        from pipeline.stages.bundle import build_from_bundle
         from pipeline.trt.backend import select_backend
         try:
             select_backend()
@@ -96,8 +99,8 @@ def test_orin_side_builds_from_the_bundle_without_torch(tmp_path: Path) -> None:
 
 
 def test_dla_int8_bundle_carries_the_calibration_cache(tmp_path: Path) -> None:
-    from pipeline.bundle import bundle_stage
-    from pipeline.dla.calib_cache import read_cache
+    from pipeline.platform.dla.calib_cache import read_cache
+    from pipeline.stages.bundle import bundle_stage
 
     from .graphs import qdq_conv
 
@@ -111,20 +114,21 @@ def test_dla_int8_bundle_carries_the_calibration_cache(tmp_path: Path) -> None:
     layout.precision_dir("int8").mkdir(parents=True)
     save(qdq_conv(x_scale=0.02), layout.calibrated_onnx("int8"))
     write_json(layout.calibrate_report("int8"), {"calibration": None, "method": "entropy"})
-    result = bundle_stage(recipe, layout, "int8", "orin-agx-64", {"dla": {"core": 0, "policy": "fallback"}})
+    result = bundle_stage(recipe, layout, resolve_plan(recipe, "orin-agx-64", "int8", dla_core=0))
     assert not result.skipped
     bundle = read_bundle(bundle_dir(layout, "int8"), "orin-agx-64")
     assert bundle.calibration_cache is not None and "calibration.cache" in bundle.meta["files"]
     header, scales = read_cache(bundle.calibration_cache)
     assert header == "TRT-100300-EntropyCalibration2" and scales["x"] == pytest.approx(0.02, rel=1e-7)
-    assert bundle_stage(recipe, layout, "int8", "orin-agx-64", {"dla": {"core": 0, "policy": "fallback"}}).skipped
+    assert bundle_stage(recipe, layout, resolve_plan(recipe, "orin-agx-64", "int8", dla_core=0)).skipped
 
 
 def test_strict_dla_fails_on_the_host_before_bundling(tmp_path: Path) -> None:
-    from pipeline.bundle import bundle_stage
+    from pipeline.stages.bundle import bundle_stage
 
     layout, recipe_path = calibrated_layout(tmp_path, max_batch=1)
     with pytest.raises(PipelineError, match="--dla-policy strict"):
-        bundle_stage(load_recipe(str(recipe_path)), layout, "fp32", "orin-agx-64",
-                     {"dla": {"core": 0, "policy": "strict"}})
+        bundle_stage(load_recipe(str(recipe_path)), layout, BuildPlan(
+            precision="fp32", target="orin-agx-64", workspace_bytes=1 << 28, builder_optimization_level=3,
+            dla=DlaPlan(0, "strict")))
     assert not bundle_dir(layout, "fp32").exists()

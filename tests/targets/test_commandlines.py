@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.commandlines import equivalents, polygraphy, render_script, trtexec
+from pipeline.trt.commandlines import equivalents, polygraphy, render_script, trtexec
 
 REPO = Path(__file__).resolve().parents[2]
 FLAGS = {v: set(d["flags"]) for v, d in
@@ -136,9 +136,9 @@ def test_the_script_runs_the_same_argv_and_differs_only_where_tensorrt_does() ->
 @pytest.mark.slow
 def test_the_polygraphy_line_builds_with_tensorrt_rtx(tmp_path: Path) -> None:
     """Run the bundle's own polygraphy line (TensorRT-RTX through POLYGRAPHY_USE_TENSORRT_RTX=1)."""
-    from pipeline.bundle import COMMANDS_NAME, write_bundle
-    from pipeline.recipe import load_recipe
-    from pipeline.stages.build import build_options
+    from pipeline.recipe.loader import load_recipe
+    from pipeline.stages.bundle import COMMANDS_NAME, write_bundle
+    from pipeline.stages.plan import resolve_plan
 
     from .test_bundle import calibrated_layout
     from .test_integration import _rtx_or_skip
@@ -146,8 +146,8 @@ def test_the_polygraphy_line_builds_with_tensorrt_rtx(tmp_path: Path) -> None:
     _rtx_or_skip()
     layout, recipe_path = calibrated_layout(tmp_path)
     recipe = load_recipe(str(recipe_path))
-    bundle = write_bundle(recipe, layout, "fp32", "orin-nano-8",
-                          build_options(recipe, "orin-nano-8", "fp32", overrides={"builder_optimization_level": 1}))
+    bundle = write_bundle(recipe, layout, resolve_plan(recipe, "orin-nano-8", "fp32",
+                                                       overrides={"builder_optimization_level": 1}))
     script = bundle.path / COMMANDS_NAME
     env = {**os.environ, "POLYGRAPHY_USE_TENSORRT_RTX": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run(["sh", str(script), "polygraphy"], capture_output=True, text=True, env=env, timeout=300)
@@ -155,5 +155,5 @@ def test_the_polygraphy_line_builds_with_tensorrt_rtx(tmp_path: Path) -> None:
     # The same plan as orin-trt's own build of that ONNX with those options.
     from pipeline.stages.build import build
 
-    build(recipe, layout, "fp32", overrides={"builder_optimization_level": 1})
+    build(recipe, layout, resolve_plan(recipe, None, "fp32", overrides={"builder_optimization_level": 1}))
     assert (bundle.path / "model.engine").stat().st_size == layout.engine("fp32").stat().st_size > 100_000

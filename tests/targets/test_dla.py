@@ -15,11 +15,11 @@ import pytest
 from onnx import helper
 
 from pipeline.analyze.shapes import infer
-from pipeline.dla import run_preflight
-from pipeline.dla.calib_cache import read_cache, render, scale_to_hex, version_tag, write_cache
-from pipeline.dla.preflight import preflight
-from pipeline.dla.translate import translate, translate_file
 from pipeline.errors import PipelineError
+from pipeline.platform.dla import run_preflight
+from pipeline.platform.dla.calib_cache import read_cache, render, scale_to_hex, version_tag, write_cache
+from pipeline.platform.dla.preflight import preflight
+from pipeline.platform.dla.translate import translate, translate_file
 
 from .graphs import conv_matmul, qdq_conv, save
 
@@ -157,7 +157,7 @@ def test_strict_policy_fails_before_the_build(tmp_path: Path) -> None:
 
 def test_tensorrt_rtx_refuses_dla_clearly() -> None:
     from pipeline.trt.backend import select_backend
-    from pipeline.trt.dla import configure_dla, dla_blocker
+    from pipeline.trt.dla_build import configure_dla, dla_blocker
 
     backend = select_backend()
     if not backend.is_rtx:
@@ -181,7 +181,7 @@ def test_dla_by_tensorrt_version(version: str, blocked: bool, strongly_typed: bo
     from types import SimpleNamespace
 
     from pipeline.trt.backend import Backend
-    from pipeline.trt.dla import configure_dla, dla_blocker, dla_is_strongly_typed
+    from pipeline.trt.dla_build import configure_dla, dla_blocker, dla_is_strongly_typed
 
     backend = Backend("tensorrt", version, SimpleNamespace())
     assert (dla_blocker(backend) is not None) == blocked
@@ -199,8 +199,8 @@ def test_dla_by_tensorrt_version(version: str, blocked: bool, strongly_typed: bo
 @pytest.mark.slow
 def test_translation_of_modelopt_int8_yolo(workspace: dict[str, Path], tmp_path: Path) -> None:
     """The real thing: ModelOpt's INT8 QDQ YOLO -> QDQ-free ONNX + cache, every scale kept, same outputs."""
-    from pipeline.artifacts import Layout
-    from pipeline.recipe import load_recipe
+    from pipeline.core.artifacts import Layout
+    from pipeline.recipe.loader import load_recipe
     from pipeline.stages.calibrate import calibrate
     from pipeline.stages.export import export
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from pipeline.drift import DriftError, check_manifest, differences, running_system
+from pipeline.platform.drift import DriftError, check_manifest, differences, running_system, same_trt_version
 
 from .test_jetson_info import fake_jetson
 
+CASES = json.loads((Path(__file__).parents[1] / "contracts" / "drift_cases.json").read_text())
 BUILT = {"trt_version": "10.3.0.30", "l4t": "36.4.0", "compute_capability": "8.7", "dla_core": None}
 
 
@@ -47,7 +49,7 @@ def test_host_engine_on_a_jetson_is_refused() -> None:
 
 
 def test_publish_guard_only_judges_on_a_jetson(tmp_path: Path) -> None:
-    from pipeline.drift import guard_on_jetson
+    from pipeline.platform.drift import guard_on_jetson
 
     old = {"system": {**BUILT, "l4t": "35.4.1"}}
     guard_on_jetson(old, "m.engine", "publish", root=tmp_path / "host")  # a host: nothing to compare
@@ -55,3 +57,15 @@ def test_publish_guard_only_judges_on_a_jetson(tmp_path: Path) -> None:
     with pytest.raises(DriftError, match=r"cannot publish m.engine: .*L4T: engine 35.4.1, this system 36.4.0"):
         guard_on_jetson(old, "m.engine", "publish", root=root)
     guard_on_jetson({"system": BUILT}, "m.engine", "publish", root=root)
+
+
+@pytest.mark.parametrize("case", CASES["trt_versions"], ids=lambda c: f"{c['engine']}~{c['system']}")
+def test_trt_versions_agree_as_the_shared_table_says(case: dict) -> None:
+    assert same_trt_version(case["engine"], case["system"]) is case["same"]
+
+
+@pytest.mark.parametrize("case", CASES["cases"], ids=lambda c: c["name"])
+def test_drift_cases_of_the_shared_table(case: dict) -> None:
+    # The running side requests the engine's own DLA core: the cases are about the system, not the request.
+    running = {**case["system"], "dla_core": case["engine"]["dla_core"]}
+    assert sorted(d.split(":")[0] for d in differences(case["engine"], running)) == sorted(case["differs"])

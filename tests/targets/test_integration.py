@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import Layout, read_json
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout, read_json
 from pipeline.errors import PipelineError
-from pipeline.recipe import load_recipe
-from pipeline.stages.build import build, build_options
-from pipeline.targets import MIB, get_target
+from pipeline.platform.targets import MIB, get_target
+from pipeline.recipe.loader import load_recipe
+from pipeline.stages.build import build
+from pipeline.stages.plan import resolve_plan
 
 from .test_bundle import calibrated_layout
 
@@ -45,8 +46,8 @@ def test_cli_refuses_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_builder_caps_come_from_the_target(tmp_path: Path) -> None:
     _, recipe_path = calibrated_layout(tmp_path)
     recipe = load_recipe(str(recipe_path))
-    assert build_options(recipe, None)["workspace_bytes"] == 1024 * MIB  # the recipe's
-    opts = build_options(recipe, "orin-nano-4", "fp32")
+    assert resolve_plan(recipe, None).options()["workspace_bytes"] == 1024 * MIB  # the recipe's
+    opts = resolve_plan(recipe, "orin-nano-4", "fp32").options()
     caps = get_target("orin-nano-4").builder_caps()
     assert opts["workspace_bytes"] == caps["workspace_bytes"] < 1024 * MIB
     assert opts["tactic_dram_bytes"] == caps["tactic_dram_bytes"]
@@ -55,7 +56,8 @@ def test_builder_caps_come_from_the_target(tmp_path: Path) -> None:
 def test_capped_sparse_build_records_its_options(tmp_path: Path) -> None:
     _rtx_or_skip()
     layout, recipe_path = calibrated_layout(tmp_path)
-    build(load_recipe(str(recipe_path)), layout, "fp32", target="orin-nano-4", sparse=True)
+    recipe = load_recipe(str(recipe_path))
+    build(recipe, layout, resolve_plan(recipe, "orin-nano-4", "fp32", sparse=True))
     manifest = read_json(layout.manifest("fp32"))
     caps = get_target("orin-nano-4").builder_caps()
     assert manifest["target"] == "orin-nano-4"
@@ -73,39 +75,39 @@ def test_dla_strict_fails_before_the_build_and_rtx_refuses_dla(tmp_path: Path) -
     for name in ("model.onnx", "calibrate.json"):
         (layout.precision_dir("fp16") / name).write_bytes((layout.precision_dir("fp32") / name).read_bytes())
     with pytest.raises(PipelineError, match="--dla-policy strict: 1 of 4 nodes"):
-        build(recipe, layout, "fp16", target="orin-agx-64", dla_core=0, dla_policy="strict")
+        build(recipe, layout, resolve_plan(recipe, "orin-agx-64", "fp16", dla_core=0, dla_policy="strict"))
     _rtx_or_skip()
     from pipeline.trt.backend import select_backend
 
     if select_backend().is_rtx:
         with pytest.raises(PipelineError, match="--dla: TensorRT-RTX"):
-            build(recipe, layout, "fp16", target="orin-agx-64", dla_core=0, dla_policy="fallback")
+            build(recipe, layout, resolve_plan(recipe, "orin-agx-64", "fp16", dla_core=0, dla_policy="fallback"))
     assert not layout.engine("fp16").exists()
 
 
 @pytest.mark.slow
 def test_engine_for_another_orin_writes_a_bundle(workspace: dict[str, Path]) -> None:
     recipe = load_recipe(str(workspace["recipe"]))
-    from pipeline.flow import run_engine
+    from pipeline.stages.flow import run_engine
 
-    results = run_engine(recipe, "fp32", workspace["root"], workspace["calib"], target="orin-nano-8")
+    results = run_engine(recipe, resolve_plan(recipe, "orin-nano-8", "fp32"), workspace["root"], workspace["calib"])
     assert [r.name for r in results] == ["export", "calibrate[fp32]", "bundle[fp32]"]
     layout = Layout(workspace["root"], recipe.name)
     meta = json.loads((layout.precision_dir("fp32") / "bundle" / "bundle.json").read_text())
     assert meta["target"] == "orin-nano-8"
     assert meta["build"]["workspace_bytes"] == get_target("orin-nano-8").builder_caps()["workspace_bytes"]
     assert {"model.onnx", "calibrate.json", "recipe.yaml"} <= set(meta["files"])
-    again = run_engine(recipe, "fp32", workspace["root"], workspace["calib"], target="orin-nano-8")
+    again = run_engine(recipe, resolve_plan(recipe, "orin-nano-8", "fp32"), workspace["root"], workspace["calib"])
     assert again[-1].skipped
 
 
 @pytest.mark.slow
 def test_sparse_engine_and_its_report(workspace: dict[str, Path]) -> None:
     _rtx_or_skip()
-    from pipeline.flow import run_engine, run_profile
+    from pipeline.stages.flow import run_engine, run_profile
 
     recipe = load_recipe(str(workspace["recipe"]))
-    results = run_engine(recipe, "fp32", workspace["root"], workspace["calib"], sparse=True)
+    results = run_engine(recipe, resolve_plan(recipe, None, "fp32", sparse=True), workspace["root"], workspace["calib"])
     assert [r.name for r in results] == ["export", "sparsify", "calibrate[fp32]", "build[fp32]"]
     layout = Layout(workspace["root"], f"{recipe.name}-sparse24")
     assert read_json(layout.manifest("fp32"))["builder"]["sparse_weights"] is True

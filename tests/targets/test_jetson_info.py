@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.jetson_info import detect, parse_l4t_release, parse_trt_header
-from pipeline.targets import get_target
+from pipeline.platform.host import detect, parse_l4t_release, parse_trt_header
+from pipeline.platform.targets import get_target
 
 RELEASE = "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13\n"
 HEADER = """#define NV_TENSORRT_MAJOR 10 //!< TensorRT major version.

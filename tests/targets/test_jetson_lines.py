@@ -9,8 +9,16 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.jetson_info import detect
-from pipeline.jetson_lines import TABLE, dla_mode, dla_refusal, line_for, lines, markdown_table, version_tuple
+from pipeline.platform.host import detect
+from pipeline.platform.lines import (
+    TABLE,
+    dla_mode,
+    dla_refusal,
+    line_for,
+    lines,
+    markdown_table,
+    version_tuple,
+)
 from pipeline.trt.backend import Backend
 
 from .test_jetson_info import fake_jetson
@@ -60,7 +68,7 @@ def test_every_line_and_module(trt: str, key: str, agx: str, nx: str, nano: str)
 
 
 def test_the_dla_gate_names_the_line_in_one_line() -> None:
-    from pipeline.trt.dla import dla_blocker, dla_is_strongly_typed, require_dla
+    from pipeline.trt.dla_build import dla_blocker, dla_is_strongly_typed, require_dla
 
     jp72 = Backend("tensorrt", "10.16.1.7", SimpleNamespace())
     with pytest.raises(PipelineError) as err:
@@ -108,7 +116,7 @@ def test_auto_detection_names_the_line(tmp_path: Path, board: tuple[str, str], l
 
 
 def test_drift_names_both_lines() -> None:
-    from pipeline.drift import differences
+    from pipeline.platform.drift import differences
 
     built = {"trt_version": "10.3.0.30", "l4t": "36.4.0", "compute_capability": "8.7", "dla_core": None}
     running = {**built, "trt_version": "10.16.1.7", "l4t": "39.2.0"}
@@ -123,7 +131,7 @@ def test_docs_show_the_table_as_it_is() -> None:
 
 
 def test_version_tuple_and_bad_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.jetson_lines as jl
+    import pipeline.platform.lines as jl
 
     assert version_tuple("10.16.1.7") == (10, 16, 1, 7) and version_tuple("11.4.1rc1") == (11, 4)
     bad = tmp_path / "lines.yaml"

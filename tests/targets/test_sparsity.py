@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.sparsity import is_2_4_sparse, prune_2_4, sparsify_file, sparsify_model
+from pipeline.stages.sparsify import is_2_4_sparse, prune_2_4, sparsify_file, sparsify_model
 
 from .graphs import conv_matmul, qdq_conv, save
 
@@ -69,7 +69,7 @@ def test_cli_writes_the_report(tmp_path: Path) -> None:
     raw = tmp_path / "r.yaml"
     import yaml
 
-    from pipeline.recipe import RECIPES_DIR
+    from pipeline.recipe.loader import RECIPES_DIR
 
     recipe = yaml.safe_load((RECIPES_DIR / "yolo.yaml").read_text())
     recipe["inputs"] = {"x": {"dtype": "float32", "min": [1, 4, 16, 16], "opt": [1, 4, 16, 16], "max": [1, 4, 16, 16]}}

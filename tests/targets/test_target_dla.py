@@ -71,7 +71,7 @@ def test_target_dla_reaches_modelopt_and_quantizes_every_tensor(tmp_path: Path) 
 
 
 def test_only_dla_int8_asks_for_it(tmp_path: Path) -> None:
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
     from pipeline.stages.calibrate import quantizer_options
 
     recipe = load_recipe("yolo")

@@ -6,7 +6,15 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.targets import GIB, MIB, _check_sources, _table, get_target, resolve_target, target_names
+from pipeline.platform.targets import (
+    GIB,
+    MIB,
+    _check_sources,
+    _table,
+    get_target,
+    resolve_target,
+    target_names,
+)
 
 EXPECTED = ["orin-agx-64", "orin-agx-32", "orin-nx-16", "orin-nx-8", "orin-nano-8", "orin-nano-4",
             "orin-nx-16-super", "orin-nx-8-super", "orin-nano-8-super", "orin-nano-4-super"]

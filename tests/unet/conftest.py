@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.recipe import RECIPES_DIR
+from pipeline.recipe.loader import RECIPES_DIR
 
 from ..conftest import derived_recipe, scratch
 

@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from pipeline.artifacts import Layout, read_json, sha256_files
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout, read_json, sha256_files
 
 PRECISIONS = ["fp32", "fp16", "int8"]
 
@@ -130,7 +130,7 @@ def test_rerun_is_skipped_and_calibration_not_rerecorded(built: Layout, unet_ws:
 
 def test_orin_bundle_carries_the_external_data(built: Layout, unet_ws: dict[str, Path]) -> None:
     """A host that is not the Orin writes a bundle; the weights file must travel with the ONNX."""
-    from pipeline.bundle import bundle_dir
+    from pipeline.stages.bundle import bundle_dir
 
     assert cli(unet_ws, "engine", "--precision", "fp16", "--target", "orin-agx-64") == 0
     folder = bundle_dir(built, "fp16")

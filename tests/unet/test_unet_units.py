@@ -11,7 +11,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.models.unet import UnetAdapter, psnr_db
-from pipeline.recipe import load_recipe
+from pipeline.recipe.loader import load_recipe
 from tests.unet.conftest import tiny_unet_recipe
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from pipeline.artifacts import Layout, read_json, sha256_files
 from pipeline.cli import main
+from pipeline.core.artifacts import Layout, read_json, sha256_files
 
 PRECISIONS = ["fp32", "fp16", "int8"]
 
@@ -104,7 +104,7 @@ def test_manifest_describes_classification(built: Layout) -> None:
 
 def test_preprocessing_matches_between_calibration_and_eval(built: Layout, vit_ws: dict[str, Path]) -> None:
     from pipeline.models.vit import VitAdapter
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
 
     recipe = load_recipe(str(vit_ws["recipe"]))
     adapter = VitAdapter()

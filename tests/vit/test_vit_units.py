@@ -11,11 +11,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.classification import topk_indices as topk
 from pipeline.errors import PipelineError
 from pipeline.models.classification_data import accuracy, agreement, labelled_images
 from pipeline.models.vit import VitAdapter, processor_preprocess
-from pipeline.recipe import load_recipe
+from pipeline.processing.classification import topk_indices as topk
+from pipeline.recipe.loader import load_recipe
 from tests.vit.conftest import TINY, tiny_vit_recipe
 
 
@@ -79,7 +79,7 @@ def test_local_pretrained_folder_is_exported_with_its_processor_config(tmp_path:
     import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
-    from pipeline.artifacts import Layout, read_json
+    from pipeline.core.artifacts import Layout, read_json
     from pipeline.stages.export import export
 
     folder = tmp_path / "my-vit"

@@ -1,11 +1,37 @@
 // The drift guard's pure comparison, and the parsers of the running system's version strings.
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "check.hpp"
 #include "orin_trt/drift.hpp"
 #include "orin_trt/error.hpp"
 
 using namespace orin_trt;
+using nlohmann::json;
 
 namespace {
+
+// The drift rule's cases, shared with pytest (tests/contracts/drift_cases.json).
+json shared_cases() {
+  std::ifstream in(std::string(ORIN_TRT_CONTRACTS_DIR) + "/drift_cases.json");
+  return json::parse(in);
+}
+
+template <typename T>
+std::optional<T> opt(const json& j, const char* key) {
+  return j.contains(key) && !j.at(key).is_null() ? std::optional<T>(j.at(key).get<T>()) : std::nullopt;
+}
+
+SystemSpec spec_of(const json& j) {
+  return {opt<std::string>(j, "trt_version"), opt<std::string>(j, "compute_capability"), opt<std::string>(j, "l4t"),
+          opt<int>(j, "dla_core")};
+}
+
+RunningSystem running_of(const json& j) {
+  return {opt<std::string>(j, "trt_version"), opt<std::string>(j, "compute_capability"), opt<std::string>(j, "l4t"),
+          opt<int>(j, "dla_cores")};
+}
 
 SystemSpec orin_build() { return {std::string("10.3.0.30"), std::string("8.7"), std::string("36.4.0"), std::nullopt}; }
 
@@ -58,6 +84,31 @@ TEST(not_a_jetson_and_dla) {
   nano.dla_cores = 0;  // Orin Nano: no DLA
   CHECK_EQ(drift_differences(dla, nano).at(0), std::string("DLA core: engine 1, this system has 0 DLA core(s)"));
   CHECK(drift_differences(dla, orin_now()).empty());
+}
+
+TEST(trt_versions_agree_as_the_shared_table_says) {
+  const json table = shared_cases();  // kept alive: a range-for over a temporary's member dangles
+  CHECK(!table.at("trt_versions").empty());
+  for (const auto& c : table.at("trt_versions")) {
+    SystemSpec engine{c.at("engine").get<std::string>(), std::nullopt, std::nullopt, std::nullopt};
+    RunningSystem now{c.at("system").get<std::string>(), std::nullopt, std::nullopt, std::nullopt};
+    CHECK_EQ(drift_differences(engine, now).empty(), c.at("same").get<bool>());
+  }
+}
+
+TEST(drift_cases_of_the_shared_table) {
+  const json table = shared_cases();
+  CHECK(!table.at("cases").empty());
+  for (const auto& c : table.at("cases")) {
+    std::vector<std::string> labels;
+    for (const auto& d : drift_differences(spec_of(c.at("engine")), running_of(c.at("system")))) {
+      labels.push_back(d.substr(0, d.find(':')));
+    }
+    auto expected = c.at("differs").get<std::vector<std::string>>();
+    std::sort(labels.begin(), labels.end());
+    std::sort(expected.begin(), expected.end());
+    CHECK(labels == expected);
+  }
 }
 
 TEST(version_parsers) {

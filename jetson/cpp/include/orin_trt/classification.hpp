@@ -1,4 +1,4 @@
-// Top-k of classification logits with softmax probabilities, as pipeline/classification.py does it.
+// Top-k of classification logits with softmax probabilities, as pipeline/processing/classification.py does it.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// YOLO output decoding as pipeline/detection.py does it: best class per anchor, confidence filter,
+// YOLO output decoding as pipeline/processing/detection.py does it: best class per anchor, confidence filter,
 // class-aware greedy NMS (one pass, boxes offset by class), top max_detections.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Image preprocessing exactly as pipeline/imaging.py does it, driven by the manifest's `preprocess`.
+// Image preprocessing exactly as pipeline/processing/image.py does it, driven by the manifest's `preprocess`.
 // Resizing reproduces OpenCV's INTER_LINEAR for uint8 (half-pixel centers, 11-bit fixed-point weights);
 // it agrees with cv2.resize within 1 LSB per pixel (checked by the golden vectors).
 #pragma once
