@@ -110,39 +110,129 @@ def uses_external_data(path: Path) -> bool:
     return Path(str(path) + ".data").exists()
 
 
-def save(model: Any, path: Path, external_data: bool | None = None) -> None:
+def load_header(path: Path) -> Any:
+    """The graph with its large weights left on disk (they stay references to `<name>.data`), so a model of
+    any size loads in the memory of its graph; `save(..., base_dir=path.parent)` streams them to a new file."""
+    return load(path, with_weights=False)
+
+
+def file_mode() -> int:
+    """The mode a plain new file gets under this process's umask (0644 under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def save(model: Any, path: Path, external_data: bool | None = None, base_dir: Path | None = None) -> None:
     """Write `model` to `path` atomically; with external data in `<name>.data` when large (or forced).
 
+    Tensors of `model` may still reference external data (a `load_header` model, a tool's output loaded
+    without weights): they are copied, tensor by tensor, from the files under `base_dir`, so no step holds
+    more than one tensor of a model over 2 GB in memory, and no >2 GB protobuf is ever serialized.
     Both files are written in a scratch folder beside the target and renamed into place, the data
-    file first, so a reader never sees an ONNX whose weights are missing.
+    file first, so a reader never sees an ONNX whose weights are missing; both get the same mode.
     """
     import onnx
 
     path = Path(path)
+    referenced = _external_tensors(model)
+    if referenced and base_dir is None:
+        raise ValueError("save: the model references external data; pass base_dir (the folder holding it)")
     if external_data is None:
-        external_data = model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _fits_protobuf(model) else True
+        external_data = bool(referenced) or not _fits_protobuf(model) or model.ByteSize() > EXTERNAL_DATA_THRESHOLD
     path.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     data_name = path.name + ".data"
     try:
         tmp_model = tmpdir / path.name
         if external_data:
-            onnx.save_model(model, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_name, size_threshold=1024)
-            # onnx moved the weights out of `model` into the file; read them back so the caller's model
-            # is unchanged (a second save of it would otherwise write a header without its weights).
-            from onnx.external_data_helper import load_external_data_for_model
-
-            load_external_data_for_model(model, str(tmpdir))
+            restore = _write_external_data(model, tmpdir / data_name, data_name, base_dir)
+            try:
+                onnx.save_model(model, str(tmp_model))
+            finally:
+                restore()
+            os.chmod(tmpdir / data_name, file_mode())
             os.replace(tmpdir / data_name, path.parent / data_name)
         else:
             onnx.save_model(model, str(tmp_model))
             stale = path.parent / data_name
             if stale.exists():
                 stale.unlink()
+        os.chmod(tmp_model, file_mode())
         os.replace(tmp_model, path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# Tensors under this many bytes stay inside the ONNX (onnx's own default threshold).
+_INLINE_BYTES = 1024
+_ALIGN = 64  # offsets of the data file: cache-line aligned, as ONNX Runtime's mmap likes
+_CHUNK = 64 << 20
+
+
+def _external_tensors(model: Any) -> list[Any]:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    return [t for t in _get_all_tensors(model) if uses_external_data(t)]
+
+
+def _write_external_data(model: Any, data_path: Path, location: str, base_dir: Path | None) -> Any:
+    """Move every large tensor of `model` into `data_path` (one file); returns a function that puts the
+    model back as it was (in-memory tensors refilled, references to the old files restored)."""
+    from onnx import TensorProto
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    undo: list[tuple[Any, bytes | None, list[tuple[str, str]], int]] = []
+    with open(data_path, "wb") as out:
+        for tensor in _get_all_tensors(model):
+            external = uses_external_data(tensor)
+            if not external and not (tensor.HasField("raw_data") and len(tensor.raw_data) >= _INLINE_BYTES):
+                continue
+            old_entries = [(e.key, e.value) for e in tensor.external_data]
+            offset = -(-out.tell() // _ALIGN) * _ALIGN
+            out.seek(offset)
+            if external:
+                info = ExternalDataInfo(tensor)
+                length = _copy_range(Path(base_dir) / info.location, info.offset or 0, info.length, out)
+                undo.append((tensor, None, old_entries, tensor.data_location))
+            else:
+                raw = tensor.raw_data
+                out.write(raw)
+                length = len(raw)
+                undo.append((tensor, raw, old_entries, tensor.data_location))
+                tensor.ClearField("raw_data")
+            del tensor.external_data[:]
+            for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+                tensor.external_data.add(key=key, value=value)
+            tensor.data_location = TensorProto.EXTERNAL
+
+    def restore() -> None:
+        for tensor, raw, entries, data_location in undo:
+            del tensor.external_data[:]
+            for key, value in entries:
+                tensor.external_data.add(key=key, value=value)
+            tensor.data_location = data_location
+            if raw is not None:
+                tensor.raw_data = raw
+
+    return restore
+
+
+def _copy_range(src: Path, offset: int, length: int | None, out: Any) -> int:
+    """Copy `length` bytes (to the end when None) of `src` from `offset` into `out`, a chunk at a time."""
+    copied = 0
+    with open(src, "rb") as f:
+        f.seek(offset)
+        while length is None or copied < length:
+            chunk = f.read(_CHUNK if length is None else min(_CHUNK, length - copied))
+            if not chunk:
+                break
+            out.write(chunk)
+            copied += len(chunk)
+    if length is not None and copied != length:
+        raise PipelineError(f"{src}: external data ends after {offset + copied} bytes; the ONNX needs "
+                            f"{offset + length}")
+    return copied
 
 
 def _fits_protobuf(model: Any) -> bool:
@@ -153,12 +243,85 @@ def _fits_protobuf(model: Any) -> bool:
         return False
 
 
-def copy_to(src: Path, folder: Path) -> Path:
-    """Copy an ONNX (and its external data, which it references by file name) into `folder`.
+def tensor_bytes(tensor: Any) -> int:
+    """Bytes of a tensor's data, whether held in the ONNX or referenced in its external data file."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-    Tools that quantize get the copy: some of them rewrite the model they are given in place.
+    if uses_external_data(tensor):
+        return int(ExternalDataInfo(tensor).length or 0)
+    if tensor.HasField("raw_data"):
+        return len(tensor.raw_data)
+    import numpy as np
+    from onnx import helper
+
+    count = int(np.prod(tensor.dims)) if len(tensor.dims) else 1
+    return count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+
+
+class SideData:
+    """A data file in `folder` that replaced weights are appended to, one tensor at a time, so an edit of
+    a model over 2 GB keeps only the tensor it is changing in memory; `save(..., base_dir=folder)` then
+    streams them into the model's own data file. Remove it after the save."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = Path(folder), name
+        self.path = self.folder / name
+        self.path.write_bytes(b"")
+
+    def store(self, tensor: Any, array: Any) -> None:
+        from onnx import TensorProto, helper
+
+        raw = array.tobytes()
+        with open(self.path, "ab") as f:
+            offset = f.tell()
+            f.write(raw)
+        del tensor.dims[:]
+        tensor.dims.extend(array.shape)
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.ClearField("raw_data")
+        del tensor.external_data[:]
+        for key, value in (("location", self.name), ("offset", str(offset)), ("length", str(len(raw)))):
+            tensor.external_data.add(key=key, value=value)
+        tensor.data_location = TensorProto.EXTERNAL
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def ort_model(path: Path, extra_outputs: list[str] = ()) -> Any:
+    """What to give `onnxruntime.InferenceSession` for the ONNX at `path` with `extra_outputs` added as
+    graph outputs (intermediate tensors to read): the serialized bytes of a small model, or, for one with
+    external data, the path of a header written beside `path` (ONNX Runtime resolves the data file relative
+    to it), so a model over 2 GB is never serialized into one protobuf. Remove a returned path when done."""
+    import onnx
+
+    path = Path(path)
+    model = load_header(path)
+    existing = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra_outputs if n not in existing)
+    if not _external_tensors(model):
+        return model.SerializeToString()
+    fd, header = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.onnx", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(model.SerializeToString())
+    return Path(header)
+
+
+def copy_to(src: Path, folder: Path, link: bool = False) -> Path:
+    """Put an ONNX (and its external data, which it references by file name) into `folder`.
+
+    Tools that quantize get the copy: some of them rewrite the model they are given in place. With
+    `link`, for a tool checked not to write its input files (tests/test_scale.py checks each one), the
+    files are hard links instead, which cost no disk; across file systems they are copies.
     """
     src = Path(src)
     for f in [src] + ([Path(str(src) + ".data")] if uses_external_data(src) else []):
-        shutil.copyfile(f, Path(folder) / f.name)
+        target = Path(folder) / f.name
+        if link:
+            try:
+                os.link(f, target)
+                continue
+            except OSError:  # another file system (or one without links): copy
+                pass
+        shutil.copyfile(f, target)
     return Path(folder) / src.name

@@ -48,9 +48,9 @@ def int4_awq(
             log_level="WARNING",
             **extra,
         )
-        model = onnx_utils.load(out)
-    onnx_utils.inherit_metadata(model, src)
-    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+        model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
+        onnx_utils.inherit_metadata(model, src)
+        onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None, base_dir=out.parent)
     int4_weights = [i for i in model.graph.initializer if i.data_type in (22, 21)]  # INT4, UINT4
     return {
         "precision": "int4-awq",
@@ -60,7 +60,7 @@ def int4_awq(
         "high_precision_dtype": "fp32",
         "calibration_samples": len(feeds),
         "int4_weights": len(int4_weights),
-        "int4_weight_bytes": sum(len(i.raw_data) for i in int4_weights),
+        "int4_weight_bytes": sum(onnx_utils.tensor_bytes(i) for i in int4_weights),
         "dequantize_linear": sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear"),
         "excluded_nodes": sorted(set(excluded)),
     }

@@ -42,9 +42,9 @@ def ptq_int8(
             _in_fresh_interpreter(_ort_percentile, work, out, feeds, excluded, float(options.get("percentile", 99.99)))
         else:
             _modelopt(work, out, feeds, method, excluded, hp, options)
-        model = onnx_utils.load(out)
-    onnx_utils.inherit_metadata(model, src)
-    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+        model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
+        onnx_utils.inherit_metadata(model, src)
+        onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None, base_dir=out.parent)
     ops = [n.op_type for n in model.graph.node]
     return {
         "precision": "int8",
