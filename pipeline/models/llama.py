@@ -169,7 +169,7 @@ class LlamaAdapter(ModelAdapter):
             path = Path(tmp) / "model.onnx"
             with torch.inference_mode():
                 torch.onnx.export(wrapper, args, str(path), input_names=names_in, output_names=names_out,
-                                  dynamic_axes=dynamic, opset_version=int(recipe.section("export").get("opset", 17)),
+                                  dynamic_axes=dynamic, opset_version=int(recipe.section("export").get("opset", 20)),
                                   dynamo=False)
             onnx_utils.save(onnx_utils.load(path), onnx_out)
         outputs = []
