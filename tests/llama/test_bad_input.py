@@ -52,3 +52,17 @@ def test_a_tokenizer_path_that_is_not_a_folder(tmp_path) -> None:
     source = {"pretrained": None, "tokenizer": str(tmp_path / "tok"), "config": TINY_CONFIG}
     with pytest.raises(PipelineError, match=r"llama-test.yaml: source.tokenizer .*tok' is not a folder"):
         LlamaAdapter().source(_recipe(tmp_path, source=source))
+
+
+def test_a_model_folder_without_tokenizer_json_is_not_given_the_builtin_one(tmp_path, llama_ws: dict) -> None:
+    from pipeline.llm.tokenizer import BUILTIN_TOKENIZER
+    from pipeline.models.llama import recipe_tokenizer_dir
+
+    model, *_ = LlamaAdapter().load(llama_ws["recipe"])
+    folder = tmp_path / "my-llama"
+    model.save_pretrained(folder)  # config.json and weights, no tokenizer
+    recipe = _recipe(tmp_path, source={"pretrained": str(folder), "tokenizer": None})
+    with pytest.raises(PipelineError, match=rf"source.pretrained {folder}: no tokenizer.json .*'builtin' on purpose"):
+        LlamaAdapter().source(recipe)
+    chosen = _recipe(tmp_path, name="llama-chosen", source={"pretrained": str(folder), "tokenizer": "builtin"})
+    assert recipe_tokenizer_dir(chosen) == BUILTIN_TOKENIZER  # asked for by name: allowed
