@@ -79,7 +79,9 @@ def test_smoothquant_on_a_model_over_2gb_never_serializes_it_whole(tmp_path: Pat
     # The function is unchanged (up to float rounding): ONNX Runtime, opened from the path.
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    session = ort.InferenceSession(str(dst), options, providers=["CPUExecutionProvider"])
     got = session.run(["y0"], feeds[0])[0]
     w0 = np.fromfile(tmp_path / "model.onnx.data", np.float32, HIDDEN * OUT).reshape(HIDDEN, OUT)
     np.testing.assert_allclose(got, x @ w0, rtol=1e-3, atol=1e-3)

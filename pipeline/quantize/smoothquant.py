@@ -73,7 +73,10 @@ def activation_absmax(onnx_path: Path, names: list[str], feeds: list[dict[str, n
 
     model = onnx_utils.ort_model(onnx_path, names)
     try:
-        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model),
+        options = ort.SessionOptions()
+        # MatMul weights prepacked for the CPU would be a second copy of every weight, for a few samples.
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                        providers=["CPUExecutionProvider"])
         amax: dict[str, np.ndarray] = {}
         for feed in progress(feeds, "smoothquant statistics"):
