@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -307,21 +309,33 @@ def ort_model(path: Path, extra_outputs: list[str] = ()) -> Any:
     return Path(header)
 
 
-def copy_to(src: Path, folder: Path, link: bool = False) -> Path:
-    """Put an ONNX (and its external data, which it references by file name) into `folder`.
+@contextlib.contextmanager
+def tool_input(src: Path, folder: Path) -> Iterator[Path]:
+    """The ONNX to hand a quantization tool: a file of its own, since ModelOpt rewrites the ONNX it is given.
 
-    Tools that quantize get the copy: some of them rewrite the model they are given in place. With
-    `link`, for a tool checked not to write its input files (tests/test_scale.py checks each one), the
-    files are hard links instead, which cost no disk; across file systems they are copies.
+    A model with external data gets only a copy of its header, beside `src`, reading `src`'s data file
+    where it lies: onnx and ONNX Runtime refuse a data file that is a hard link, a symlink or outside the
+    model's folder, and a multi-GB copy per stage fills disks. Every tool that gets one reads the data and
+    never writes it (tests/test_scale.py checks ModelOpt INT8 / INT4, ONNX Runtime's quantize_static and
+    AutoCast). A small model is copied whole into `folder`. The header copy goes when the block ends.
     """
     src = Path(src)
-    for f in [src] + ([Path(str(src) + ".data")] if uses_external_data(src) else []):
-        target = Path(folder) / f.name
-        if link:
-            try:
-                os.link(f, target)
-                continue
-            except OSError:  # another file system (or one without links): copy
-                pass
-        shutil.copyfile(f, target)
-    return Path(folder) / src.name
+    if not uses_external_data(src):
+        target = Path(folder) / src.name
+        shutil.copyfile(src, target)
+        yield target
+        return
+    fd, name = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=".tmp.onnx", dir=src.parent)
+    os.close(fd)
+    header = Path(name)
+    try:
+        shutil.copyfile(src, header)
+        yield header
+    finally:
+        header.unlink(missing_ok=True)
+
+
+def model_bytes(path: Path) -> int:
+    """Bytes on disk of an ONNX and its external data."""
+    path = Path(path)
+    return path.stat().st_size + (Path(str(path) + ".data").stat().st_size if uses_external_data(path) else 0)

@@ -138,3 +138,72 @@ def test_ort_model_of_an_external_data_model_is_a_header_beside_it(tmp_path: Pat
     (tmp_path / "inline").mkdir()
     small = _small_model(tmp_path / "inline", external=False)
     assert isinstance(onnx_utils.ort_model(small, ["y"]), bytes)
+
+
+def _norm_mlp(folder: Path, hidden: int = 256) -> Path:
+    """Mul(gamma) -> MatMul -> Relu -> MatMul with its weights in `model.onnx.data`."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.full(hidden, 1.5, np.float32), "gamma")]
+    inits += [numpy_helper.from_array(rng.standard_normal((hidden, hidden)).astype(np.float32), f"w{i}")
+              for i in range(2)]
+    nodes = [helper.make_node("Mul", ["x", "gamma"], ["n"], name="norm"),
+             helper.make_node("MatMul", ["n", "w0"], ["h"], name="mm0"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "w1"], ["y"], name="mm1")]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, hidden])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, hidden])],
+                              initializer=inits)
+    path = folder / "model.onnx"
+    onnx_utils.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), path, external_data=True)
+    return path
+
+
+def _folder_state(folder: Path) -> dict[str, tuple[str, int]]:
+    import hashlib
+
+    return {f.name: (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns) for f in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("quantizer", "options"), [
+    ("int8", {"method": "max"}),
+    ("int8", {"method": "max", "smoothquant": {"alpha": 0.5}}),
+    ("int8", {"method": "percentile"}),
+    ("int4-awq", {"method": "awq_clip", "block_size": 128}),
+    ("fp16", {}),
+], ids=["modelopt-int8", "smoothquant-int8", "ort-quantize_static", "modelopt-int4", "autocast-fp16"])
+def test_quantizers_read_the_weights_in_place_and_never_write_them(tmp_path: Path, quantizer: str,
+                                                                 options: dict) -> None:
+    """Each tool gets a header copy beside the export's data file (no multi-GB copy): the export's files are
+    byte for byte and mtime for mtime what they were, and nothing is left beside them."""
+    from pipeline.quantize import get_quantizer
+
+    (tmp_path / "export").mkdir()
+    src = _norm_mlp(tmp_path / "export")
+    before = _folder_state(src.parent)
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.standard_normal((1, 16, 256)).astype(np.float32)} for _ in range(4)]
+    dst = tmp_path / "out" / "model.onnx"
+    get_quantizer(quantizer)(src, dst, feeds, options, {"nodes": [], "op_types": []})
+    assert _folder_state(src.parent) == before
+    onnx_utils.check(dst)
+    import onnxruntime as ort
+
+    y = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
+    assert y.shape == (1, 16, 256) and np.isfinite(y).all()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+def test_a_stage_that_would_fill_the_disk_is_refused_before_it_starts(tmp_path: Path) -> None:
+    from pipeline.errors import PipelineError
+    from pipeline.workspace import require_free_disk
+
+    from .test_failures import tmpfs
+
+    with tmpfs(tmp_path / "small", "2m") as small:
+        require_free_disk("calibrate[int8]", {small / "engines" / "m": 1_000_000})  # fits
+        with pytest.raises(PipelineError) as e:
+            # two folders of one file system add up: 1.5 + 1.5 MB > 2 MB
+            require_free_disk("calibrate[int8]", {small / "scratch": 1_500_000, small / "engines": 1_500_000})
+        assert str(e.value) == (f"calibrate[int8]: needs 3.0 MB of free disk under {small / 'scratch'}, only "
+                                f"2.1 MB free (free some, or pass another --root)")

@@ -31,8 +31,7 @@ def int4_awq(
     excluded = excluded_node_names(src, exclude)
     # modelopt 0.47's awq_lite calls cupy's `.get()` on its numpy (CPU) fallback when fusing nodes.
     extra = {"awqlite_fuse_nodes": False} if method == "awq_lite" else {}
-    with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp:
-        work = onnx_utils.copy_to(src, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         out = Path(tmp) / "model.int4.onnx"
         quantize(
             onnx_path=str(work),

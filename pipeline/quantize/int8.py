@@ -28,8 +28,7 @@ def ptq_int8(
                             "use entropy or max for a --dla build")
     excluded = excluded_node_names(src, exclude)
     hp = options.get("high_precision_dtype", "fp32")
-    with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp:
-        work = onnx_utils.copy_to(src, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         smoothing = None
         if options.get("smoothquant"):  # LLMs: migrate activation outliers into the weights first
             from .smoothquant import smooth

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ..models import get_adapter
 from ..models.base import DataSet
 from ..quantize import get_quantizer, resolve_exclusions
 from ..recipe import Recipe
+from ..workspace import require_free_disk
 from .common import ONNX_TOOLS, QUANT_TOOLS
 
 
@@ -74,6 +76,11 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
         warn(f"calibrate[{precision}]", f"calibration set {data.path} has {data.count} images; "
              f"{data.recommended_min} or more are recommended for stable INT8 scales")
     feeds = adapter.calibration_feeds(recipe, data) if data else []
+    # Upper bounds, the model's size each: the tool's output in scratch and the calibrated model beside
+    # the export; SmoothQuant adds the smoothed model (scratch) and its side file of weights (beside).
+    times = 2 if options.get("smoothquant") else 1
+    size = onnx_utils.model_bytes(src)
+    require_free_disk(f"calibrate[{precision}]", {Path(tempfile.gettempdir()): times * size, dst.parent: times * size})
     t0 = time.perf_counter()
     summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
     seconds = time.perf_counter() - t0
