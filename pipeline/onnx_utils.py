@@ -290,6 +290,22 @@ class SideData:
         self.path.unlink(missing_ok=True)
 
 
+def save_header(model: Any, dst: Path, src: Path, edit: Any = None) -> Any:
+    """Save the header `model` of the ONNX at `src` (its weights still on disk beside `src`) to `dst`, the
+    layout following `src`'s; `edit(model, base_dir, side)` may first rewrite weights, one at a time, into
+    a side file (None for a model without external data: it holds its weights). Returns edit's result."""
+    src = Path(src)
+    external = uses_external_data(src)
+    side = SideData(src.parent, f".{src.stem}.edit.tmp.onnx.data") if external else None
+    try:
+        result = edit(model, src.parent, side) if edit is not None else None
+        save(model, dst, external_data=external or None, base_dir=src.parent)
+    finally:
+        if side is not None:
+            side.remove()
+    return result
+
+
 def ort_model(path: Path, extra_outputs: list[str] = ()) -> Any:
     """What to give `onnxruntime.InferenceSession` for the ONNX at `path` with `extra_outputs` added as
     graph outputs (intermediate tensors to read): the serialized bytes of a small model, or, for one with

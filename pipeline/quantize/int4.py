@@ -12,6 +12,7 @@ import numpy as np
 from .. import onnx_utils
 from ..errors import PipelineError
 from . import excluded_node_names
+from .embedding import fp16_embedding
 from .feeds import shapes_spec, stack
 
 DEFAULT_BLOCK = 128
@@ -49,7 +50,7 @@ def int4_awq(
         )
         model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
         onnx_utils.inherit_metadata(model, src)
-        onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None, base_dir=out.parent)
+        embedding = onnx_utils.save_header(model, dst, out, fp16_embedding)
     int4_weights = [i for i in model.graph.initializer if i.data_type in (22, 21)]  # INT4, UINT4
     return {
         "precision": "int4-awq",
@@ -62,6 +63,7 @@ def int4_awq(
         "int4_weight_bytes": sum(onnx_utils.tensor_bytes(i) for i in int4_weights),
         "dequantize_linear": sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear"),
         "excluded_nodes": sorted(set(excluded)),
+        "embedding": embedding,
     }
 
 

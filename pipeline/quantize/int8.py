@@ -12,6 +12,7 @@ import numpy as np
 from .. import onnx_utils
 from ..errors import PipelineError
 from . import excluded_node_names
+from .embedding import fp16_embedding
 from .feeds import shapes_spec, streaming_reader
 
 # The compute ops TensorRT runs in INT8; everything else stays in float around them.
@@ -43,7 +44,7 @@ def ptq_int8(
             _modelopt(work, out, feeds, method, excluded, hp, options)
         model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
         onnx_utils.inherit_metadata(model, src)
-        onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None, base_dir=out.parent)
+        embedding = onnx_utils.save_header(model, dst, out, fp16_embedding)
     ops = [n.op_type for n in model.graph.node]
     return {
         "precision": "int8",
@@ -56,6 +57,7 @@ def ptq_int8(
         "excluded_nodes": sorted(set(excluded)),
         "target_dla": bool(options.get("target_dla")) and method != "percentile",
         "smoothquant": smoothing,
+        "embedding": embedding,
     }
 
 
