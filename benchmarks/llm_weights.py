@@ -17,7 +17,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import onnx_utils  # noqa: E402
 from pipeline.artifacts import Layout, read_json  # noqa: E402
 from pipeline.flow import run_engine  # noqa: E402
 from pipeline.recipe import load_recipe  # noqa: E402
@@ -26,10 +25,20 @@ DTYPES = {1: "fp32", 10: "fp16", 3: "int8", 22: "int4", 21: "uint4", 6: "int32",
 
 
 def onnx_weights(path: Path) -> dict[str, int]:
+    """Initializer bytes by dtype, weights left on disk (plain onnx, so the script also runs on older trees)."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
     by: collections.Counter[str] = collections.Counter()
-    for init in onnx_utils.load_header(path).graph.initializer:
-        by[DTYPES.get(init.data_type, str(init.data_type))] += onnx_utils.tensor_bytes(init)
+    for init in onnx.load(str(path), load_external_data=False).graph.initializer:
+        size = int(ExternalDataInfo(init).length) if uses_external_data(init) else len(init.raw_data)
+        by[DTYPES.get(init.data_type, str(init.data_type))] += size
     return dict(by)
+
+
+def files_bytes(path: Path) -> int:
+    data = Path(str(path) + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
 
 
 def predicted(path: Path) -> int | None:
@@ -55,7 +64,7 @@ def main() -> None:
         onnx = layout.calibrated_onnx(precision)
         mem = read_json(layout.manifest(precision))["memory"]
         by = ", ".join(f"{k} {v:,}" for k, v in sorted(onnx_weights(onnx).items()))
-        print(f"| {precision} | {by} | {onnx_utils.model_bytes(onnx):,} | {mem.get('weights_bytes') or 0:,} | "
+        print(f"| {precision} | {by} | {files_bytes(onnx):,} | {mem.get('weights_bytes') or 0:,} | "
               f"{predicted(onnx) or '-'} |")
 
 

@@ -148,7 +148,7 @@ def save(model: Any, path: Path, external_data: bool | None = None, base_dir: Pa
     try:
         tmp_model = tmpdir / path.name
         if external_data:
-            restore = _write_external_data(model, tmpdir / data_name, data_name, base_dir)
+            restore = _write_external_data(model, tmpdir / data_name, data_name, base_dir, path.parent / data_name)
             try:
                 onnx.save_model(model, str(tmp_model))
             finally:
@@ -178,9 +178,10 @@ def _external_tensors(model: Any) -> list[Any]:
     return [t for t in _get_all_tensors(model) if uses_external_data(t)]
 
 
-def _write_external_data(model: Any, data_path: Path, location: str, base_dir: Path | None) -> Any:
-    """Move every large tensor of `model` into `data_path` (one file); returns a function that puts the
-    model back as it was (in-memory tensors refilled, references to the old files restored)."""
+def _write_external_data(model: Any, data_path: Path, location: str, base_dir: Path | None, final: Path) -> Any:
+    """Move every large tensor of `model` into `data_path` (one file, renamed to `final` afterwards); returns
+    a function that puts the model back as it was (in-memory tensors refilled, references to the old files
+    restored), except references into `final` itself, which the rename replaces: those keep the new ones."""
     from onnx import TensorProto
     from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
 
@@ -195,8 +196,10 @@ def _write_external_data(model: Any, data_path: Path, location: str, base_dir: P
             out.seek(offset)
             if external:
                 info = ExternalDataInfo(tensor)
-                length = _copy_range(Path(base_dir) / info.location, info.offset or 0, info.length, out)
-                undo.append((tensor, None, old_entries, tensor.data_location))
+                source = Path(base_dir) / info.location
+                length = _copy_range(source, info.offset or 0, info.length, out)
+                if source.resolve() != Path(final).resolve():
+                    undo.append((tensor, None, old_entries, tensor.data_location))
             else:
                 raw = tensor.raw_data
                 out.write(raw)

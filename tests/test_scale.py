@@ -207,3 +207,20 @@ def test_a_stage_that_would_fill_the_disk_is_refused_before_it_starts(tmp_path: 
             require_free_disk("calibrate[int8]", {small / "scratch": 1_500_000, small / "engines": 1_500_000})
         assert str(e.value) == (f"calibrate[int8]: needs 3.0 MB of free disk under {small / 'scratch'}, only "
                                 f"2.1 MB free (free some, or pass another --root)")
+
+
+def test_saving_a_header_over_its_own_data_file_keeps_it_readable(tmp_path: Path) -> None:
+    """Re-saving a header model to the path it was read from replaces the data file it references: the
+    model must then reference the new file (a second save of it still has its weights)."""
+    src = _small_model(tmp_path, external=True)
+    header = onnx_utils.load_header(src)
+    # A new tensor written first moves `w` to another offset of the rewritten file.
+    extra = numpy_helper.from_array(np.full(1000, 7, np.float32), "extra")
+    kept = list(header.graph.initializer)
+    del header.graph.initializer[:]
+    header.graph.initializer.extend([extra, *kept])
+    onnx_utils.save(header, src, base_dir=src.parent)
+    onnx_utils.save(header, tmp_path / "second" / "model.onnx", base_dir=src.parent)
+    for path in (src, tmp_path / "second" / "model.onnx"):
+        w = {i.name: i for i in onnx_utils.load(path).graph.initializer}["w"]
+        np.testing.assert_array_equal(numpy_helper.to_array(w), np.arange(4096, dtype=np.float32).reshape(64, 64))

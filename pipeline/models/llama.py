@@ -167,11 +167,15 @@ class LlamaAdapter(ModelAdapter):
         with tempfile.TemporaryDirectory(prefix="orin-trt-llama-") as tmp:
             # The legacy exporter writes one file per tensor past 2 GB; re-save as one `<name>.data`.
             path = Path(tmp) / "model.onnx"
+            opset = int(recipe.section("export").get("opset", 20))
+            params = sum(p.numel() for p in model.parameters())
+            log("export", f"torch.onnx.export of {params / 1e6:.1f}M parameters at opset {opset} (minutes for 1B)...")
             with torch.inference_mode():
                 torch.onnx.export(wrapper, args, str(path), input_names=names_in, output_names=names_out,
-                                  dynamic_axes=dynamic, opset_version=int(recipe.section("export").get("opset", 20)),
+                                  dynamic_axes=dynamic, opset_version=opset,
                                   dynamo=False)
-            onnx_utils.save(onnx_utils.load(path), onnx_out)
+            log("export", "exported; gathering the weights into one file")
+            onnx_utils.save(onnx_utils.load_header(path), onnx_out, base_dir=Path(tmp))  # streamed, not loaded
         outputs = []
         with torch.inference_mode():
             for feed in feeds:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import onnx_utils
+from . import announce
 from .feeds import stack
 
 # AutoCast's defaults: values or initializers beyond these magnitudes keep their node in FP32.
@@ -29,6 +30,7 @@ def autocast_fp16(
         # break shape-dependent ops. Its reference runner reads them from an .npz.
         npz = Path(tmp) / "calibration.npz"
         np.savez(npz, **stack(samples))
+        announce("fp16", "ModelOpt AutoCast", work, len(samples))
         model = convert_to_mixed_precision(
             onnx_path=str(work),
             low_precision_type="fp16",

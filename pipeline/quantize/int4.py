@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import onnx_utils
 from ..errors import PipelineError
-from . import excluded_node_names
+from . import announce, excluded_node_names
 from .embedding import fp16_embedding
 from .feeds import shapes_spec, stack
 
@@ -34,6 +34,7 @@ def int4_awq(
     extra = {"awqlite_fuse_nodes": False} if method == "awq_lite" else {}
     with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         out = Path(tmp) / "model.int4.onnx"
+        announce("int4-awq", f"ModelOpt INT4 ({method})", work, len(feeds))
         quantize(
             onnx_path=str(work),
             quantize_mode="int4",

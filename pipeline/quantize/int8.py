@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import onnx_utils
 from ..errors import PipelineError
-from . import excluded_node_names
+from . import announce, excluded_node_names
 from .embedding import fp16_embedding
 from .feeds import shapes_spec, streaming_reader
 
@@ -38,6 +38,8 @@ def ptq_int8(
             smoothing = smooth(work, smoothed, feeds, float(options["smoothquant"].get("alpha", 0.5)))
             work = smoothed
         out = Path(tmp) / "model.int8.onnx"
+        announce("int8", "ONNX Runtime quantize_static (percentile)" if method == "percentile"
+                 else f"ModelOpt INT8 ({method})", work, len(feeds))
         if method == "percentile":
             _in_fresh_interpreter(_ort_percentile, work, out, feeds, excluded, float(options.get("percentile", 99.99)))
         else:
