@@ -26,12 +26,16 @@ DTYPES = {1: "fp32", 10: "fp16", 3: "int8", 22: "int4", 21: "uint4", 6: "int32",
 
 def onnx_weights(path: Path) -> dict[str, int]:
     """Initializer bytes by dtype, weights left on disk (plain onnx, so the script also runs on older trees)."""
+    import math
+
     import onnx
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    from onnx import helper
 
     by: collections.Counter[str] = collections.Counter()
     for init in onnx.load(str(path), load_external_data=False).graph.initializer:
-        size = int(ExternalDataInfo(init).length) if uses_external_data(init) else len(init.raw_data)
+        elems = math.prod(init.dims)
+        size = (elems + 1) // 2 if init.data_type in (21, 22) else elems * helper.tensor_dtype_to_np_dtype(
+            init.data_type).itemsize
         by[DTYPES.get(init.data_type, str(init.data_type))] += size
     return dict(by)
 
