@@ -108,8 +108,16 @@ def io_spec(model: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+# Headers this module writes beside another model's data file (tool_input, ort_model): they reference
+# `<model>.onnx.data`, not `<their name>.data`.
+HEADER_SUFFIX = ".tmp.onnx"
+
+
 def uses_external_data(path: Path) -> bool:
-    return Path(str(path) + ".data").exists()
+    path = Path(path)
+    if Path(str(path) + ".data").exists():
+        return True
+    return path.name.endswith(HEADER_SUFFIX) and path.exists() and bool(_external_tensors(load_header(path)))
 
 
 def load_header(path: Path) -> Any:
@@ -140,6 +148,11 @@ def save(model: Any, path: Path, external_data: bool | None = None, base_dir: Pa
     referenced = _external_tensors(model)
     if referenced and base_dir is None:
         raise ValueError("save: the model references external data; pass base_dir (the folder holding it)")
+    if referenced and external_data is False:  # asked for one file: the (small) weights come in
+        from onnx.external_data_helper import load_external_data_for_model
+
+        load_external_data_for_model(model, str(base_dir))
+        referenced = []
     if external_data is None:
         external_data = bool(referenced) or not _fits_protobuf(model) or model.ByteSize() > EXTERNAL_DATA_THRESHOLD
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,7 +335,7 @@ def ort_model(path: Path, extra_outputs: list[str] = ()) -> Any:
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra_outputs if n not in existing)
     if not _external_tensors(model):
         return model.SerializeToString()
-    fd, header = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.onnx", dir=path.parent)
+    fd, header = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=HEADER_SUFFIX, dir=path.parent)
     with os.fdopen(fd, "wb") as f:
         f.write(model.SerializeToString())
     return Path(header)
@@ -344,7 +357,7 @@ def tool_input(src: Path, folder: Path) -> Iterator[Path]:
         shutil.copyfile(src, target)
         yield target
         return
-    fd, name = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=".tmp.onnx", dir=src.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=HEADER_SUFFIX, dir=src.parent)
     os.close(fd)
     header = Path(name)
     try:
@@ -355,6 +368,11 @@ def tool_input(src: Path, folder: Path) -> Iterator[Path]:
 
 
 def model_bytes(path: Path) -> int:
-    """Bytes on disk of an ONNX and its external data."""
+    """Bytes of an ONNX and its external data (for a header beside another model's data, what it references)."""
     path = Path(path)
-    return path.stat().st_size + (Path(str(path) + ".data").stat().st_size if uses_external_data(path) else 0)
+    data = Path(str(path) + ".data")
+    if data.exists():
+        return path.stat().st_size + data.stat().st_size
+    if uses_external_data(path):
+        return path.stat().st_size + sum(tensor_bytes(t) for t in _external_tensors(load_header(path)))
+    return path.stat().st_size

@@ -186,6 +186,7 @@ def test_quantizers_read_the_weights_in_place_and_never_write_them(tmp_path: Pat
     dst = tmp_path / "out" / "model.onnx"
     get_quantizer(quantizer)(src, dst, feeds, options, {"nodes": [], "op_types": []})
     assert _folder_state(src.parent) == before
+    assert onnx_utils.uses_external_data(dst)  # the export's layout kept, as a model over 2 GB needs
     onnx_utils.check(dst)
     import onnxruntime as ort
 
