@@ -19,6 +19,7 @@ from ..llm.kv_cache import CacheShape
 from ..llm.tokenizer import BUILTIN_TOKENIZER, load_tokenizer, tokenizer_dir
 from ..log import log, warn
 from ..recipe import Recipe
+from ..workspace import require_free_disk
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 
 # Files of a Hugging Face folder that define the model (weights, configs, tokenizer): the export's cache key.
@@ -169,6 +170,11 @@ class LlamaAdapter(ModelAdapter):
             path = Path(tmp) / "model.onnx"
             opset = int(recipe.section("export").get("opset", 20))
             params = sum(p.numel() for p in model.parameters())
+            weights = sum(p.numel() * p.element_size() for p in model.parameters())
+            if model.config.tie_word_embeddings:  # the exporter stores the LM head's transposed copy too
+                weights += model.get_input_embeddings().weight.numel() * 4
+            # The exporter's files in scratch, then model.onnx + data beside the output.
+            require_free_disk("export", {Path(tmp): weights, onnx_out.parent: weights})
             log("export", f"torch.onnx.export of {params / 1e6:.1f}M parameters at opset {opset} (minutes for 1B)...")
             with torch.inference_mode():
                 torch.onnx.export(wrapper, args, str(path), input_names=names_in, output_names=names_out,
