@@ -52,4 +52,19 @@ def engine_weight_bytes(onnx_path: Path) -> int:
         if name not in used or name in zero_points:
             continue
         total += _elems(tensor) * _itemsize(quantized_to.get(name, tensor.data_type))
+    # A QuantizeLinear of a constant reached through Cast / Transpose (a tied LM head reading the embedding
+    # table): the builder folds it into a weight of its own, beside the table.
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in tensors:
+            continue
+        source = producer.get(node.input[0])
+        while source is not None and source.op_type in _FOLDED and source.input[0] not in tensors:
+            source = producer.get(source.input[0])
+        if source is not None and source.op_type in _FOLDED:
+            zp = tensors.get(node.input[2]) if len(node.input) > 2 else None
+            total += _elems(tensors[source.input[0]]) * _itemsize(zp.data_type if zp is not None else 2)
     return int(total)
+
+
+_FOLDED = {"Cast", "Transpose", "Identity", "Reshape"}

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import onnx_utils
 from pipeline.analyze.weights import engine_weight_bytes
-from pipeline.artifacts import read_json
+from pipeline.artifacts import Layout, read_json
 from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
 from pipeline.quantize.embedding import embedding_gathers
@@ -71,4 +71,24 @@ def test_analyze_predicts_the_builders_weight_bytes(llama_ws: dict, calibrated, 
     build(recipe, layout, precision)
     built = read_json(layout.manifest(precision))["memory"]["weights_bytes"]
     predicted = engine_weight_bytes(onnx_path)
+    assert abs(predicted - built) / built < 0.05, (predicted, built)
+
+
+@pytest.mark.slow
+def test_analyze_predicts_a_tied_int8_engine_too(llama_ws: dict, tmp_path) -> None:
+    """INT8 without SmoothQuant: the LM head reads the FP16 table through Cast + Transpose; the builder folds
+    that into an INT8 weight of its own beside the table, and the prediction counts it."""
+    from pipeline.flow import run_engine
+    from pipeline.recipe import load_recipe
+
+    from .conftest import tiny_llama_recipe
+
+    raw = llama_ws["recipe"].section("precisions")
+    precisions = {**raw, "int8": {k: v for k, v in raw["int8"].items() if k != "smoothquant"}}
+    recipe = load_recipe(str(tiny_llama_recipe(tmp_path, name="llama-tied", precisions=precisions)))
+    run_engine(recipe, "int8", tmp_path / "engines", llama_ws["calib"])
+    layout = Layout(tmp_path / "engines", recipe.name)
+    assert read_json(layout.calibrate_report("int8"))["embedding"]["tied_lm_head_reads_table"]
+    built = read_json(layout.manifest("int8"))["memory"]["weights_bytes"]
+    predicted = engine_weight_bytes(layout.calibrated_onnx("int8"))
     assert abs(predicted - built) / built < 0.05, (predicted, built)
