@@ -276,6 +276,24 @@ def tensor_bytes(tensor: Any) -> int:
     return count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
 
 
+def read_array(tensor: Any, base_dir: Path) -> Any:
+    """A tensor's values as a writable array, read straight from its data file when external (one copy in
+    memory, which a caller may scale in place)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    if uses_external_data(tensor) and tensor.data_type not in (21, 22) and dtype.kind in "fiu":
+        info = ExternalDataInfo(tensor)
+        count = 1
+        for d in tensor.dims:
+            count *= int(d)
+        return np.fromfile(Path(base_dir) / info.location, dtype=dtype, count=count,
+                           offset=int(info.offset or 0)).reshape(tuple(tensor.dims))
+    return numpy_helper.to_array(tensor, base_dir=str(base_dir)).copy()
+
+
 class SideData:
     """A data file in `folder` that replaced weights are appended to, one tensor at a time, so an edit of
     a model over 2 GB keeps only the tensor it is changing in memory; `save(..., base_dir=folder)` then
@@ -287,18 +305,20 @@ class SideData:
         self.path.write_bytes(b"")
 
     def store(self, tensor: Any, array: Any) -> None:
+        import numpy as np
         from onnx import TensorProto, helper
 
-        raw = array.tobytes()
+        array = np.ascontiguousarray(array)
         with open(self.path, "ab") as f:
             offset = f.tell()
-            f.write(raw)
+            f.write(memoryview(array).cast("B"))  # no bytes copy of a multi-GB tensor
+        length = array.nbytes
         del tensor.dims[:]
         tensor.dims.extend(array.shape)
         tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
         tensor.ClearField("raw_data")
         del tensor.external_data[:]
-        for key, value in (("location", self.name), ("offset", str(offset)), ("length", str(len(raw)))):
+        for key, value in (("location", self.name), ("offset", str(offset)), ("length", str(length))):
             tensor.external_data.add(key=key, value=value)
         tensor.data_location = TensorProto.EXTERNAL
 

@@ -110,7 +110,7 @@ def smooth(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], alpha: floa
     try:
         for site in progress(sites, "smoothquant"):
             def weight(matmul: Any) -> np.ndarray:
-                return numpy_helper.to_array(inits[matmul.input[1]], base_dir=str(base))
+                return onnx_utils.read_array(inits[matmul.input[1]], base)
 
             # Two passes, one weight in memory at a time: the per-row max over all of them, then the scaling.
             w_amax = np.max([np.abs(weight(m)).max(axis=1) for m in site.matmuls], axis=0)
@@ -124,7 +124,8 @@ def smooth(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], alpha: floa
             site.mul.input[site.gamma_index] = own.name
             for matmul in site.matmuls:
                 w = weight(matmul)
-                scaled = (w * scale[:, None]).astype(w.dtype)
+                w *= scale[:, None].astype(w.dtype)  # in place: one copy of the weight in memory
+                scaled = w
                 if side is None:
                     inits[matmul.input[1]].CopyFrom(numpy_helper.from_array(scaled, matmul.input[1]))
                 else:
