@@ -107,6 +107,11 @@ def analyze_model(model: Any, shapes: dict[str, list[int]], precision: str, targ
 def analyze_onnx(path: Path, shapes: dict[str, list[int]], precision: str, target: Target,
                  context: int | None = None) -> dict[str, Any]:
     from ..core.onnx_utils import load
+    from .weights import engine_weight_bytes
 
     model = load(Path(path), with_weights=False)  # dims are enough; multi-GB weights stay on disk
-    return analyze_model(model, shapes, precision, target, context, source=str(path), base_dir=Path(path).parent)
+    analysis = analyze_model(model, shapes, precision, target, context, source=str(path), base_dir=Path(path).parent)
+    # What this ONNX really holds (a calibrated one: its FP16 table, INT4 blocks, QDQ-folded INT8 weights),
+    # which the builder's weights match; `weights_bytes` is the nominal width at each precision.
+    analysis["totals"]["engine_weights_bytes"] = engine_weight_bytes(Path(path))
+    return analysis

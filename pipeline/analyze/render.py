@@ -58,6 +58,8 @@ def markdown(analysis: dict[str, Any], plot_name: str | None = None, top: int = 
         f"| parameters | {_count(t['params'])} |",
         f"| FLOPs (MACs) | {_count(t['flops'])} ({_count(t['macs'])}) |",
         f"| weights {' / '.join(NAMES)} | " + " / ".join(_size(t["weights_bytes"][p]) for p in NAMES) + " |",
+        *([f"| engine weights, from what this ONNX holds | {_size(t['engine_weights_bytes'])} |"]
+          if "engine_weights_bytes" in t else []),
         f"| activations (peak live, unfused) | {_size(t['activation_bytes'])} |",
         f"| KV cache | {_size(t['kv_cache_bytes'])} |",
         f"| bytes moved: minimum / unfused | {_size(t['bytes_min'])} / {_size(t['bytes_unfused'])} |",

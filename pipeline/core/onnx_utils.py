@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,43 +108,149 @@ def io_spec(model: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+# Headers this module writes beside another model's data file (tool_input, ort_model): they reference
+# `<model>.onnx.data`, not `<their name>.data`.
+HEADER_SUFFIX = ".tmp.onnx"
+
+
 def uses_external_data(path: Path) -> bool:
-    return Path(str(path) + ".data").exists()
+    path = Path(path)
+    if Path(str(path) + ".data").exists():
+        return True
+    return path.name.endswith(HEADER_SUFFIX) and path.exists() and bool(_external_tensors(load_header(path)))
 
 
-def save(model: Any, path: Path, external_data: bool | None = None) -> None:
+def load_header(path: Path) -> Any:
+    """The graph with its large weights left on disk (they stay references to `<name>.data`), so a model of
+    any size loads in the memory of its graph; `save(..., base_dir=path.parent)` streams them to a new file."""
+    return load(path, with_weights=False)
+
+
+def file_mode() -> int:
+    """The mode a plain new file gets under this process's umask (0644 under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def save(model: Any, path: Path, external_data: bool | None = None, base_dir: Path | None = None) -> None:
     """Write `model` to `path` atomically; with external data in `<name>.data` when large (or forced).
 
+    Tensors of `model` may still reference external data (a `load_header` model, a tool's output loaded
+    without weights): they are copied, tensor by tensor, from the files under `base_dir`, so no step holds
+    more than one tensor of a model over 2 GB in memory, and no >2 GB protobuf is ever serialized.
     Both files are written in a scratch folder beside the target and renamed into place, the data
-    file first, so a reader never sees an ONNX whose weights are missing.
+    file first, so a reader never sees an ONNX whose weights are missing; both get the same mode.
     """
     import onnx
 
     path = Path(path)
+    referenced = _external_tensors(model)
+    if referenced and base_dir is None:
+        raise ValueError("save: the model references external data; pass base_dir (the folder holding it)")
+    if referenced and external_data is False:  # asked for one file: the (small) weights come in
+        from onnx.external_data_helper import load_external_data_for_model
+
+        load_external_data_for_model(model, str(base_dir))
+        referenced = []
     if external_data is None:
-        external_data = model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _fits_protobuf(model) else True
+        external_data = bool(referenced) or not _fits_protobuf(model) or model.ByteSize() > EXTERNAL_DATA_THRESHOLD
     path.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     data_name = path.name + ".data"
     try:
         tmp_model = tmpdir / path.name
         if external_data:
-            onnx.save_model(model, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_name, size_threshold=1024)
-            # onnx moved the weights out of `model` into the file; read them back so the caller's model
-            # is unchanged (a second save of it would otherwise write a header without its weights).
-            from onnx.external_data_helper import load_external_data_for_model
-
-            load_external_data_for_model(model, str(tmpdir))
+            restore = _write_external_data(model, tmpdir / data_name, data_name, base_dir, path.parent / data_name)
+            try:
+                onnx.save_model(model, str(tmp_model))
+            finally:
+                restore()
+            os.chmod(tmpdir / data_name, file_mode())
             os.replace(tmpdir / data_name, path.parent / data_name)
         else:
             onnx.save_model(model, str(tmp_model))
             stale = path.parent / data_name
             if stale.exists():
                 stale.unlink()
+        os.chmod(tmp_model, file_mode())
         os.replace(tmp_model, path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# Tensors under this many bytes stay inside the ONNX (onnx's own default threshold).
+_INLINE_BYTES = 1024
+_ALIGN = 64  # offsets of the data file: cache-line aligned, as ONNX Runtime's mmap likes
+_CHUNK = 64 << 20
+
+
+def _external_tensors(model: Any) -> list[Any]:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    return [t for t in _get_all_tensors(model) if uses_external_data(t)]
+
+
+def _write_external_data(model: Any, data_path: Path, location: str, base_dir: Path | None, final: Path) -> Any:
+    """Move every large tensor of `model` into `data_path` (one file, renamed to `final` afterwards); returns
+    a function that puts the model back as it was (in-memory tensors refilled, references to the old files
+    restored), except references into `final` itself, which the rename replaces: those keep the new ones."""
+    from onnx import TensorProto
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    undo: list[tuple[Any, bytes | None, list[tuple[str, str]], int]] = []
+    with open(data_path, "wb") as out:
+        for tensor in _get_all_tensors(model):
+            external = uses_external_data(tensor)
+            if not external and not (tensor.HasField("raw_data") and len(tensor.raw_data) >= _INLINE_BYTES):
+                continue
+            old_entries = [(e.key, e.value) for e in tensor.external_data]
+            offset = -(-out.tell() // _ALIGN) * _ALIGN
+            out.seek(offset)
+            if external:
+                info = ExternalDataInfo(tensor)
+                source = Path(base_dir) / info.location
+                length = _copy_range(source, info.offset or 0, info.length, out)
+                if source.resolve() != Path(final).resolve():
+                    undo.append((tensor, None, old_entries, tensor.data_location))
+            else:
+                raw = tensor.raw_data
+                out.write(raw)
+                length = len(raw)
+                undo.append((tensor, raw, old_entries, tensor.data_location))
+                tensor.ClearField("raw_data")
+            del tensor.external_data[:]
+            for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+                tensor.external_data.add(key=key, value=value)
+            tensor.data_location = TensorProto.EXTERNAL
+
+    def restore() -> None:
+        for tensor, raw, entries, data_location in undo:
+            del tensor.external_data[:]
+            for key, value in entries:
+                tensor.external_data.add(key=key, value=value)
+            tensor.data_location = data_location
+            if raw is not None:
+                tensor.raw_data = raw
+
+    return restore
+
+
+def _copy_range(src: Path, offset: int, length: int | None, out: Any) -> int:
+    """Copy `length` bytes (to the end when None) of `src` from `offset` into `out`, a chunk at a time."""
+    copied = 0
+    with open(src, "rb") as f:
+        f.seek(offset)
+        while length is None or copied < length:
+            chunk = f.read(_CHUNK if length is None else min(_CHUNK, length - copied))
+            if not chunk:
+                break
+            out.write(chunk)
+            copied += len(chunk)
+    if length is not None and copied != length:
+        raise PipelineError(f"{src}: external data ends after {offset + copied} bytes; the ONNX needs "
+                            f"{offset + length}")
+    return copied
 
 
 def _fits_protobuf(model: Any) -> bool:
@@ -153,12 +261,138 @@ def _fits_protobuf(model: Any) -> bool:
         return False
 
 
-def copy_to(src: Path, folder: Path) -> Path:
-    """Copy an ONNX (and its external data, which it references by file name) into `folder`.
+def tensor_bytes(tensor: Any) -> int:
+    """Bytes of a tensor's data, whether held in the ONNX or referenced in its external data file."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-    Tools that quantize get the copy: some of them rewrite the model they are given in place.
+    if uses_external_data(tensor):
+        return int(ExternalDataInfo(tensor).length or 0)
+    if tensor.HasField("raw_data"):
+        return len(tensor.raw_data)
+    import numpy as np
+    from onnx import helper
+
+    count = int(np.prod(tensor.dims)) if len(tensor.dims) else 1
+    return count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+
+
+def read_array(tensor: Any, base_dir: Path) -> Any:
+    """A tensor's values as a writable array, read straight from its data file when external (one copy in
+    memory, which a caller may scale in place)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    if uses_external_data(tensor) and tensor.data_type not in (21, 22) and dtype.kind in "fiu":
+        info = ExternalDataInfo(tensor)
+        count = 1
+        for d in tensor.dims:
+            count *= int(d)
+        return np.fromfile(Path(base_dir) / info.location, dtype=dtype, count=count,
+                           offset=int(info.offset or 0)).reshape(tuple(tensor.dims))
+    return numpy_helper.to_array(tensor, base_dir=str(base_dir)).copy()
+
+
+class SideData:
+    """A data file in `folder` that replaced weights are appended to, one tensor at a time, so an edit of
+    a model over 2 GB keeps only the tensor it is changing in memory; `save(..., base_dir=folder)` then
+    streams them into the model's own data file. Remove it after the save."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = Path(folder), name
+        self.path = self.folder / name
+        self.path.write_bytes(b"")
+
+    def store(self, tensor: Any, array: Any) -> None:
+        import numpy as np
+        from onnx import TensorProto, helper
+
+        array = np.ascontiguousarray(array)
+        with open(self.path, "ab") as f:
+            offset = f.tell()
+            f.write(memoryview(array).cast("B"))  # no bytes copy of a multi-GB tensor
+        length = array.nbytes
+        del tensor.dims[:]
+        tensor.dims.extend(array.shape)
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.ClearField("raw_data")
+        del tensor.external_data[:]
+        for key, value in (("location", self.name), ("offset", str(offset)), ("length", str(length))):
+            tensor.external_data.add(key=key, value=value)
+        tensor.data_location = TensorProto.EXTERNAL
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def save_header(model: Any, dst: Path, src: Path, edit: Any = None) -> Any:
+    """Save the header `model` of the ONNX at `src` (its weights still on disk beside `src`) to `dst`, the
+    layout following `src`'s; `edit(model, base_dir, side)` may first rewrite weights, one at a time, into
+    a side file (None for a model without external data: it holds its weights). Returns edit's result."""
+    src = Path(src)
+    external = uses_external_data(src)
+    side = SideData(src.parent, f".{src.stem}.edit.tmp.onnx.data") if external else None
+    try:
+        result = edit(model, src.parent, side) if edit is not None else None
+        save(model, dst, external_data=external or None, base_dir=src.parent)
+    finally:
+        if side is not None:
+            side.remove()
+    return result
+
+
+def ort_model(path: Path, extra_outputs: list[str] = ()) -> Any:
+    """What to give `onnxruntime.InferenceSession` for the ONNX at `path` with `extra_outputs` added as
+    graph outputs (intermediate tensors to read): the serialized bytes of a small model, or, for one with
+    external data, the path of a header written beside `path` (ONNX Runtime resolves the data file relative
+    to it), so a model over 2 GB is never serialized into one protobuf. Remove a returned path when done."""
+    import onnx
+
+    path = Path(path)
+    model = load_header(path)
+    existing = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra_outputs if n not in existing)
+    if not _external_tensors(model):
+        return model.SerializeToString()
+    fd, header = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=HEADER_SUFFIX, dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(model.SerializeToString())
+    return Path(header)
+
+
+@contextlib.contextmanager
+def tool_input(src: Path, folder: Path) -> Iterator[Path]:
+    """The ONNX to hand a quantization tool: a file of its own, since ModelOpt rewrites the ONNX it is given.
+
+    A model with external data gets only a copy of its header, beside `src`, reading `src`'s data file
+    where it lies: onnx and ONNX Runtime refuse a data file that is a hard link, a symlink or outside the
+    model's folder, and a multi-GB copy per stage fills disks. Every tool that gets one reads the data and
+    never writes it (tests/test_scale.py checks ModelOpt INT8 / INT4, ONNX Runtime's quantize_static and
+    AutoCast). A small model is copied whole into `folder`. The header copy goes when the block ends.
     """
     src = Path(src)
-    for f in [src] + ([Path(str(src) + ".data")] if uses_external_data(src) else []):
-        shutil.copyfile(f, Path(folder) / f.name)
-    return Path(folder) / src.name
+    if not uses_external_data(src):
+        target = Path(folder) / src.name
+        shutil.copyfile(src, target)
+        yield target
+        return
+    fd, name = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=HEADER_SUFFIX, dir=src.parent)
+    os.close(fd)
+    header = Path(name)
+    try:
+        shutil.copyfile(src, header)
+        yield header
+    finally:
+        header.unlink(missing_ok=True)
+
+
+def model_bytes(path: Path) -> int:
+    """Bytes of an ONNX and its external data (for a header beside another model's data, what it references)."""
+    path = Path(path)
+    data = Path(str(path) + ".data")
+    if data.exists():
+        return path.stat().st_size + data.stat().st_size
+    if uses_external_data(path):
+        return path.stat().st_size + sum(tensor_bytes(t) for t in _external_tensors(load_header(path)))
+    return path.stat().st_size

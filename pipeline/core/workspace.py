@@ -131,3 +131,26 @@ def _remove_if_only_ours(created: list[Path]) -> None:
             (folder / ".lock").unlink()
         with contextlib.suppress(OSError):
             folder.rmdir()  # only when empty
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 10_000_000 else f"{n / 1e6:.1f} MB"
+
+
+def require_free_disk(stage: str, needs: dict[Path, int]) -> None:
+    """Refuse a stage before it starts when the disk cannot take what it will write: `needs` maps each
+    folder to the bytes written under it; folders on one file system add up. One line names the stage,
+    the need and what is free, instead of `No space left on device` half way through a multi-GB write."""
+    by_device: dict[int, tuple[Path, Path, int]] = {}
+    for folder, need in needs.items():
+        existing = Path(folder)
+        while not existing.exists():  # a folder the stage will create: its file system is its parent's
+            existing = existing.parent
+        dev = existing.stat().st_dev
+        named, probe, total = by_device.get(dev, (Path(folder), existing, 0))
+        by_device[dev] = (named, probe, total + need)
+    for folder, probe, need in by_device.values():
+        free = shutil.disk_usage(probe).free
+        if free < need:
+            raise PipelineError(f"{stage}: needs {_gb(need)} of free disk under {folder}, only {_gb(free)} free "
+                                "(free some, or pass another --root)")

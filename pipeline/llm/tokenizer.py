@@ -19,10 +19,17 @@ SPECIAL = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_t
 
 
 def tokenizer_dir(value: str | None, pretrained: Path | None) -> Path:
-    """`builtin`, an explicit folder, or (when unset) the pretrained model folder if it has one."""
+    """`builtin`, an explicit folder, or (when unset) the pretrained model folder's own tokenizer.
+
+    A user's model folder without tokenizer.json is refused: the built-in 512-token vocabulary would
+    silently replace the model's (its embedding rows would then mean other tokens). Only a config-built
+    model (no folder) falls back to the built-in one unasked."""
     if value and value != BUILTIN:
         return Path(value).expanduser()
-    if value is None and pretrained is not None and (pretrained / "tokenizer.json").exists():
+    if value is None and pretrained is not None:
+        if not (pretrained / "tokenizer.json").exists():
+            raise PipelineError(f"source.pretrained {pretrained}: no tokenizer.json (add the model's tokenizer "
+                                "to the folder, or set source.tokenizer to its folder, or to 'builtin' on purpose)")
         return pretrained
     return BUILTIN_TOKENIZER
 

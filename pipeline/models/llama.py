@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core.log import log, warn
+from ..core.workspace import require_free_disk
 from ..errors import PipelineError
 from ..llm import kv_cache, text_data
 from ..llm.kv_cache import CacheShape
@@ -167,11 +168,20 @@ class LlamaAdapter(ModelAdapter):
         with tempfile.TemporaryDirectory(prefix="orin-trt-llama-") as tmp:
             # The legacy exporter writes one file per tensor past 2 GB; re-save as one `<name>.data`.
             path = Path(tmp) / "model.onnx"
+            opset = int(recipe.section("export").get("opset", 20))
+            params = sum(p.numel() for p in model.parameters())
+            weights = sum(p.numel() * p.element_size() for p in model.parameters())
+            if model.config.tie_word_embeddings:  # the exporter stores the LM head's transposed copy too
+                weights += model.get_input_embeddings().weight.numel() * 4
+            # The exporter's files in scratch, then model.onnx + data beside the output.
+            require_free_disk("export", {Path(tmp): weights, onnx_out.parent: weights})
+            log("export", f"torch.onnx.export of {params / 1e6:.1f}M parameters at opset {opset} (minutes for 1B)...")
             with torch.inference_mode():
                 torch.onnx.export(wrapper, args, str(path), input_names=names_in, output_names=names_out,
-                                  dynamic_axes=dynamic, opset_version=int(recipe.section("export").get("opset", 17)),
+                                  dynamic_axes=dynamic, opset_version=opset,
                                   dynamo=False)
-            onnx_utils.save(onnx_utils.load(path), onnx_out)
+            log("export", "exported; gathering the weights into one file")
+            onnx_utils.save(onnx_utils.load_header(path), onnx_out, base_dir=Path(tmp))  # streamed, not loaded
         outputs = []
         with torch.inference_mode():
             for feed in feeds:

@@ -42,9 +42,9 @@ def export_module(
                 module, args, str(path), input_names=list(example), output_names=output_names,
                 dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False,
             )
-        model = onnx_utils.load(path)
-    onnx_utils.set_metadata(model, metadata or {})
-    onnx_utils.save(model, onnx_out, external_data=None)
+        model = onnx_utils.load_header(path)  # large weights stay in the exporter's files, streamed
+        onnx_utils.set_metadata(model, metadata or {})
+        onnx_utils.save(model, onnx_out, external_data=None, base_dir=Path(tmp))
 
 
 def torch_outputs(module: Any, feeds: list[Feed]) -> list[list[np.ndarray]]:

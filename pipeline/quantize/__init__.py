@@ -57,3 +57,12 @@ def excluded_node_names(src: Any, exclude: dict[str, list[str]]) -> list[str]:
     nodes = onnx_utils.load(src, with_weights=False).graph.node
     names = matched_nodes(exclude["nodes"], [n.name for n in nodes])
     return names + [n.name for n in nodes if n.op_type in exclude["op_types"] and n.name not in names]
+
+
+def announce(precision: str, what: str, src: Any, samples: int) -> None:
+    """One line before a tool that runs for minutes on a large model without a word of its own."""
+    from ..core import onnx_utils
+    from ..core.log import log
+
+    size = onnx_utils.model_bytes(src) / 1e9
+    log(f"calibrate[{precision}]", f"{what} on {size:.2f} GB of ONNX, {samples} calibration sample(s)...")

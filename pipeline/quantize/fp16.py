@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..core import onnx_utils
+from . import announce
 from .feeds import stack
 
 # AutoCast's defaults: values or initializers beyond these magnitudes keep their node in FP32.
@@ -24,13 +25,14 @@ def autocast_fp16(
     from ..runners import ort_providers
 
     samples = feeds[: int(options.get("calibration_samples", 4))]
-    with tempfile.TemporaryDirectory(prefix="orin-trt-fp16-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="orin-trt-fp16-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         # Dynamic models need real-shaped inputs: AutoCast's random inputs (every dynamic dim = 1)
         # break shape-dependent ops. Its reference runner reads them from an .npz.
         npz = Path(tmp) / "calibration.npz"
         np.savez(npz, **stack(samples))
+        announce("fp16", "ModelOpt AutoCast", work, len(samples))
         model = convert_to_mixed_precision(
-            onnx_path=str(onnx_utils.copy_to(src, Path(tmp))),
+            onnx_path=str(work),
             low_precision_type="fp16",
             nodes_to_exclude=exclude["nodes"] or None,
             op_types_to_exclude=exclude["op_types"] or None,

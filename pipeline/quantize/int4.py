@@ -11,7 +11,8 @@ import numpy as np
 
 from ..core import onnx_utils
 from ..errors import PipelineError
-from . import excluded_node_names
+from . import announce, excluded_node_names
+from .embedding import fp16_embedding
 from .feeds import shapes_spec, stack
 
 DEFAULT_BLOCK = 128
@@ -31,9 +32,9 @@ def int4_awq(
     excluded = excluded_node_names(src, exclude)
     # modelopt 0.47's awq_lite calls cupy's `.get()` on its numpy (CPU) fallback when fusing nodes.
     extra = {"awqlite_fuse_nodes": False} if method == "awq_lite" else {}
-    with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp:
-        work = onnx_utils.copy_to(src, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         out = Path(tmp) / "model.int4.onnx"
+        announce("int4-awq", f"ModelOpt INT4 ({method})", work, len(feeds))
         quantize(
             onnx_path=str(work),
             quantize_mode="int4",
@@ -48,9 +49,9 @@ def int4_awq(
             log_level="WARNING",
             **extra,
         )
-        model = onnx_utils.load(out)
-    onnx_utils.inherit_metadata(model, src)
-    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+        model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
+        onnx_utils.inherit_metadata(model, src)
+        embedding = onnx_utils.save_header(model, dst, out, fp16_embedding)
     int4_weights = [i for i in model.graph.initializer if i.data_type in (22, 21)]  # INT4, UINT4
     return {
         "precision": "int4-awq",
@@ -60,9 +61,10 @@ def int4_awq(
         "high_precision_dtype": "fp32",
         "calibration_samples": len(feeds),
         "int4_weights": len(int4_weights),
-        "int4_weight_bytes": sum(len(i.raw_data) for i in int4_weights),
+        "int4_weight_bytes": sum(onnx_utils.tensor_bytes(i) for i in int4_weights),
         "dequantize_linear": sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear"),
         "excluded_nodes": sorted(set(excluded)),
+        "embedding": embedding,
     }
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..core import onnx_utils
 from ..errors import PipelineError
-from . import excluded_node_names
+from . import announce, excluded_node_names
+from .embedding import fp16_embedding
 from .feeds import shapes_spec, streaming_reader
 
 # The compute ops TensorRT runs in INT8; everything else stays in float around them.
@@ -28,8 +29,7 @@ def ptq_int8(
                             "use entropy or max for a --dla build")
     excluded = excluded_node_names(src, exclude)
     hp = options.get("high_precision_dtype", "fp32")
-    with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp:
-        work = onnx_utils.copy_to(src, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         smoothing = None
         if options.get("smoothquant"):  # LLMs: migrate activation outliers into the weights first
             from .smoothquant import smooth
@@ -38,13 +38,15 @@ def ptq_int8(
             smoothing = smooth(work, smoothed, feeds, float(options["smoothquant"].get("alpha", 0.5)))
             work = smoothed
         out = Path(tmp) / "model.int8.onnx"
+        announce("int8", "ONNX Runtime quantize_static (percentile)" if method == "percentile"
+                 else f"ModelOpt INT8 ({method})", work, len(feeds))
         if method == "percentile":
             _in_fresh_interpreter(_ort_percentile, work, out, feeds, excluded, float(options.get("percentile", 99.99)))
         else:
             _modelopt(work, out, feeds, method, excluded, hp, options)
-        model = onnx_utils.load(out)
-    onnx_utils.inherit_metadata(model, src)
-    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+        model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
+        onnx_utils.inherit_metadata(model, src)
+        embedding = onnx_utils.save_header(model, dst, out, fp16_embedding)
     ops = [n.op_type for n in model.graph.node]
     return {
         "precision": "int8",
@@ -57,6 +59,7 @@ def ptq_int8(
         "excluded_nodes": sorted(set(excluded)),
         "target_dla": bool(options.get("target_dla")) and method != "percentile",
         "smoothquant": smoothing,
+        "embedding": embedding,
     }
 
 

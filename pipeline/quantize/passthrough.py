@@ -9,5 +9,6 @@ from ..core import onnx_utils
 
 
 def passthrough(src: Path, dst: Path, feeds: list, options: dict[str, Any], exclude: dict) -> dict[str, Any]:
-    onnx_utils.save(onnx_utils.load(src), dst, external_data=onnx_utils.uses_external_data(src) or None)
+    onnx_utils.save(onnx_utils.load_header(src), dst, external_data=onnx_utils.uses_external_data(src) or None,
+                    base_dir=Path(src).parent)
     return {"precision": "fp32", "method": "none"}

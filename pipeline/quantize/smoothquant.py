@@ -63,52 +63,80 @@ def find_sites(model: Any) -> list[SmoothSite]:
 
 
 def activation_absmax(onnx_path: Path, names: list[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-channel max |x| of intermediate tensors over every calibration token (ONNX Runtime, CPU)."""
-    import onnx
+    """Per-channel max |x| of intermediate tensors over every calibration token (ONNX Runtime, CPU).
+
+    A model with external data is opened from a header on disk beside it (onnx_utils.ort_model), never
+    serialized whole: protobuf cannot hold one over 2 GB."""
     import onnxruntime as ort
 
-    model = onnx_utils.load(onnx_path)
-    existing = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in existing)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    amax: dict[str, np.ndarray] = {}
-    for feed in feeds:
-        for name, value in zip(names, session.run(names, feed), strict=True):
-            channel = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
-            amax[name] = channel if name not in amax else np.maximum(amax[name], channel)
+    from ..core.log import progress
+
+    model = onnx_utils.ort_model(onnx_path, names)
+    try:
+        options = ort.SessionOptions()
+        # MatMul weights prepacked for the CPU would be a second copy of every weight, for a few samples.
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                       providers=["CPUExecutionProvider"])
+        amax: dict[str, np.ndarray] = {}
+        for feed in progress(feeds, "smoothquant statistics"):
+            for name, value in zip(names, session.run(names, feed), strict=True):
+                channel = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+                amax[name] = channel if name not in amax else np.maximum(amax[name], channel)
+    finally:
+        if isinstance(model, Path):
+            model.unlink(missing_ok=True)
     return amax
 
 
 def smooth(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], alpha: float) -> dict[str, Any]:
+    """Smooth the ONNX at `src` into `dst`. Weights stay on disk: each site's MatMul weights are read,
+    scaled and written to a side file one site at a time, so memory holds one site, not the model."""
     from onnx import numpy_helper
+
+    from ..core.log import progress
 
     if not 0 <= alpha <= 1:
         raise PipelineError(f"precisions.int8.smoothquant.alpha: {alpha} is not in [0, 1]")
-    model = onnx_utils.load(src)
+    src, base = Path(src), Path(src).parent
+    model = onnx_utils.load_header(src)
     sites = find_sites(model)
     if not sites:
         raise PipelineError(f"{src}: smoothquant found no norm-scale Mul feeding constant-weight MatMuls")
     amax = activation_absmax(src, [s.activation for s in sites], feeds)
     inits = {i.name: i for i in model.graph.initializer}
+    side = onnx_utils.SideData(base, f".{src.stem}.smoothed.tmp.onnx.data") if onnx_utils.uses_external_data(src) else None
     ranges = []
-    for site in sites:
-        weights = [numpy_helper.to_array(inits[m.input[1]]) for m in site.matmuls]
-        w_amax = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
-        scale = np.maximum(amax[site.activation], MIN_SCALE) ** alpha / np.maximum(w_amax, MIN_SCALE) ** (1 - alpha)
-        scale = np.maximum(scale, MIN_SCALE).astype(np.float32)
-        # gamma may be shared by several norms (the exporter deduplicates equal initializers): give this
-        # Mul its own copy.
-        gamma = numpy_helper.to_array(inits[site.gamma_source]) / scale
-        own = numpy_helper.from_array(gamma.astype(np.float32), f"{site.mul.name}.smoothed_gamma")
-        model.graph.initializer.append(own)
-        site.mul.input[site.gamma_index] = own.name
-        for matmul, w in zip(site.matmuls, weights, strict=True):
-            inits[matmul.input[1]].CopyFrom(numpy_helper.from_array((w * scale[:, None]).astype(w.dtype),
-                                                                    matmul.input[1]))
-        x = amax[site.activation]
-        ranges.append(float(x.max() / max(np.median(x), MIN_SCALE)))
-    _drop_unused_initializers(model)
-    onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
+    try:
+        for site in progress(sites, "smoothquant"):
+            def weight(matmul: Any) -> np.ndarray:
+                return onnx_utils.read_array(inits[matmul.input[1]], base)
+
+            # Two passes, one weight in memory at a time: the per-row max over all of them, then the scaling.
+            w_amax = np.max([np.abs(weight(m)).max(axis=1) for m in site.matmuls], axis=0)
+            scale = np.maximum(amax[site.activation], MIN_SCALE) ** alpha / np.maximum(w_amax, MIN_SCALE) ** (1 - alpha)
+            scale = np.maximum(scale, MIN_SCALE).astype(np.float32)
+            # gamma may be shared by several norms (the exporter deduplicates equal initializers): give this
+            # Mul its own copy.
+            gamma = numpy_helper.to_array(inits[site.gamma_source], base_dir=str(base)) / scale
+            own = numpy_helper.from_array(gamma.astype(np.float32), f"{site.mul.name}.smoothed_gamma")
+            model.graph.initializer.append(own)
+            site.mul.input[site.gamma_index] = own.name
+            for matmul in site.matmuls:
+                w = weight(matmul)
+                w *= scale[:, None].astype(w.dtype)  # in place: one copy of the weight in memory
+                scaled = w
+                if side is None:
+                    inits[matmul.input[1]].CopyFrom(numpy_helper.from_array(scaled, matmul.input[1]))
+                else:
+                    side.store(inits[matmul.input[1]], scaled)
+            x = amax[site.activation]
+            ranges.append(float(x.max() / max(np.median(x), MIN_SCALE)))
+        _drop_unused_initializers(model)
+        onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None, base_dir=base)
+    finally:
+        if side is not None:
+            side.remove()
     return {"alpha": alpha, "sites": len(sites), "matmuls": sum(len(s.matmuls) for s in sites),
             "max_outlier_ratio_before": round(max(ranges), 2)}
 

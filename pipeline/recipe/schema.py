@@ -86,6 +86,11 @@ class YoloExport(Export):
 
 
 class LlamaExport(Export):
+    # ModelOpt cannot convert the opset of a model over 2 GB: its fallback only renames the opset, which is
+    # sound from 18 on (ReduceMean's `axes` an input) and leaves an invalid graph below; 20 is the highest
+    # the TorchScript exporter writes, and INT4's opset 21 differs from it in types only.
+    opset: int = Field(20, ge=18, le=20, description="ONNX opset (18-20): quantizers cannot convert an LLM over "
+                       "2 GB, and 20 is the exporter's highest")
     attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="attention kernel exported")
     decode_check_tokens: int = Field(4, ge=1, description="decode steps on ONNX Runtime checked against one "
                                      "PyTorch forward")

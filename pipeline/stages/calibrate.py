@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from ..core.artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..core.cache import StageResult, StageSpec, run_stage
 from ..core.integrity import check_onnx_belongs, require
 from ..core.log import log, warn
+from ..core.workspace import require_free_disk
 from ..errors import PipelineError
 from ..models import get_adapter
 from ..models.base import DataSet
@@ -75,6 +77,11 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
         warn(f"calibrate[{precision}]", f"calibration set {data.path} has {data.count} images; "
              f"{data.recommended_min} or more are recommended for stable INT8 scales")
     feeds = adapter.calibration_feeds(recipe, data) if data else []
+    # Upper bounds, the model's size each: the tool's output in scratch and the calibrated model beside
+    # the export; SmoothQuant adds the smoothed model (scratch) and its side file of weights (beside).
+    times = 2 if options.get("smoothquant") else 1
+    size = onnx_utils.model_bytes(src)
+    require_free_disk(f"calibrate[{precision}]", {Path(tempfile.gettempdir()): times * size, dst.parent: times * size})
     t0 = time.perf_counter()
     summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
     seconds = time.perf_counter() - t0

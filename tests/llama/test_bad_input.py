@@ -52,3 +52,31 @@ def test_a_tokenizer_path_that_is_not_a_folder(tmp_path) -> None:
     source = {"pretrained": None, "tokenizer": str(tmp_path / "tok"), "config": TINY_CONFIG}
     with pytest.raises(PipelineError, match=r"llama-test.yaml: source.tokenizer .*tok' is not a folder"):
         LlamaAdapter().source(_recipe(tmp_path, source=source))
+
+
+def test_a_model_folder_without_tokenizer_json_is_not_given_the_builtin_one(tmp_path, llama_ws: dict) -> None:
+    from pipeline.llm.tokenizer import BUILTIN_TOKENIZER
+    from pipeline.models.llama import recipe_tokenizer_dir
+
+    model, *_ = LlamaAdapter().load(llama_ws["recipe"])
+    folder = tmp_path / "my-llama"
+    model.save_pretrained(folder)  # config.json and weights, no tokenizer
+    recipe = _recipe(tmp_path, source={"pretrained": str(folder), "tokenizer": None})
+    with pytest.raises(PipelineError, match=rf"source.pretrained {folder}: no tokenizer.json .*'builtin' on purpose"):
+        LlamaAdapter().source(recipe)
+    chosen = _recipe(tmp_path, name="llama-chosen", source={"pretrained": str(folder), "tokenizer": "builtin"})
+    assert recipe_tokenizer_dir(chosen) == BUILTIN_TOKENIZER  # asked for by name: allowed
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+def test_an_export_the_disk_cannot_take_is_refused_before_it_writes(tmp_path, capsys) -> None:
+    from ..test_bad_input import run_cli
+    from ..test_failures import tmpfs
+
+    recipe = tiny_llama_recipe(tmp_path)
+    with tmpfs(tmp_path / "small", "2m") as root:
+        code, line = run_cli(capsys, "export", "--model", str(recipe), "--root", str(root))
+        left = [p.name for p in root.rglob("*") if p.is_file() and p.suffix in (".onnx", ".data")]
+    assert code == 2 and left == []
+    assert line.startswith("orin-trt: error: export: needs ") and "of free disk under " in line
+    assert line.endswith("free (free some, or pass another --root)")

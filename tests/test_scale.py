@@ -1,0 +1,227 @@
+"""Models over 2 GB in bounded memory: a random-weight ONNX whose external data exceeds protobuf's 2 GB
+limit goes through SmoothQuant (statistics on ONNX Runtime, weight edits, save) without one >2 GB
+protobuf; saved files keep the same mode; small edits stream weights from disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pipeline import onnx_utils
+
+# Three [8192, 24576] FP32 MatMul weights: 2.42 GB of external data, past protobuf's 2 GiB.
+HIDDEN, OUT, MATMULS = 8192, 24576, 3
+BIG_BYTES = HIDDEN * OUT * 4 * MATMULS
+
+
+def _write_big_norm_mlp(folder: Path) -> Path:
+    """x -> Mul(gamma) -> three MatMuls (an RMSNorm feeding q/k/v): the shape SmoothQuant rewrites. The
+    header references `model.onnx.data`, which is written a chunk at a time from a seeded generator."""
+    rng = np.random.default_rng(0)
+    path, data = folder / "model.onnx", folder / "model.onnx.data"
+    inits, offset = [], 0
+    with open(data, "wb") as f:
+        for i in range(MATMULS):
+            tensor = TensorProto(name=f"w{i}", data_type=TensorProto.FLOAT, dims=[HIDDEN, OUT])
+            rows = 512
+            for _ in range(HIDDEN // rows):
+                f.write((rng.random((rows, OUT), dtype=np.float32) - 0.5).tobytes())
+            length = HIDDEN * OUT * 4
+            for key, value in (("location", data.name), ("offset", str(offset)), ("length", str(length))):
+                tensor.external_data.add(key=key, value=value)
+            tensor.data_location = TensorProto.EXTERNAL
+            inits.append(tensor)
+            offset += length
+    gamma = numpy_helper.from_array(np.ones(HIDDEN, np.float32), "gamma")
+    nodes = [helper.make_node("Mul", ["x", "gamma"], ["normed"], name="norm")]
+    nodes += [helper.make_node("MatMul", ["normed", f"w{i}"], [f"y{i}"], name=f"proj{i}") for i in range(MATMULS)]
+    graph = helper.make_graph(
+        nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "seq", HIDDEN])],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, "seq", OUT]) for i in range(MATMULS)],
+        initializer=[gamma, *inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    onnx.save_model(model, str(path))
+    return path
+
+
+def _free_bytes(folder: Path) -> int:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+@pytest.mark.slow
+def test_smoothquant_on_a_model_over_2gb_never_serializes_it_whole(tmp_path: Path) -> None:
+    from pipeline.quantize.smoothquant import smooth
+
+    need = 3 * BIG_BYTES + (1 << 30)  # the model, the smoothed weights' side file, the output
+    if _free_bytes(tmp_path) < need:
+        pytest.skip(f"needs {need / 1e9:.1f} GB free under {tmp_path}, has {_free_bytes(tmp_path) / 1e9:.1f}")
+    src = _write_big_norm_mlp(tmp_path)
+    assert (tmp_path / "model.onnx.data").stat().st_size == BIG_BYTES > 2**31
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, HIDDEN), dtype=np.float32)
+    x[..., [5, 700]] *= 50  # outlier channels, as an LLM's activations have
+    feeds = [{"x": x}]
+    dst = tmp_path / "out" / "model.onnx"
+    info = smooth(src, dst, feeds, alpha=0.5)
+    assert (info["sites"], info["matmuls"]) == (1, MATMULS)
+    assert info["max_outlier_ratio_before"] > 10
+    assert dst.stat().st_size < 1_000_000 and (dst.parent / "model.onnx.data").stat().st_size >= BIG_BYTES
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no side files or headers left
+    onnx_utils.check(dst)
+    # The function is unchanged (up to float rounding): ONNX Runtime, opened from the path.
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    session = ort.InferenceSession(str(dst), options, providers=["CPUExecutionProvider"])
+    got = session.run(["y0"], feeds[0])[0]
+    w0 = np.fromfile(tmp_path / "model.onnx.data", np.float32, HIDDEN * OUT).reshape(HIDDEN, OUT)
+    np.testing.assert_allclose(got, x @ w0, rtol=1e-3, atol=1e-3)
+    del session, w0
+    header = onnx_utils.load_header(dst)
+    smoothed = {i.name: i for i in header.graph.initializer}["w0"]
+    w0_new = numpy_helper.to_array(smoothed, base_dir=str(dst.parent))
+    assert not np.allclose(w0_new[5], np.fromfile(tmp_path / "model.onnx.data", np.float32, OUT, offset=5 * OUT * 4))
+    shutil.rmtree(dst.parent)
+
+
+def _small_model(folder: Path, external: bool) -> Path:
+    w = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "small",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], initializer=[w])
+    path = folder / "model.onnx"
+    onnx_utils.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), path,
+                    external_data=external)
+    return path
+
+
+def test_saved_data_file_has_the_onnx_mode(tmp_path: Path) -> None:
+    path = _small_model(tmp_path, external=True)
+    data = tmp_path / "model.onnx.data"
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == stat.S_IMODE(data.stat().st_mode) == onnx_utils.file_mode()
+    assert mode & stat.S_IROTH  # readable by others, as the ONNX is (the usual umask)
+
+
+def test_header_save_streams_external_weights_into_a_new_file(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    src = _small_model(tmp_path, external=True)
+    header = onnx_utils.load_header(src)
+    assert all(not t.HasField("raw_data") for t in header.graph.initializer)
+    onnx_utils.set_metadata(header, {"k": "v"})
+    dst = tmp_path / "copy" / "model.onnx"
+    onnx_utils.save(header, dst, base_dir=src.parent)
+    assert onnx_utils.uses_external_data(dst) and onnx_utils.metadata(onnx_utils.load(dst)) == {"k": "v"}
+    (tmp_path / "model.onnx.data").unlink()  # the copy reads its own data file, not the source's
+    x = np.ones((1, 64), np.float32)
+    y = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, x @ np.arange(4096, dtype=np.float32).reshape(64, 64))
+    with pytest.raises(ValueError, match="base_dir"):
+        onnx_utils.save(onnx_utils.load_header(dst), tmp_path / "again.onnx")
+
+
+def test_ort_model_of_an_external_data_model_is_a_header_beside_it(tmp_path: Path) -> None:
+    src = _small_model(tmp_path, external=True)
+    header = onnx_utils.ort_model(src, ["y"])
+    assert isinstance(header, Path) and header.parent == tmp_path and header.stat().st_size < 10_000
+    header.unlink()
+    (tmp_path / "inline").mkdir()
+    small = _small_model(tmp_path / "inline", external=False)
+    assert isinstance(onnx_utils.ort_model(small, ["y"]), bytes)
+
+
+def _norm_mlp(folder: Path, hidden: int = 256) -> Path:
+    """Mul(gamma) -> MatMul -> Relu -> MatMul with its weights in `model.onnx.data`."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.full(hidden, 1.5, np.float32), "gamma")]
+    inits += [numpy_helper.from_array(rng.standard_normal((hidden, hidden)).astype(np.float32), f"w{i}")
+              for i in range(2)]
+    nodes = [helper.make_node("Mul", ["x", "gamma"], ["n"], name="norm"),
+             helper.make_node("MatMul", ["n", "w0"], ["h"], name="mm0"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "w1"], ["y"], name="mm1")]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, hidden])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, hidden])],
+                              initializer=inits)
+    path = folder / "model.onnx"
+    onnx_utils.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), path, external_data=True)
+    return path
+
+
+def _folder_state(folder: Path) -> dict[str, tuple[str, int]]:
+    import hashlib
+
+    return {f.name: (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns) for f in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("quantizer", "options"), [
+    ("int8", {"method": "max"}),
+    ("int8", {"method": "max", "smoothquant": {"alpha": 0.5}}),
+    ("int8", {"method": "percentile"}),
+    ("int4-awq", {"method": "awq_clip", "block_size": 128}),
+    ("fp16", {}),
+], ids=["modelopt-int8", "smoothquant-int8", "ort-quantize_static", "modelopt-int4", "autocast-fp16"])
+def test_quantizers_read_the_weights_in_place_and_never_write_them(tmp_path: Path, quantizer: str,
+                                                                 options: dict) -> None:
+    """Each tool gets a header copy beside the export's data file (no multi-GB copy): the export's files are
+    byte for byte and mtime for mtime what they were, and nothing is left beside them."""
+    from pipeline.quantize import get_quantizer
+
+    (tmp_path / "export").mkdir()
+    src = _norm_mlp(tmp_path / "export")
+    before = _folder_state(src.parent)
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.standard_normal((1, 16, 256)).astype(np.float32)} for _ in range(4)]
+    dst = tmp_path / "out" / "model.onnx"
+    get_quantizer(quantizer)(src, dst, feeds, options, {"nodes": [], "op_types": []})
+    assert _folder_state(src.parent) == before
+    assert onnx_utils.uses_external_data(dst)  # the export's layout kept, as a model over 2 GB needs
+    onnx_utils.check(dst)
+    import onnxruntime as ort
+
+    y = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
+    assert y.shape == (1, 16, 256) and np.isfinite(y).all()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+def test_a_stage_that_would_fill_the_disk_is_refused_before_it_starts(tmp_path: Path) -> None:
+    from pipeline.core.workspace import require_free_disk
+    from pipeline.errors import PipelineError
+
+    from .test_failures import tmpfs
+
+    with tmpfs(tmp_path / "small", "2m") as small:
+        require_free_disk("calibrate[int8]", {small / "engines" / "m": 1_000_000})  # fits
+        with pytest.raises(PipelineError) as e:
+            # two folders of one file system add up: 1.5 + 1.5 MB > 2 MB
+            require_free_disk("calibrate[int8]", {small / "scratch": 1_500_000, small / "engines": 1_500_000})
+        assert str(e.value) == (f"calibrate[int8]: needs 3.0 MB of free disk under {small / 'scratch'}, only "
+                                f"2.1 MB free (free some, or pass another --root)")
+
+
+def test_saving_a_header_over_its_own_data_file_keeps_it_readable(tmp_path: Path) -> None:
+    """Re-saving a header model to the path it was read from replaces the data file it references: the
+    model must then reference the new file (a second save of it still has its weights)."""
+    src = _small_model(tmp_path, external=True)
+    header = onnx_utils.load_header(src)
+    # A new tensor written first moves `w` to another offset of the rewritten file.
+    extra = numpy_helper.from_array(np.full(1000, 7, np.float32), "extra")
+    kept = list(header.graph.initializer)
+    del header.graph.initializer[:]
+    header.graph.initializer.extend([extra, *kept])
+    onnx_utils.save(header, src, base_dir=src.parent)
+    onnx_utils.save(header, tmp_path / "second" / "model.onnx", base_dir=src.parent)
+    for path in (src, tmp_path / "second" / "model.onnx"):
+        w = {i.name: i for i in onnx_utils.load(path).graph.initializer}["w"]
+        np.testing.assert_array_equal(numpy_helper.to_array(w), np.arange(4096, dtype=np.float32).reshape(64, 64))
