@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline import onnx_utils
+from pipeline.core import onnx_utils
 
 # Three [8192, 24576] FP32 MatMul weights: 2.42 GB of external data, past protobuf's 2 GiB.
 HIDDEN, OUT, MATMULS = 8192, 24576, 3

@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from pipeline import onnx_utils
+from pipeline.core import onnx_utils
 
 
 def _opset(model) -> int:

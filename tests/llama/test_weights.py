@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
-from pipeline import onnx_utils
 from pipeline.analyze.weights import engine_weight_bytes
+from pipeline.core import onnx_utils
 from pipeline.core.artifacts import Layout, read_json
 from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
