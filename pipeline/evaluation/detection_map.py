@@ -125,3 +125,9 @@ def onnx_infer(onnx_path: Any, output: str | None = None) -> Infer:
     name = session.get_inputs()[0].name
     out = output or session.get_outputs()[0].name
     return lambda x: session.run([out], {name: x})[0]
+
+
+def labelled_map(onnx_path: Any, labelled: LabelledSet, preprocess: dict[str, Any], output: str | None = None,
+                 settings: ValSettings = ValSettings()) -> dict[str, Any]:
+    """mAP50-95 / mAP50 of an ONNX detector against the labels (pycocotools), at the validator's settings."""
+    return coco_map(labelled, detect(onnx_infer(onnx_path, output), labelled, preprocess, settings))

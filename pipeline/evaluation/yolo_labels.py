@@ -90,14 +90,19 @@ def _image_size(path: Path) -> tuple[int, int]:
 def read_yolo_folder(images: Path) -> LabelledSet:
     """Every image under `images` with its label file; an image without one has no objects (as in
     ultralytics)."""
+    return read_labelled(list_images(images))
+
+
+def read_labelled(paths: list[Path], names: list[str] | None = None) -> LabelledSet:
+    """These images, in this order, each with its YOLO label file (`label_path`; none: no objects)."""
     out = []
-    for path in list_images(images):
+    for path in paths:
         h, w = _image_size(path)
         lbl = label_path(path)
         text = lbl.read_text(encoding="utf-8") if lbl.is_file() else ""
         boxes, classes = parse_yolo_label(text, w, h, str(lbl))
         out.append(LabelledImage(path, h, w, boxes, classes))
-    return LabelledSet(out)
+    return LabelledSet(out, list(names or []))
 
 
 def _names(raw: object, where: str) -> list[str]:
