@@ -30,8 +30,8 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
         built = layout
     if host_can_build_for(target) and bundle_dir(built, precision).exists() and not built.exported_onnx.exists():
         return [build_from_bundle(built, precision, force)]
-    from .stages.calibrate import calibrate
     from .stages.export import export
+    from .tune import calibrate_or_tune
 
     results = [export(recipe, layout, force)]
     if sparse:
@@ -39,7 +39,7 @@ def run_engine(recipe: Recipe, precision: str, root: Path, calib_root: Path, for
 
         results.append(sparsify_stage(recipe, layout, force))
     layout = built
-    results.append(calibrate(recipe, layout, precision, calib_root, force, target_dla=dla_core is not None))
+    results.append(calibrate_or_tune(recipe, layout, precision, calib_root, force, target_dla=dla_core is not None))
     if target and not all(r.skipped for r in results):  # before the long part: will it fit the board?
         from .analyze import fits_note
 

@@ -160,6 +160,19 @@ class Accuracy(Strict):
         None, description="a budget per precision (e.g. int8 tighter than int4-awq); wins over budget")
 
 
+class Tune(Strict):
+    enabled: bool = Field(False, description="calibrate runs the search (`orin-trt tune`) for int8 / int4-awq and "
+                          "calibrates with its choice")
+    target: str = Field("orin-agx-64", description="the Orin whose estimated latency (roofline per node) ranks "
+                        "the candidates")
+    screen_samples: int = Field(16, ge=1, description="held-out items every candidate is screened on")
+    finalists: int = Field(3, ge=1, description="candidates measured on the whole held-out set")
+    sensitivity_blocks: int = Field(4, ge=0, description="int8: blocks tried out of INT8 (FP16) when no "
+                                    "calibration setting meets the budget (0: none)")
+    time_limit_s: float | None = Field(None, gt=0, description="stop trying new candidates after this many seconds")
+    strict: bool = Field(False, description="nothing within the budget fails (exit 2) instead of falling back to fp16")
+
+
 class ProfileRun(Strict):
     warmup: int = Field(3, ge=0, description="untimed runs before timing")
     iterations: int = Field(20, ge=1, description="timed runs per runner")
@@ -334,6 +347,7 @@ class RecipeBase(Strict):
     precisions: Precisions = Field(default_factory=lambda: Precisions(fp32=Fp32Options()))  # type: ignore[valid-type]
     build: Build = Field(default_factory=Build)
     accuracy: Accuracy = Field(default_factory=Accuracy)
+    tune: Tune = Field(default_factory=Tune)
     profile: ProfileRun = Field(default_factory=ProfileRun)
     analyze: Analyze = Field(default_factory=Analyze)
 
@@ -396,7 +410,7 @@ FAMILY_SCHEMAS: dict[str, type[RecipeBase]] = {
 # The order keys are documented in (and `orin-trt recipe` prints in).
 KEY_ORDER = ("base", "name", "family", "description", "imgsz", "batch", "source", "export", "inputs", "profiles",
              "llm", "preprocess", "postprocess", "calibration", "eval", "precisions", "build", "accuracy",
-             "profile", "analyze")
+             "tune", "profile", "analyze")
 
 
 # ---- walking the models (error hints, docs, the coverage test) ------------------------------------------
