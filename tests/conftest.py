@@ -52,3 +52,27 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One engines/ and calib/ root for the session, so stages reuse each other's outputs."""
     base = tmp_path_factory.mktemp("ws")
     return scratch(base, small_yolo_recipe(base))
+
+
+def labelled_shapes_recipe(base: Path, calib: int = 16, heldout: int = 12, **sections: object) -> Path:
+    """The trained shapes detector's recipe with `eval.data`: a dataset yaml whose val split is `heldout`
+    generated, labelled images (tests/fixtures/shapes/make_dataset.py), calibrated on `calib` others."""
+    import sys
+
+    shapes = REPO / "tests" / "fixtures" / "shapes"
+    sys.path.insert(0, str(shapes))
+    from make_dataset import CLASSES, write_dataset
+
+    write_dataset(base / "data", {"calib": calib, "heldout": heldout})
+    data_yaml = base / "data" / "heldout.yaml"
+    data_yaml.write_text(yaml.safe_dump({"path": str(base / "data"), "val": "images/heldout",
+                                         "names": dict(enumerate(CLASSES))}))
+    raw = yaml.safe_load((shapes / "shapes.yaml").read_text())
+    raw["source"] = {k: str(shapes / v) for k, v in raw["source"].items()}
+    raw["calibration"]["images"] = str(base / "data" / "images" / "calib")
+    raw["eval"] = {"data": str(data_yaml), "task_conf_threshold": 0.001}
+    raw["profile"] = {"warmup": 1, "iterations": 2}
+    raw.update(sections)
+    path = base / "shapes.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

@@ -71,9 +71,12 @@ def candidates(precision: str, base: dict[str, Any], node_names: list[str]) -> l
 
 
 def block_of(node_name: str) -> str | None:
-    """The block a node belongs to: its name's first two path segments (`/model.3/...` -> `/model.3/`,
-    `/model/layers.1/...` -> `/model/layers.1/`), or None for a top-level node."""
+    """The block a node belongs to: its name's path up to the first numbered segment (`/model.3/...` ->
+    `/model.3/`, `/model/layers.1/...` -> `/model/layers.1/`), or None for a node outside numbered blocks."""
     parts = node_name.split("/")
-    if len(parts) < 4 or parts[0]:
+    if len(parts) < 3 or parts[0]:
         return None
-    return "/".join(parts[:3]) + "/"
+    for i, part in enumerate(parts[1:-1], 1):
+        if re.search(r"\.\d+$", part):
+            return "/".join(parts[: i + 1]) + "/"
+    return None

@@ -4,23 +4,16 @@ and the message names the metric, FP32's value, the candidate's and the budget."
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pipeline.artifacts import Layout, read_json, write_json
 from pipeline.errors import PipelineError
 from pipeline.evaluation.budget import Budget, judge, resolve_budget
 from pipeline.models import get_adapter
 from pipeline.recipe import load_recipe
-
-REPO = Path(__file__).resolve().parents[2]
-SHAPES = REPO / "tests" / "fixtures" / "shapes"
-sys.path.insert(0, str(SHAPES))
-from make_dataset import write_dataset  # noqa: E402
+from tests.conftest import labelled_shapes_recipe
 
 
 def _truth(value: float, metric: str = "map50_95") -> dict[str, Any]:
@@ -73,16 +66,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from pipeline.stages.export import export
 
     base = tmp_path_factory.mktemp("budget")
-    write_dataset(base / "data", {"calib": 16, "heldout": 12})
-    data_yaml = base / "data" / "heldout.yaml"
-    data_yaml.write_text(yaml.safe_dump({"path": str(base / "data"), "val": "images/heldout",
-                                         "names": {0: "circle", 1: "square", 2: "triangle"}}))
-    raw = yaml.safe_load((SHAPES / "shapes.yaml").read_text())
-    raw["source"] = {k: str(SHAPES / v) for k, v in raw["source"].items()}
-    raw["calibration"]["images"] = str(base / "data" / "images" / "calib")
-    raw["eval"] = {"data": str(data_yaml), "task_conf_threshold": 0.001}
-    raw["profile"] = {"warmup": 1, "iterations": 2}
-    (base / "shapes.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    labelled_shapes_recipe(base)
     recipe = load_recipe(str(base / "shapes.yaml"))
     layout = Layout(base / "engines", recipe.name)
     export(recipe, layout)
