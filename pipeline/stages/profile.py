@@ -121,7 +121,8 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         per_output = compare_batches(names, outputs[reference], outputs[cand])
         task = adapter.task_accuracy(recipe, names, outputs[reference], outputs[cand])
         by_runner[cand] = {"outputs": per_output, "task": task,
-                           "gate": accuracy_gate(recipe, precision, per_output, task, truth)}
+                           "gate": accuracy_gate(recipe, precision, per_output, task, truth,
+                                                 bool(manifest["weights"].get("random")))}
     primary = candidates[0] if candidates else reference
     # Families with their own run loop (an LLM's generation) measure it on every runner that ran here.
     models = {reference: layout.exported_onnx}
