@@ -133,22 +133,32 @@ class Search:
         """The candidate's ground truth on `samples` items, its loss, estimated latency and weight bytes."""
         folder = self.cache_dir / self.key(cand)
         path = folder / f"measure-{samples or 'all'}.json"
+        cached = path.is_file() and not self.force
+        if cached:
+            result = read_json(path)
+        else:
+            t0 = time.perf_counter()
+            onnx, summary = self.quantized(cand)
+            truth = self.adapter.ground_truth(self.recipe, onnx, samples)
+            ref = self.reference(samples)
+            result = {"name": cand.name, "settings": cand.settings(), "samples": truth["samples"],
+                      "metrics": truth["metrics"], "fp32_metrics": ref["metrics"],
+                      "seconds": round(time.perf_counter() - t0 + float(summary.get("seconds", 0)), 2),
+                      "key": self.key(cand)}
+            write_json(path, result)
+        return {**self.judged(result), **self.latency(cand), "cached": cached}
+
+    def latency(self, cand: Candidate) -> dict[str, Any]:
+        """The estimate on this search's target, cached per target (another target re-measures nothing)."""
+        path = self.cache_dir / self.key(cand) / f"latency-{self.target.key}.json"
         if path.is_file() and not self.force:
-            return {**self.judged(read_json(path)), "cached": True}
-        t0 = time.perf_counter()
+            return read_json(path)
         onnx, summary = self.quantized(cand)
-        truth = self.adapter.ground_truth(self.recipe, onnx, samples)
-        ref = self.reference(samples)
         hp = summary.get("high_precision_dtype") or ("fp16" if self.precision == "int4-awq" else "fp32")
         est = estimate_ms(self.src, self.shapes, node_precisions(onnx, self.precision, hp), hp, self.target)
-        result = {"name": cand.name, "settings": cand.settings(), "samples": truth["samples"],
-                  "metrics": truth["metrics"], "fp32_metrics": ref["metrics"],
-                  "estimated_ms": est["estimated_ms"], "weight_bytes": est["weight_bytes"],
-                  "nodes_by_precision": est["nodes_by_precision"],
-                  "seconds": round(time.perf_counter() - t0 + float(summary.get("seconds", 0)), 2),
-                  "key": self.key(cand)}
-        write_json(path, result)
-        return {**self.judged(result), "cached": False}
+        out = {k: est[k] for k in ("estimated_ms", "weight_bytes", "nodes_by_precision")}
+        write_json(path, out)
+        return out
 
     def judged(self, measured: dict[str, Any]) -> dict[str, Any]:
         """A measurement against today's budget (the cache holds metrics, not verdicts)."""
