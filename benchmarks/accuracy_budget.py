@@ -194,7 +194,7 @@ def render_section(family: str, result: dict[str, Any], command: str) -> str:
     cols = result["columns"]
     lines = [f"<!-- family:{family} -->", f"## {family}", "",
              f"Recorded {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
-             f"({os.cpu_count()} CPU cores, ONNX Runtime CPU). Data: {result['data']}. Target: {TARGETS[family]}.",
+             f"({os.cpu_count()} CPU cores, ONNX Runtime CPU). Data: {result['data']}. Target: {TARGETS[family.split('-')[0]]}.",
              "", f"    {command}", "",
              "| candidate | tool | settings | " + " | ".join(c for c, _ in cols) + " | loss vs FP32 | seconds |",
              "|" + "---|" * (len(cols) + 5)]
