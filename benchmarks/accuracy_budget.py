@@ -36,9 +36,9 @@ from pipeline.imaging import list_images, load_rgb, preprocess_image  # noqa: E4
 from pipeline.quantize import resolve_exclusions  # noqa: E402
 
 SHAPES = REPO / "tests" / "fixtures" / "shapes"
-FAMILIES = ("yolo", "vit", "llama")
+FAMILIES = ("yolo", "vit", "llama", "unet")
 TARGETS = {"yolo": "INT8 mAP50-95 loss <= 0.005", "vit": "INT8 top-1 loss <= 0.005",
-           "llama": "INT4 perplexity <= +2 %, INT8 <= +1 %"}
+           "llama": "INT4 perplexity <= +2 %, INT8 <= +1 %", "unet": "INT8 eps error <= 1.05x FP32's (+5 %)"}
 
 
 @dataclass
@@ -104,7 +104,6 @@ def bench_yolo(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
     from pipeline.models.yolo import YoloAdapter
     from pipeline.quantize import excluded_node_names
     from pipeline.quantize.fp16 import autocast_fp16
-    from pipeline.quantize.int8 import ptq_int8
 
     sys.path.insert(0, str(SHAPES))
     from make_dataset import write_dataset
@@ -139,33 +138,193 @@ def bench_yolo(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
         (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, recipe keep_fp32_nodes (head decode)"),
          lambda dst: autocast_fp16(fp32, dst, feeds[:8], recipe["precisions"]["fp16"], fp16_exclude)),
     ]
-    for method, extra in (("entropy", {}), ("max", {})):
-        for hp in ("fp32", "fp16"):
-            opts = {**int8_opts, "method": method, "high_precision_dtype": hp, **extra}
-            default = " (today's default)" if method == int8_opts["method"] and hp == int8_opts["high_precision_dtype"] else ""
-            candidates.append((Row(f"INT8 {method}, high precision {hp}{default}", "pipeline int8 (ModelOpt)",
-                                   f"calibration {method}, high_precision_dtype {hp}, recipe head exclusions"),
-                               lambda dst, o=opts: ptq_int8(fp32, dst, feeds, o, exclude)))
-    for pct in (99.9, 99.99, 99.999):
-        opts = {**int8_opts, "method": "percentile", "percentile": pct}
-        candidates.append((Row(f"INT8 percentile {pct}", "pipeline int8 (ONNX Runtime, symmetric per-channel)",
-                               f"percentile {pct}, recipe head exclusions, non-quantized ops fp32"),
-                           lambda dst, o=opts: ptq_int8(fp32, dst, feeds, o, exclude)))
+    candidates += _int8_rows(fp32, feeds, int8_opts, exclude, "recipe head exclusions")
+    peers = _peer_rows(fp32, feeds)
     candidates += [
-        (Row("peer: ORT quantize_static defaults", "onnxruntime.quantization",
-             "MinMax, per-tensor, every op type, head included"),
-         lambda dst: in_fresh_interpreter(ort_quantize_static, str(fp32), str(dst), feeds, [], None)),
+        peers[0],
         (Row("peer: ORT quantize_static percentile, head in float", "onnxruntime.quantization",
              "percentile 99.999 (its default), per-tensor, head nodes excluded"),
          lambda dst: in_fresh_interpreter(ort_quantize_static, str(fp32), str(dst), feeds, head, 99.999)),
-        (Row("peer: ModelOpt ONNX defaults", "modelopt.onnx.quantization", "int8 with its defaults, nothing excluded"),
-         lambda dst: in_fresh_interpreter(modelopt_defaults, str(fp32), str(dst), feeds)),
+        peers[1],
     ]
     rows = run_candidates(candidates, score, work / "yolo")
     return {"rows": rows, "data": f"{len(labelled)} held-out images ({labelled.boxes} labelled boxes, generator "
             f"split `heldout`), {len(feeds)} calibration images (split `calib`), 320x320",
             "metric": "map50_95", "columns": [("mAP50-95", "map50_95"), ("mAP50", "map50"),
                                               ("mAP50-95 (ultralytics)", "u_map50_95")], "higher_is_better": True}
+
+
+def _int8_rows(src: Path, feeds: list[dict[str, np.ndarray]], opts: dict[str, Any], exclude: dict[str, list[str]],
+               what: str) -> list[tuple[Row, Callable[[Path], None]]]:
+    """The pipeline's INT8 settings: ModelOpt entropy / max x high-precision dtype, ORT percentiles."""
+    from pipeline.quantize.int8 import ptq_int8
+
+    rows: list[tuple[Row, Callable[[Path], None]]] = []
+    for method in ("entropy", "max"):
+        for hp in ("fp32", "fp16"):
+            o = {**opts, "method": method, "high_precision_dtype": hp}
+            default = " (recipe default)" if method == opts.get("method") and hp == opts.get("high_precision_dtype") else ""
+            rows.append((Row(f"INT8 {method}, high precision {hp}{default}", "pipeline int8 (ModelOpt)",
+                             f"calibration {method}, high_precision_dtype {hp}, {what}"),
+                         lambda dst, o=o: ptq_int8(src, dst, feeds, o, exclude)))
+    for pct in (99.9, 99.99, 99.999):
+        o = {**opts, "method": "percentile", "percentile": pct}
+        rows.append((Row(f"INT8 percentile {pct}", "pipeline int8 (ONNX Runtime, symmetric per-channel)",
+                         f"percentile {pct}, {what}, non-quantized ops fp32"),
+                     lambda dst, o=o: ptq_int8(src, dst, feeds, o, exclude)))
+    return rows
+
+
+def _peer_rows(src: Path, feeds: list[dict[str, np.ndarray]]) -> list[tuple[Row, Callable[[Path], None]]]:
+    return [
+        (Row("peer: ORT quantize_static defaults", "onnxruntime.quantization", "MinMax, per-tensor, every op type"),
+         lambda dst: in_fresh_interpreter(ort_quantize_static, str(src), str(dst), feeds, [], None)),
+        (Row("peer: ModelOpt ONNX defaults", "modelopt.onnx.quantization", "int8 with its defaults, nothing excluded"),
+         lambda dst: in_fresh_interpreter(modelopt_defaults, str(src), str(dst), feeds)),
+    ]
+
+
+# ---- ViT ------------------------------------------------------------------------------------------
+def bench_vit(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    from pipeline.models.classification_data import accuracy, labelled_images
+    from pipeline.models.image_data import image_feeds
+    from pipeline.models.vit import VitAdapter, class_names
+    from pipeline.quantize.fp16 import autocast_fp16
+    from pipeline.recipe import load_recipe
+
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "vit"))
+    from make_dataset import write_split
+
+    recipe = load_recipe(str(REPO / "tests" / "fixtures" / "vit" / "vit.yaml"))
+    adapter = VitAdapter()
+    spec = adapter.preprocess(recipe)
+    held_dir = write_split(work / "data", "heldout", 1000, seed=seed)
+    calib_dir = write_split(work / "data", "calib", calib, seed=seed)
+    pairs = labelled_images(held_dir, class_names(adapter._source(recipe).config))
+    held = np.concatenate([f["pixel_values"] for f in image_feeds([p for p, _ in pairs], spec, "held-out")])
+    labels = np.asarray([c for _, c in pairs])
+    feeds = image_feeds(list_images(calib_dir), spec, "calibration")
+    fp32 = work / "vit-fp32.onnx"
+    adapter.export(recipe, fp32, feeds[:1])
+    names = [n.name for n in onnx_utils.load(fp32, with_weights=False).graph.node]
+    int8 = recipe.precision_options("int8")
+    exclude = resolve_exclusions("int8", int8, {}, names)
+    fp16_opts = recipe.precision_options("fp16")
+
+    def score(path: Path) -> dict[str, float]:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        logits = np.concatenate([session.run(None, {"pixel_values": held[i : i + 100]})[0]
+                                 for i in range(0, len(held), 100)])
+        return {"top1": accuracy(logits, labels, k=5)["top1"]}
+
+    candidates: list[tuple[Row, Callable[[Path], None]]] = [
+        (Row("FP32", "export", "pipeline ViT export, opset 17"), lambda dst: shutil.copyfile(fp32, dst)),
+        (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, data_max 512"),
+         lambda dst: autocast_fp16(fp32, dst, feeds[:8], fp16_opts, resolve_exclusions("fp16", fp16_opts, {}, names))),
+        *_int8_rows(fp32, feeds, int8, exclude, "recipe exclusions (attention MatMuls, classifier)"),
+        *_peer_rows(fp32, feeds),
+    ]
+    rows = run_candidates(candidates, score, work / "vit")
+    return {"rows": rows, "data": f"{len(labels)} labelled held-out images (8 classes, split `heldout`), "
+            f"{len(feeds)} calibration images (split `calib`), 64x64",
+            "metric": "top1", "columns": [("top-1", "top1")], "higher_is_better": True}
+
+
+# ---- Llama ----------------------------------------------------------------------------------------
+def bench_llama(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any]:
+    from pipeline.llm.perplexity import text_perplexity
+    from pipeline.llm.session import onnxrt_session
+    from pipeline.models.llama import LlamaAdapter, limits
+    from pipeline.quantize.fp16 import autocast_fp16
+    from pipeline.quantize.int4 import int4_awq
+    from pipeline.quantize.int8 import ptq_int8
+    from pipeline.recipe import load_recipe
+
+    recipe = load_recipe(str(REPO / "tests" / "fixtures" / "llama" / "llama.yaml"))
+    adapter = LlamaAdapter()
+    data = adapter.calibration_set(recipe, work / "calib")
+    feeds = adapter.calibration_feeds(recipe, data)[:calib]
+    ids = adapter.heldout_ids(recipe)
+    fp32 = work / "llama-fp32.onnx"
+    adapter.export(recipe, fp32, adapter.eval_feeds(recipe))
+    names = [n.name for n in onnx_utils.load(fp32, with_weights=False).graph.node]
+    lm_head = [n for n in names if "lm_head" in n and n.endswith("MatMul")]
+    window, lim = int(recipe.section("eval").get("perplexity_window", 128)), limits(recipe)
+
+    def score(path: Path) -> dict[str, float]:
+        with onnxrt_session(path) as s:
+            ppl = text_perplexity(s, ids, window, lim["max_prompt"], lim["max_context"])
+        return {"perplexity": ppl["perplexity"], "tokens": ppl["tokens_scored"]}
+
+    none = {"nodes": [], "op_types": []}
+    head_out = {"nodes": [re.escape(n) + "$" for n in lm_head], "op_types": []}
+    int8 = recipe.precision_options("int8")
+    fp16_opts = recipe.precision_options("fp16")
+    candidates: list[tuple[Row, Callable[[Path], None]]] = [
+        (Row("FP32", "export", "pipeline Llama export (KV cache), opset 17"), lambda dst: shutil.copyfile(fp32, dst)),
+        (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, norms and Softmax kept FP32"),
+         lambda dst: autocast_fp16(fp32, dst, feeds[:8], fp16_opts, resolve_exclusions("fp16", fp16_opts, {}, names))),
+        (Row("INT8 max + SmoothQuant 0.5 (recipe default)", "pipeline int8 (ModelOpt)", "W8A8, high precision fp32"),
+         lambda dst: ptq_int8(fp32, dst, feeds, int8, none)),
+        (Row("INT8 max, no SmoothQuant", "pipeline int8 (ModelOpt)", "W8A8, high precision fp32"),
+         lambda dst: ptq_int8(fp32, dst, feeds, {k: v for k, v in int8.items() if k != "smoothquant"}, none)),
+        (Row("INT8 entropy + SmoothQuant 0.5", "pipeline int8 (ModelOpt)", "W8A8, high precision fp32"),
+         lambda dst: ptq_int8(fp32, dst, feeds, {**int8, "method": "entropy"}, none)),
+    ]
+    for method, block, exclude, label in (("awq_clip", 128, none, " (recipe default)"), ("awq_clip", 64, none, ""),
+                                          ("awq_clip", 32, none, ""), ("awq_lite", 128, none, ""),
+                                          ("rtn_dq", 128, none, ""), ("awq_clip", 128, head_out, ", LM head FP32"),
+                                          ("awq_clip", 32, head_out, ", LM head FP32")):
+        candidates.append((Row(f"INT4 {method} block {block}{label}", "pipeline int4-awq (ModelOpt)",
+                               f"weight-only INT4, block {block}" + (f", kept out: {', '.join(lm_head)}" if exclude is head_out else "")),
+                           lambda dst, m=method, b=block, e=exclude: int4_awq(fp32, dst, feeds, {"method": m, "block_size": b}, e)))
+    rows = run_candidates(candidates, score, work / "llama")
+    return {"rows": rows, "data": f"held-out text tests/fixtures/llama/heldout.txt ({len(ids)} tokens, {window}-token "
+            f"windows, tail dropped), {len(feeds)} calibration windows of 64 tokens",
+            "metric": "perplexity", "columns": [("perplexity", "perplexity")], "higher_is_better": False}
+
+
+# ---- UNet -----------------------------------------------------------------------------------------
+def bench_unet(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    from pipeline.evaluation.denoise import epsilon_error
+    from pipeline.models.unet import UnetAdapter
+    from pipeline.quantize.fp16 import autocast_fp16
+    from pipeline.recipe import load_recipe
+
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "unet"))
+    from make_latents import heldout_set
+
+    recipe = load_recipe(str(REPO / "tests" / "fixtures" / "unet" / "unet.yaml"))
+    adapter = UnetAdapter()
+    feeds = adapter.calibration_feeds(recipe, adapter.calibration_set(recipe, work / "calib"))[:calib]
+    held = heldout_set(per_timestep=16, seed=seed)
+    fp32 = work / "unet-fp32.onnx"
+    adapter.export(recipe, fp32, feeds[:1])
+    names = [n.name for n in onnx_utils.load(fp32, with_weights=False).graph.node]
+    int8 = recipe.precision_options("int8")
+    exclude = resolve_exclusions("int8", int8, {}, names)
+    fp16_opts = recipe.precision_options("fp16")
+
+    def score(path: Path) -> dict[str, float]:
+        err = epsilon_error(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), held)
+        return {"eps_mse": err["mse"], **{f"t{t}": v for t, v in err["by_timestep"].items()}}
+
+    candidates: list[tuple[Row, Callable[[Path], None]]] = [
+        (Row("FP32", "export", "pipeline UNet export, opset 17"), lambda dst: shutil.copyfile(fp32, dst)),
+        (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, data_max 512"),
+         lambda dst: autocast_fp16(fp32, dst, feeds[:8], fp16_opts, resolve_exclusions("fp16", fp16_opts, {}, names))),
+        *_int8_rows(fp32, feeds, int8, exclude, "recipe exclusions (attention MatMuls, conv_in/out, time embedding)"),
+        *_peer_rows(fp32, feeds),
+    ]
+    rows = run_candidates(candidates, score, work / "unet")
+    return {"rows": rows, "data": f"{len(held['sample'])} held-out noised latents (16 at each of t = 999, 800, 600, "
+            f"400, 200, 50; make_latents.heldout_set), {len(feeds)} calibration inputs recorded from guided DDIM runs",
+            "metric": "eps_mse", "columns": [("eps MSE", "eps_mse"), ("t=999", "t999"), ("t=200", "t200"),
+                                             ("t=50", "t50")], "higher_is_better": False}
 
 
 def run_candidates(candidates: list[tuple[Row, Callable[[Path], None]]], score: Callable[[Path], dict[str, float]],
@@ -229,7 +388,8 @@ def write_results(out: Path, sections: dict[str, str]) -> None:
     out.write_text(text)
 
 
-BENCHES: dict[str, Callable[..., dict[str, Any]]] = {"yolo": bench_yolo}
+BENCHES: dict[str, Callable[..., dict[str, Any]]] = {"yolo": bench_yolo, "vit": bench_vit, "llama": bench_llama,
+                                                     "unet": bench_unet}
 
 
 def main(argv: list[str] | None = None) -> int:
