@@ -392,6 +392,11 @@ BENCHES: dict[str, Callable[..., dict[str, Any]]] = {"yolo": bench_yolo, "vit": 
                                                      "unet": bench_unet}
 
 
+def strip_paths(args: list[str]) -> str:
+    """The command as recorded: without --work / --out, which name this machine's folders, not settings."""
+    return re.sub(r"\s*--(work|out)[= ]\S+", "", " ".join(args)).strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", action="append", choices=FAMILIES, help="repeatable (default: all)")
@@ -405,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.chdir(REPO)
     os.environ.setdefault("YOLO_CONFIG_DIR", str(args.work / "ultralytics"))
-    command = "python benchmarks/accuracy_budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/accuracy_budget.py " + strip_paths(argv if argv is not None else sys.argv[1:])
     sections = {}
     for family in args.family or FAMILIES:
         folder = args.work / family
