@@ -293,6 +293,7 @@ def bench_unet(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
     from pipeline.evaluation.denoise import epsilon_error
     from pipeline.models.unet import UnetAdapter
     from pipeline.quantize.fp16 import autocast_fp16
+    from pipeline.quantize.int8 import ptq_int8
     from pipeline.recipe import load_recipe
 
     sys.path.insert(0, str(REPO / "tests" / "fixtures" / "unet"))
@@ -318,8 +319,18 @@ def bench_unet(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
         (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, data_max 512"),
          lambda dst: autocast_fp16(fp32, dst, feeds[:8], fp16_opts, resolve_exclusions("fp16", fp16_opts, {}, names))),
         *_int8_rows(fp32, feeds, int8, exclude, "recipe exclusions (attention MatMuls, conv_in/out, time embedding)"),
-        *_peer_rows(fp32, feeds),
     ]
+    # Hand-picked fallbacks beyond the recipe's exclusions (what a sensitivity search would try first).
+    best = {**int8, "method": "max", "high_precision_dtype": "fp32"}
+    for label, patterns in (("the resnets' time_emb_proj", [r".*/time_emb_proj/.*"]),
+                            ("the full-resolution blocks (down_blocks.0, up_blocks.1)",
+                             [r"/unet/down_blocks\.0/.*", r"/unet/up_blocks\.1/.*"]),
+                            ("every attention block (only resnets, samplers in INT8)", [r".*/attentions\.\d+/.*"])):
+        more = resolve_exclusions("int8", {**best, "exclude_nodes": [*int8["exclude_nodes"], *patterns]}, {}, names)
+        candidates.append((Row(f"INT8 max, high precision fp32, + {label} in float", "pipeline int8 (ModelOpt)",
+                               f"recipe exclusions + {', '.join(patterns)}"),
+                           lambda dst, e=more: ptq_int8(fp32, dst, feeds, best, e)))
+    candidates += _peer_rows(fp32, feeds)
     rows = run_candidates(candidates, score, work / "unet")
     return {"rows": rows, "data": f"{len(held['sample'])} held-out noised latents (16 at each of t = 999, 800, 600, "
             f"400, 200, 50; make_latents.heldout_set), {len(feeds)} calibration inputs recorded from guided DDIM runs",
