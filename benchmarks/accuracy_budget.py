@@ -169,7 +169,9 @@ def _int8_rows(src: Path, feeds: list[dict[str, np.ndarray]], opts: dict[str, An
                          lambda dst, o=o: ptq_int8(src, dst, feeds, o, exclude)))
     for pct in (99.9, 99.99, 99.999):
         o = {**opts, "method": "percentile", "percentile": pct}
-        rows.append((Row(f"INT8 percentile {pct}", "pipeline int8 (ONNX Runtime, symmetric per-channel)",
+        default = (" (recipe default)" if opts.get("method") == "percentile" and float(opts.get("percentile", 99.99)) == pct
+                   else "")
+        rows.append((Row(f"INT8 percentile {pct}{default}", "pipeline int8 (ONNX Runtime, symmetric per-channel)",
                          f"percentile {pct}, {what}, non-quantized ops fp32"),
                      lambda dst, o=o: ptq_int8(src, dst, feeds, o, exclude)))
     return rows

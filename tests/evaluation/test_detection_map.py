@@ -107,3 +107,17 @@ def test_our_map_equals_yolo_val_on_the_same_onnx(shapes_val: dict) -> None:
     # pycocotools scores the same detections; only the curve's integration differs (0.995 vs 1 at best).
     assert coco["map50_95"] == pytest.approx(ours["map50_95"], abs=0.01)
     assert coco["map50_95"] >= ours["map50_95"]
+
+
+def test_coco_json_labels_give_the_same_map_as_yolo_txt(shapes_val: dict, tmp_path: Path) -> None:
+    import json
+
+    from pipeline.evaluation.yolo_labels import read_coco, to_coco
+
+    labelled = read_yolo_dataset(shapes_val["data"], "val")
+    (tmp_path / "val.json").write_text(json.dumps(to_coco(labelled)))
+    from_json = read_coco(tmp_path / "val.json", labelled.images[0].path.parent)
+    assert [i.path for i in from_json.images] == [i.path for i in labelled.images]
+    preprocess = yaml.safe_load((SHAPES / "shapes.yaml").read_text())["preprocess"]
+    detections = detect(onnx_infer(shapes_val["onnx"]), labelled, preprocess)
+    assert coco_map(from_json, detections)["map50_95"] == pytest.approx(coco_map(labelled, detections)["map50_95"])
