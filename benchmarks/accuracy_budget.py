@@ -135,7 +135,7 @@ def bench_yolo(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
 
     candidates: list[tuple[Row, Callable[[Path], None]]] = [
         (Row("FP32", "export", "ultralytics ONNX export, opset 17"), lambda dst: shutil.copyfile(fp32, dst)),
-        (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, recipe keep_fp32_nodes (head decode)"),
+        (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, recipe keep_out nodes (head decode)"),
          lambda dst: autocast_fp16(fp32, dst, feeds[:8], recipe["precisions"]["fp16"], fp16_exclude)),
     ]
     candidates += _int8_rows(fp32, feeds, int8_opts, exclude, "recipe head exclusions")
@@ -320,7 +320,7 @@ def bench_unet(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
         (Row("FP32", "export", "pipeline UNet export, opset 17"), lambda dst: shutil.copyfile(fp32, dst)),
         (Row("FP16", "pipeline fp16", "ModelOpt AutoCast, data_max 512"),
          lambda dst: autocast_fp16(fp32, dst, feeds[:8], fp16_opts, resolve_exclusions("fp16", fp16_opts, {}, names))),
-        *_int8_rows(fp32, feeds, int8, exclude, "recipe exclusions (attention MatMuls, conv_in/out, time embedding)"),
+        *_int8_rows(fp32, feeds, int8, exclude, "recipe exclusions (attention blocks, conv_in/out, time embedding)"),
     ]
     # Hand-picked fallbacks beyond the recipe's exclusions (what a sensitivity search would try first).
     best = {**int8, "method": "max", "high_precision_dtype": "fp32"}
@@ -328,7 +328,9 @@ def bench_unet(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
                             ("the full-resolution blocks (down_blocks.0, up_blocks.1)",
                              [r"/unet/down_blocks\.0/.*", r"/unet/up_blocks\.1/.*"]),
                             ("every attention block (only resnets, samplers in INT8)", [r".*/attentions\.\d+/.*"])):
-        more = resolve_exclusions("int8", {**best, "exclude_nodes": [*int8["exclude_nodes"], *patterns]}, {}, names)
+        keep_out = dict(int8["keep_out"])
+        more = resolve_exclusions("int8", {**best, "keep_out": {**keep_out, "nodes": [*keep_out["nodes"], *patterns]}},
+                                  {}, names)
         candidates.append((Row(f"INT8 max, high precision fp32, + {label} in float", "pipeline int8 (ModelOpt)",
                                f"recipe exclusions + {', '.join(patterns)}"),
                            lambda dst, e=more: ptq_int8(fp32, dst, feeds, best, e)))
