@@ -13,7 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.budget import Budget, judge, resolve_budget
 from pipeline.models import get_adapter
 from pipeline.recipe import load_recipe
-from tests.conftest import labelled_shapes_recipe
+from tests.conftest import REPO, labelled_shapes_recipe
 
 
 def _truth(value: float, metric: str = "map50_95") -> dict[str, Any]:
@@ -121,3 +121,19 @@ def test_collapsed_int8_fails_the_budget_naming_metric_values_and_budget(labelle
         profile(recipe, layout, "int8", force=True)
     gate = read_json(layout.report_json("int8"))["accuracy"]["gate"]
     assert gate["failed"]["name"] == "accuracy budget (ground truth)" and gate["budget"]["candidate"] < 0.05
+
+
+@pytest.mark.slow
+def test_llama_ground_truth_on_the_trained_fixture_is_the_benchmarks_perplexity(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The adapter's ground truth (the standard protocol over tests/fixtures/llama/heldout.txt) is the
+    FP32 perplexity benchmarks/results/accuracy_budget.md records for the fixture (2.1552)."""
+    from pipeline.stages.export import export
+
+    recipe = load_recipe(str(REPO / "tests" / "fixtures" / "llama" / "llama.yaml"))
+    layout = Layout(tmp_path_factory.mktemp("llama-fixture") / "engines", recipe.name)
+    export(recipe, layout)
+    truth = get_adapter("llama").ground_truth(recipe, layout.exported_onnx)
+    assert truth["metrics"]["perplexity"] == pytest.approx(2.1552, abs=5e-4)
+    assert "247 windows of 128" in truth["reference"]
+    assert resolve_budget(recipe, "int4-awq").describe() == "perplexity increase <= 2 %"
