@@ -54,14 +54,27 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return scratch(base, small_yolo_recipe(base))
 
 
+def fixture_module(family: str, name: str):  # noqa: ANN201 - a module
+    """A fixture folder's script as a module of its own name per family: every fixture has a
+    make_dataset.py, so `sys.path` + `import make_dataset` gets whichever was imported first."""
+    import importlib.util
+    import sys
+
+    key = f"fixture_{family}_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, REPO / "tests" / "fixtures" / family / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
 def labelled_shapes_recipe(base: Path, calib: int = 16, heldout: int = 12, **sections: object) -> Path:
     """The trained shapes detector's recipe with `eval.data`: a dataset yaml whose val split is `heldout`
     generated, labelled images (tests/fixtures/shapes/make_dataset.py), calibrated on `calib` others."""
-    import sys
-
     shapes = REPO / "tests" / "fixtures" / "shapes"
-    sys.path.insert(0, str(shapes))
-    from make_dataset import CLASSES, write_dataset
+    generator = fixture_module("shapes", "make_dataset")
+    CLASSES, write_dataset = generator.CLASSES, generator.write_dataset  # noqa: N806 - the generator's names
 
     write_dataset(base / "data", {"calib": calib, "heldout": heldout})
     data_yaml = base / "data" / "heldout.yaml"
