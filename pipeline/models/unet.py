@@ -256,13 +256,15 @@ class UnetAdapter(ModelAdapter):
         """The training objective as ground truth: mean squared error of the predicted noise against the
         noise added, over the held-out latents (both halves of each guidance batch)."""
         from ..runners import onnxrt_runner, run
+        from .image_data import spread
 
         feeds, noises = self._eval_set(recipe)
-        feeds, noises = feeds[:samples], noises[:samples]
+        chosen = spread(list(range(len(feeds))), samples) if samples else list(range(len(feeds)))  # across the schedule
         with onnxrt_runner(model) as runner:
-            preds = [o[0] for o in run(runner, feeds, [OUTPUT])]
-        errors = [float(np.mean((np.asarray(p, np.float64) - n) ** 2)) for p, n in zip(preds, noises, strict=True)]
-        steps = self.eval_timesteps(recipe)[: len(errors)]
+            preds = [o[0] for o in run(runner, [feeds[i] for i in chosen], [OUTPUT])]
+        errors = [float(np.mean((np.asarray(p, np.float64) - noises[i]) ** 2)) for p, i in zip(preds, chosen, strict=True)]
+        timesteps = self.eval_timesteps(recipe)
+        steps = [timesteps[i] for i in chosen]
         return {"reference": f"the added noise ({len(errors)} held-out noised latents, timesteps "
                              f"{', '.join(map(str, steps))})", "samples": len(errors),
                 "metrics": {"eps_mse": float(np.mean(errors)),

@@ -17,7 +17,7 @@ from ..recipe import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .classification_data import accuracy, agreement, builtin_heldout_crops, labelled_images
 from .hf_source import HfSource, announce_random, read_json_file, resolve_source, source_info
-from .image_data import BUILTIN, calibration_images, image_calibration_set, image_feeds
+from .image_data import BUILTIN, calibration_images, image_calibration_set, image_feeds, spread
 from .torch_export import export_module, torch_outputs
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -184,7 +184,7 @@ class VitAdapter(ModelAdapter):
             return None
         from ..runners import onnxrt_runner, run
 
-        labelled = labelled[:samples]
+        labelled = spread(labelled, samples) if samples else labelled  # across classes, not the first few
         out = recipe.section("postprocess").get("output", OUTPUT)
         feeds = image_feeds([p for p, _ in labelled], self.preprocess(recipe), "labelled images")
         with onnxrt_runner(model) as runner:

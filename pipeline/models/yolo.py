@@ -164,9 +164,10 @@ class YoloAdapter(ModelAdapter):
             return None
         from ..evaluation.detection_map import labelled_map
         from ..evaluation.yolo_labels import read_labelled
-        from .image_data import eval_images
+        from .image_data import eval_images, spread
 
-        labelled = read_labelled(eval_images(recipe)[:samples])
+        paths = eval_images(recipe)
+        labelled = read_labelled(spread(paths, samples) if samples else paths)
         m = labelled_map(model, labelled, recipe.section("preprocess"), recipe.section("postprocess").get("output"))
         split = recipe.section("eval").get("split", "val")
         return {"reference": f"labels ({dataset_yaml(recipe).name} split {split}: {m['images']} images, "
