@@ -23,6 +23,8 @@ help:
 	@echo "make profile MODEL=yolo [PRECISION=...]    accuracy / latency / memory report beside the engine"
 	@echo "make export|calibrate|build MODEL=...      one stage (each skips work that is up to date; FORCE=1 redoes it)"
 	@echo "     MODEL=my.yaml SET=\"imgsz=320 calibration.max_samples=32\" ROOT=/data/engines CALIB_ROOT=/data/calib"
+	@echo "make tune MODEL=my.yaml [PRECISION=int8]   search calibration settings within accuracy.budget (docs/tuning.md)"
+	@echo "make demo                                  the trained shapes detector: engine + tune + profile against labels"
 	@echo "make recipe MODEL=my.yaml [SET=...]         validate a recipe and print it as the stages see it (docs/own-model.md)"
 	@echo "make test                                  the test suite (installs .venv first)"
 	@echo "make targets-help                          Orin targets, analyze, DLA, sparsity, host -> Orin bundles"

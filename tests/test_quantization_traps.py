@@ -112,14 +112,17 @@ def crushed(shapes: dict[str, Any]) -> Path:
 
 @pytest.fixture(scope="module")
 def head_qdq(shapes: dict[str, Any]) -> Path:
+    return write_head_qdq(shapes["layout"].exported_onnx, shapes["calib_feeds"], shapes["base"] / "head-qdq.onnx")
+
+
+def write_head_qdq(src: Path, calib_feeds: Any, dst: Path) -> Path:
     """The head trap alone: FP32 everywhere except one symmetric INT8 Q/DQ on the output Concat, its scale
     from the calibration maximum (pixel coordinates), the QDQ form TensorRT builds."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    src = shapes["layout"].exported_onnx
     with onnxrt_runner(src) as runner:
-        calib_max = max(float(np.abs(o[0]).max()) for o in run(runner, shapes["calib_feeds"], OUTPUTS))
+        calib_max = max(float(np.abs(o[0]).max()) for o in run(runner, calib_feeds, OUTPUTS))
     model = onnx_utils.load(src)
     producer = next(n for n in model.graph.node if "output0" in n.output)
     assert producer.op_type == "Concat", producer.name
@@ -136,7 +139,6 @@ def head_qdq(shapes: dict[str, Any]) -> Path:
     ])
     onnx.checker.check_model(model)
     assert TensorProto.INT8 == model.graph.initializer[-1].data_type
-    dst = shapes["base"] / "head-qdq.onnx"
     onnx_utils.save(model, dst, external_data=None)
     return dst
 

@@ -27,9 +27,9 @@ def _export(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> 
 
 @guarded
 def _calibrate(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
-    from ..stages.calibrate import calibrate
+    from ..tune import calibrate_or_tune
 
-    calibrate(recipe, Layout(args.root, recipe.name), precision, args.calib_root, args.force)
+    calibrate_or_tune(recipe, Layout(args.root, recipe.name), precision, args.calib_root, args.force)
     return 0
 
 

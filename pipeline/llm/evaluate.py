@@ -66,7 +66,8 @@ def evaluate_runners(recipe: Recipe, models: dict[str, Path], manifest: dict[str
                      tokenizer: Any) -> dict[str, Any]:
     cfg = recipe.section("eval")
     llm = manifest["llm"]
-    window = min(int(cfg.get("perplexity_window", llm["max_prompt"])), llm["max_prompt"])
+    # Not capped by the prefill profile: a longer window is chunked into prefill + decode steps.
+    window = int(cfg.get("perplexity_window", llm["max_prompt"]))
     prompt = heldout_ids[: min(int(cfg.get("prompt_tokens", 16)), llm["max_prompt"])]
     new_tokens = int(cfg.get("generate_tokens", 32))
     runs = int(recipe.section("profile").get("generation_runs", 3))
@@ -74,7 +75,7 @@ def evaluate_runners(recipe: Recipe, models: dict[str, Path], manifest: dict[str
     reference_tokens: list[int] | None = None
     for name, path in models.items():
         with open_session(name, path, manifest) as session:
-            ppl = text_perplexity(session, heldout_ids, window)
+            ppl = text_perplexity(session, heldout_ids, window, llm["max_prompt"], llm["max_context"])
             gen, timing = timed_generations(session, prompt, new_tokens, runs, llm["max_context"])
         reference_tokens = gen.new_ids if reference_tokens is None else reference_tokens
         by_runner[name] = {**ppl, **timing, **greedy_agreement(reference_tokens, gen.new_ids),

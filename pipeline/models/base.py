@@ -111,6 +111,15 @@ class ModelAdapter(ABC):
         its own accuracy floor sets `passed` (False fails the profile's gate) and `gate_reason` (why)."""
         return {}
 
+    def ground_truth(self, recipe: Recipe, model: Path, samples: int | None = None) -> dict[str, Any] | None:
+        """The task metrics of the ONNX `model` against the recipe's ground truth (labels, held-out text, the
+        true noise), on the first `samples` held-out items (None: all), or None when the recipe has none.
+
+        Returns `{"reference": what the truth is, in words, "samples": n, "metrics": {name: value}}`; the
+        metric names are the budget's (`map50_95`, `top1`, `perplexity`, `eps_mse`, ...). The same data for
+        every model of one recipe, so FP32's and a candidate's numbers compare (evaluation/budget.py)."""
+        return None
+
     def runtime_metrics(self, recipe: Recipe, models: dict[str, Path], manifest: dict[str, Any]) -> dict[str, Any]:
         """Metrics that need the family's own run loop (an LLM's perplexity, time to first token, tokens/s).
 

@@ -300,6 +300,20 @@ class LlamaAdapter(ModelAdapter):
         return {"metric": "next-token top-1 agreement with FP32 on held-out text windows (prefill)",
                 "top1_agreement": agree, "positions": int(ref.shape[0])}
 
+    def ground_truth(self, recipe: Recipe, model: Path, samples: int | None = None) -> dict[str, Any] | None:
+        """Perplexity on the held-out text by the standard protocol (llm/perplexity.py); `samples` windows."""
+        from ..llm.perplexity import text_perplexity
+        from ..llm.session import onnxrt_session
+
+        lim = limits(recipe)
+        window = int(recipe.section("eval").get("perplexity_window", lim["max_prompt"]))
+        ids = self.heldout_ids(recipe)
+        ids = ids[: samples * window] if samples else ids
+        with onnxrt_session(model) as session:
+            ppl = text_perplexity(session, ids, window, lim["max_prompt"], lim["max_context"])
+        return {"reference": f"held-out text ({ppl['tokens_scored']} tokens scored, {ppl['windows']} windows of "
+                             f"{window})", "samples": ppl["windows"], "metrics": {"perplexity": ppl["perplexity"]}}
+
     def runtime_metrics(self, recipe: Recipe, models: dict[str, Path], manifest: dict[str, Any]) -> dict[str, Any]:
         from ..llm.evaluate import evaluate_runners
 

@@ -235,17 +235,40 @@ class UnetAdapter(ModelAdapter):
 
     def eval_feeds(self, recipe: Recipe) -> list[Feed]:
         """Noised held-out latents at each evaluation timestep (x_t = sqrt(a) x0 + sqrt(1 - a) noise)."""
+        return self._eval_set(recipe)[0]
+
+    def _eval_set(self, recipe: Recipe) -> tuple[list[Feed], list[np.ndarray]]:
+        """The held-out feeds and, for each, the noise that was added: the epsilon target."""
         sample, _ = self._shapes(recipe)
         timesteps = self.eval_timesteps(recipe)
         conds, uncond = self._embeddings(recipe, "eval", len(timesteps), seed=EVAL_SEED)
         alphas = np.asarray(self._scheduler(recipe, 1).alphas_cumprod, dtype=np.float64)
         rng = np.random.default_rng(EVAL_SEED + 1)
-        feeds = []
+        feeds, noises = [], []
         for t, cond in zip(timesteps, conds, strict=True):
             x0, noise = rng.standard_normal([2, 1, *sample[1:]])
             xt = math.sqrt(alphas[t]) * x0 + math.sqrt(1 - alphas[t]) * noise
             feeds.append(self._feed(xt.astype(np.float32), float(t), uncond, cond))
-        return feeds
+            noises.append(noise.astype(np.float32))
+        return feeds, noises
+
+    def ground_truth(self, recipe: Recipe, model: Path, samples: int | None = None) -> dict[str, Any] | None:
+        """The training objective as ground truth: mean squared error of the predicted noise against the
+        noise added, over the held-out latents (both halves of each guidance batch)."""
+        from ..runners import onnxrt_runner, run
+        from .image_data import spread
+
+        feeds, noises = self._eval_set(recipe)
+        chosen = spread(list(range(len(feeds))), samples) if samples else list(range(len(feeds)))  # across the schedule
+        with onnxrt_runner(model) as runner:
+            preds = [o[0] for o in run(runner, [feeds[i] for i in chosen], [OUTPUT])]
+        errors = [float(np.mean((np.asarray(p, np.float64) - noises[i]) ** 2)) for p, i in zip(preds, chosen, strict=True)]
+        timesteps = self.eval_timesteps(recipe)
+        steps = [timesteps[i] for i in chosen]
+        return {"reference": f"the added noise ({len(errors)} held-out noised latents, timesteps "
+                             f"{', '.join(map(str, steps))})", "samples": len(errors),
+                "metrics": {"eps_mse": float(np.mean(errors)),
+                            **{f"eps_mse_t{t}": e for t, e in zip(steps, errors, strict=True)}}}
 
     def task_accuracy(self, recipe, output_names, reference, candidate) -> dict[str, Any]:
         out = output_names.index(OUTPUT)

@@ -52,17 +52,24 @@ def decode_yolo(
     conf_threshold: float = 0.25,
     iou_threshold: float = 0.7,
     max_detections: int = 300,
+    multi_label: bool = False,
 ) -> list[Detections]:
-    """Per image: best class per anchor, confidence filter, class-aware NMS, top `max_detections`."""
+    """Per image: best class per anchor (or, with `multi_label`, every class above the threshold, as
+    ultralytics' validator does), confidence filter, class-aware NMS, top `max_detections`."""
     results = []
     for pred in output:  # [4 + nc, anchors]
         scores_all = pred[4:]
-        classes = scores_all.argmax(axis=0)
-        scores = scores_all[classes, np.arange(pred.shape[1])]
-        mask = scores > conf_threshold
-        cx, cy, w, h = pred[:4, mask]
+        if multi_label:
+            classes, anchors = np.nonzero(scores_all > conf_threshold)
+            scores = scores_all[classes, anchors]
+        else:
+            classes = scores_all.argmax(axis=0)
+            scores = scores_all[classes, np.arange(pred.shape[1])]
+            anchors = np.nonzero(scores > conf_threshold)[0]
+            classes, scores = classes[anchors], scores[anchors]
+        cx, cy, w, h = pred[:4, anchors]
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-        scores, classes = scores[mask].astype(np.float32), classes[mask]
+        scores = scores.astype(np.float32)
         keep = nms(boxes, scores, classes, iou_threshold)[:max_detections]
         results.append(Detections(boxes[keep], scores[keep], classes[keep].astype(np.int64)))
     return results

@@ -131,25 +131,51 @@ class Build(Strict):
 
 class Budget(Strict):
     metric: Literal["map50_95", "map50", "top1", "top5", "perplexity", "eps_mse"] = Field(
-        description="the task metric the budget is spent on")
+        description="the task metric the budget is spent on, measured against ground truth (labels, held-out "
+                    "text, the true noise) for FP32 and the candidate on the same data")
     max_drop: float | None = Field(None, ge=0, description="largest drop of the metric vs FP32 allowed")
     max_increase_pct: float | None = Field(None, ge=0, description="perplexity: largest increase in percent")
+    max_ratio: float | None = Field(None, ge=1, description="eps_mse: largest candidate / FP32 error ratio")
 
     @model_validator(mode="after")
     def _one_limit(self) -> Budget:
-        if (self.max_drop is None) == (self.max_increase_pct is None):
-            raise ValueError("give exactly one of max_drop or max_increase_pct")
+        limits = [v for v in (self.max_drop, self.max_increase_pct, self.max_ratio) if v is not None]
+        if len(limits) != 1:
+            raise ValueError("give exactly one of max_drop, max_increase_pct or max_ratio")
         if self.max_increase_pct is not None and self.metric != "perplexity":
             raise ValueError("max_increase_pct is for metric perplexity; use max_drop")
+        if self.max_ratio is not None and self.metric != "eps_mse":
+            raise ValueError("max_ratio is for metric eps_mse (an error); use max_drop")
+        if self.metric in ("perplexity", "eps_mse") and self.max_drop is not None:
+            raise ValueError(f"{self.metric} grows when accuracy is lost; use "
+                             f"{'max_increase_pct' if self.metric == 'perplexity' else 'max_ratio'}")
         return self
 
 
 class Accuracy(Strict):
     min_cosine: float = Field(0.99, description="per output tensor, candidate vs FP32 on the held-out inputs")
     min_map50_95_vs_fp32: float | None = Field(None, description="detectors: mAP50-95 of the candidate's "
-                                               "detections against FP32's (not applied on random weights)")
-    min_top1_agreement: float | None = Field(None, description="classifiers: top-1 agreement with FP32")
-    budget: Budget | None = Field(None, description="the accuracy budget a precision may spend")
+                                               "detections against FP32's; gates only when the recipe has no "
+                                               "labels (else a diagnostic)")
+    min_top1_agreement: float | None = Field(None, description="classifiers: top-1 agreement with FP32; gates "
+                                             "only when the recipe has no labels (else a diagnostic)")
+    budget: Budget | None = Field(None, description="the accuracy budget a precision may spend (null: the "
+                                  "family's default, docs/tuning.md)")
+    budget_by_precision: dict[Literal[NAMES], Budget] | None = Field(
+        None, description="a budget per precision (e.g. int8 tighter than int4-awq); wins over budget")
+
+
+class Tune(Strict):
+    enabled: bool = Field(False, description="calibrate runs the search (`orin-trt tune`) for int8 / int4-awq and "
+                          "calibrates with its choice")
+    target: str = Field("orin-agx-64", description="the Orin whose estimated latency (roofline per node) ranks "
+                        "the candidates")
+    screen_samples: int = Field(16, ge=1, description="held-out items every candidate is screened on")
+    finalists: int = Field(3, ge=1, description="candidates measured on the whole held-out set")
+    sensitivity_blocks: int = Field(4, ge=0, description="int8: blocks tried out of INT8 (FP16) when no "
+                                    "calibration setting meets the budget (0: none)")
+    time_limit_s: float | None = Field(None, gt=0, description="stop trying new candidates after this many seconds")
+    strict: bool = Field(False, description="nothing within the budget fails (exit 2) instead of falling back to fp16")
 
 
 class ProfileRun(Strict):
@@ -326,6 +352,7 @@ class RecipeBase(Strict):
     precisions: Precisions = Field(default_factory=lambda: Precisions(fp32=Fp32Options()))  # type: ignore[valid-type]
     build: Build = Field(default_factory=Build)
     accuracy: Accuracy = Field(default_factory=Accuracy)
+    tune: Tune = Field(default_factory=Tune)
     profile: ProfileRun = Field(default_factory=ProfileRun)
     analyze: Analyze = Field(default_factory=Analyze)
 
@@ -388,7 +415,7 @@ FAMILY_SCHEMAS: dict[str, type[RecipeBase]] = {
 # The order keys are documented in (and `orin-trt recipe` prints in).
 KEY_ORDER = ("base", "name", "family", "description", "imgsz", "batch", "source", "export", "inputs", "profiles",
              "llm", "preprocess", "postprocess", "calibration", "eval", "precisions", "build", "accuracy",
-             "profile", "analyze")
+             "tune", "profile", "analyze")
 
 
 # ---- walking the models (error hints, docs, the coverage test) ------------------------------------------

@@ -117,6 +117,8 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
             "method": cal.get("method"),
             "high_precision_dtype": cal.get("high_precision_dtype"),
             "kept_out": cal.get("kept_out"),
+            # What `orin-trt tune` chose: settings, the blocks kept out with their measured sensitivity.
+            "tune": cal.get("tune"),
         },
         "io": onnx_utils.io_spec(header),
         "profiles": recipe.profiles,

@@ -34,13 +34,17 @@ def quantizer_options(recipe: Recipe, precision: str, target_dla: bool = False) 
 
 
 def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force: bool = False,
-              target_dla: bool = False) -> StageResult:
+              target_dla: bool = False, choice: dict[str, Any] | None = None) -> StageResult:
+    """`choice`: what `orin-trt tune` chose (pipeline/tune/): its options replace the recipe's, its extra
+    keep-out patterns add to them, and its already quantized ONNX is used as is."""
     from .export import export_digest
 
     adapter = get_adapter(recipe.family)
     require(layout.exported_onnx, "export", recipe.name)
     check_onnx_belongs(layout.exported_onnx, recipe.name, export_digest(recipe))
     options = quantizer_options(recipe, precision, target_dla)
+    if choice is not None:
+        options = {**choice["options"], **({"target_dla": True} if options.get("target_dla") else {})}
     needs_data = precisions.get(precision).needs_data
     data = adapter.calibration_set(recipe, calib_root) if needs_data else None
     data_files = sorted(p for p in data.path.rglob("*") if p.is_file()) if data else []
@@ -55,15 +59,16 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
             "preprocess": recipe.section("preprocess"),
             # which files of a larger folder are used, and how many (models/image_data.spread)
             "selection": {"rule": "spread-v1", "samples": data.count} if data else None,
+            "tune": None if choice is None else {k: choice[k] for k in ("key", "extra_keep_out")},
         },
         tools=[*ONNX_TOOLS, *QUANT_TOOLS],
         outputs=[layout.calibrated_onnx(precision), layout.calibrate_report(precision)],
     )
-    return run_stage(spec, lambda: _calibrate(recipe, layout, precision, adapter, data, options), force)
+    return run_stage(spec, lambda: _calibrate(recipe, layout, precision, adapter, data, options, choice), force)
 
 
 def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, data: DataSet | None,
-               options: dict[str, Any]) -> dict:
+               options: dict[str, Any], choice: dict[str, Any] | None = None) -> dict:
     src, dst = layout.exported_onnx, layout.calibrated_onnx(precision)
     header = onnx_utils.load(src, with_weights=False)
     node_names = [n.name for n in header.graph.node]
@@ -72,6 +77,8 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     except PipelineError as e:  # the adapter knows the graph, not the file: name the file here
         raise PipelineError(f"{src}: {e}") from None
     exclude = resolve_exclusions(precision, options, placeholders, node_names)
+    if choice is not None:
+        exclude["nodes"] = [*exclude["nodes"], *choice["extra_keep_out"]]
     if data is not None and data.count < data.recommended_min:
         # Here, not where the set is found: only a run that really calibrates says it, once.
         warn(f"calibrate[{precision}]", f"calibration set {data.path} has {data.count} images; "
@@ -83,7 +90,15 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     size = onnx_utils.model_bytes(src)
     require_free_disk(f"calibrate[{precision}]", {Path(tempfile.gettempdir()): times * size, dst.parent: times * size})
     t0 = time.perf_counter()
-    summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
+    chosen = Path(choice["onnx"]) if choice is not None else None
+    if chosen is not None and chosen.is_file() and not options.get("target_dla"):
+        # The measured candidate itself, so the engine is exactly what the search judged.
+        from ..tune.search import copy_onnx
+
+        copy_onnx(chosen, dst)
+        summary = dict(choice["quantize"])
+    else:
+        summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
     seconds = time.perf_counter() - t0
     onnx_utils.check(dst)
     summary.update({
@@ -94,6 +109,7 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
         },
         "seconds": round(seconds, 3),
         "target_dla": bool(options.get("target_dla")),
+        "tune": None if choice is None else choice["record"],
         "onnx": str(dst),
         "bytes": dst.stat().st_size,
     })

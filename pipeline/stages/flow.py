@@ -23,7 +23,7 @@ def run_engine(recipe: Recipe, plan: BuildPlan, root: Path, calib_root: Path,
     built = engine_layout(root, recipe, plan.sparse_weights)
     if plan.builds_here and bundle_dir(built, precision).exists() and not built.exported_onnx.exists():
         return [build_from_bundle(built, precision, force)]
-    from .calibrate import calibrate
+    from ..tune import calibrate_or_tune
     from .export import export
 
     results = [export(recipe, layout, force)]
@@ -32,7 +32,7 @@ def run_engine(recipe: Recipe, plan: BuildPlan, root: Path, calib_root: Path,
 
         results.append(sparsify_stage(recipe, layout, force))
     layout = built
-    results.append(calibrate(recipe, layout, precision, calib_root, force, target_dla=plan.dla is not None))
+    results.append(calibrate_or_tune(recipe, layout, precision, calib_root, force, target_dla=plan.dla is not None))
     if plan.target and not all(r.skipped for r in results):  # before the long part: will it fit the board?
         from ..analyze import fits_note
 

@@ -109,18 +109,19 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         candidates.append(name)
         models[name] = path
 
-    min_cos = float(recipe.section("accuracy").get("min_cosine", 0.99))
+    from ..evaluation.gate import accuracy_gate, measure_ground_truth
+
+    # Ground truth on ONNX Runtime: FP32's export and the calibrated ONNX the engine was built from.
+    truth = measure_ground_truth(adapter, recipe, layout.exported_onnx,
+                                 layout.calibrated_onnx(precision) if precision != "fp32" else None,
+                                 f"profile[{precision}]")
     by_runner = {}
     for cand in candidates or [reference]:
         per_output = compare_batches(names, outputs[reference], outputs[cand])
         task = adapter.task_accuracy(recipe, names, outputs[reference], outputs[cand])
-        cosine_ok = all(p["cosine"] >= min_cos for p in per_output.values())
-        by_runner[cand] = {
-            "outputs": per_output,
-            "task": task,
-            # A family's own floor (e.g. ViT top-1 agreement) gates too, where its task result sets `passed`.
-            "gate": {"min_cosine": min_cos, "passed": cosine_ok and task.get("passed") is not False},
-        }
+        by_runner[cand] = {"outputs": per_output, "task": task,
+                           "gate": accuracy_gate(recipe, precision, per_output, task, truth,
+                                                 bool(manifest["weights"].get("random")))}
     primary = candidates[0] if candidates else reference
     # Families with their own run loop (an LLM's generation) measure it on every runner that ran here.
     family_metrics = adapter.runtime_metrics(recipe, models, manifest)
@@ -134,6 +135,9 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
         "builder": manifest["builder"],
         "weights": manifest["weights"],
         "accuracy": {"reference": reference, "candidate": primary, "feeds": len(feeds), **by_runner[primary],
+                     "ground_truth": ({"reference": truth[0]["reference"], "fp32": truth[0]["metrics"],
+                                       "candidate": truth[1]["metrics"], "runner": f"onnxrt-{precision}"}
+                                      if truth else None),
                      "by_runner": by_runner},
         "latency": latency,
         "runners": runners,
@@ -155,8 +159,7 @@ def _profile(recipe: Recipe, layout: Layout, precision: str, cfg: dict[str, Any]
     gate = report["accuracy"]["gate"]
     log(f"profile[{precision}]", f"report: {layout.report_md(precision)}")
     if not gate["passed"]:
-        worst = min(p["cosine"] for p in report["accuracy"]["outputs"].values())
-        why = (f"{primary} cosine {worst:.4f} < {gate['min_cosine']}" if worst < gate["min_cosine"] else
-               f"{primary} {report['accuracy']['task'].get('gate_reason', 'task-level check failed')}")
-        raise PipelineError(f"{layout.report_md(precision)}: accuracy gate failed: {why} against {reference}")
+        failed = gate["failed"]
+        raise PipelineError(f"{layout.report_md(precision)}: accuracy gate failed: {primary} {failed['name']}: "
+                            f"{failed['detail']}")
     return {"accuracy_passed": True, "latency": latency}

@@ -37,11 +37,17 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "could not be had offline. Accuracy numbers below show that the pipeline works, "
                 "not how good the model is.", ""]
     out += [f"Engine `{report['engine']}` built by **{b['backend']} {b['version']}** in {b['seconds']} s.", ""]
-    gate = acc["gate"]
-    verdict = "PASSED" if gate["passed"] else "FAILED"
-    out += ["## Accuracy", "",
-            f"{acc['candidate']} against {acc['reference']} on {acc['feeds']} held-out inputs; "
-            f"gate cosine >= {gate['min_cosine']}: **{verdict}**", ""]
+    from .evaluation.gate import gate_markdown
+
+    out += ["## Accuracy", "", f"{acc['candidate']} against {acc['reference']} on {acc['feeds']} held-out inputs.", ""]
+    out += gate_markdown(acc["gate"])
+    truth = acc.get("ground_truth")
+    if truth:
+        out += [f"Ground truth: {truth['reference']}, measured on ONNX Runtime (FP32 export and "
+                f"`{truth['runner']}`, the ONNX the engine was built from)", ""]
+        out += _table(["metric", "FP32", "candidate"],
+                      [[k, v, truth["candidate"].get(k)] for k, v in truth["fp32"].items()])
+    out += ["Agreement with FP32 (diagnostics where ground truth gates):", ""]
     out += _table(["runner", "output", "max abs", "max rel", "cosine", "SNR dB"], [
         [runner, name, m["max_abs"], m["max_rel"], m["cosine"], m["snr_db"]]
         for runner, r in acc["by_runner"].items() for name, m in r["outputs"].items()

@@ -70,7 +70,7 @@ def test_every_precision_keeps_external_data_and_the_manifest_hashes_both_files(
         assert "model.onnx.data" in calibrate_stamp["inputs"]["files"]  # relative to the model folder
 
 
-def test_int8_is_percentile_qdq_with_attention_kept_out(built: Layout) -> None:
+def test_int8_is_max_qdq_with_attention_blocks_kept_out(built: Layout) -> None:
     model = onnx.load(str(built.calibrated_onnx("int8")))
     producers = {o: n for n in model.graph.node for o in n.output}
 
@@ -79,14 +79,14 @@ def test_int8_is_percentile_qdq_with_attention_kept_out(built: Layout) -> None:
 
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     assert sum(dq_fed(n) for n in convs) > len(convs) // 2
-    attention = [n for n in model.graph.node if re.search(r"/attn[12]/MatMul(_\d+)?$", n.name)]
+    attention = [n for n in model.graph.node if re.search(r"/attentions\.\d+/", n.name)]
     assert attention and not any(dq_fed(n) for n in attention)
     assert not any(dq_fed(n) for n in model.graph.node if n.name.startswith("/unet/conv_in/"))
     # TensorRT takes INT8 DequantizeLinear only (no INT32 bias).
     inits = {i.name: i.data_type for i in model.graph.initializer}
     assert {inits.get(n.input[0]) for n in model.graph.node if n.op_type == "DequantizeLinear"} <= {
         onnx.TensorProto.INT8, None}
-    assert read_json(built.manifest("int8"))["calibration"]["method"] == "percentile"
+    assert read_json(built.manifest("int8"))["calibration"]["method"] == "max"
 
 
 def test_fp16_is_written_into_the_graph(built: Layout) -> None:
