@@ -287,7 +287,8 @@ def test_builtin_recipes_keep_their_shapes_and_options() -> None:
     assert llama.precision_options("fp16")["keep_out"] == {"nodes": [".*_layernorm/.*", "/model/model/norm/.*"],
                                                           "op_types": ["Softmax"]}
     assert llama.precision_options("int8")["smoothquant"] == {"alpha": 0.5}
-    assert load_recipe("unet").precision_options("int8")["method"] == "percentile"
+    # max with the attention blocks in float: within the eps budget on the trained fixture (docs/tuning.md).
+    assert load_recipe("unet").precision_options("int8")["method"] == "max"
     assert load_recipe("vit").precision_options("int8")["op_types_to_quantize"] == ["MatMul", "Gemm", "Conv"]
     for name in ("yolo", "vit", "unet", "llama"):
         recipe = load_recipe(name)

@@ -114,3 +114,28 @@ def test_nothing_within_budget_strict_exits_2_else_fp16_fallback(ws: dict[str, A
     assert doc["choice"] is None and doc["fallback"] == "fp16"
     assert Path(ws["layout"].calibrated_onnx("fp16")).is_file()
     assert "Nothing met the budget" in (ws["layout"].precision_dir("int8") / "tune.md").read_text()
+
+
+@pytest.mark.slow
+def test_sensitivity_fallback_measures_blocks_and_keeps_the_helpful_ones_out(ws: dict[str, Any]) -> None:
+    """Nothing within a zero budget: keeping the block nearest the output out of INT8 is measured, and kept
+    out (in the record, with its measured gain) only where it helped."""
+    from pipeline.evaluation.budget import Budget
+    from pipeline.recipe import load_recipe
+    from pipeline.tune.search import Search, Settings, _fallback_blocks
+
+    recipe = load_recipe(str(ws["recipe"]))
+    search = Search(recipe, ws["layout"], "int8", ws["calib"], Settings(screen_samples=4, sensitivity_blocks=1))
+    search.budget = Budget("map50_95", max_drop=0.0)
+    base = candidates("int8", dict(recipe.precision_options("int8")), search.node_names)[0]
+    rows = {base.name: {"screen": search.measure(base, 4)}}  # cached by the tests above
+    by_name = {base.name: base}
+    found, sensitivity = _fallback_blocks(search, rows, by_name)
+    assert sensitivity["from"] == base.name and list(sensitivity["gains"]) == ["/model.23/"]
+    tried = by_name[f"{base.name}; kept out: /model.23/"]
+    assert tried.extra_keep_out == [r"/model\.23/.*"]
+    if found is None:
+        assert sensitivity["kept_out"] == [] or not rows[tried.name]["full"]["within_budget"]
+    else:
+        assert found["within_budget"] and sensitivity["kept_out"] == ["/model.23/"]
+        assert by_name[found["name"]].sensitivity == {"/model.23/": sensitivity["gains"]["/model.23/"]}
