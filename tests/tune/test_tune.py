@@ -121,7 +121,7 @@ def test_sensitivity_fallback_measures_blocks_and_keeps_the_helpful_ones_out(ws:
     """Nothing within a zero budget: keeping the block nearest the output out of INT8 is measured, and kept
     out (in the record, with its measured gain) only where it helped."""
     from pipeline.evaluation.budget import Budget
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe.loader import load_recipe
     from pipeline.tune.search import Search, Settings, _fallback_blocks
 
     recipe = load_recipe(str(ws["recipe"]))
