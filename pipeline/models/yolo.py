@@ -159,19 +159,26 @@ class YoloAdapter(ModelAdapter):
         return {"head": f"/model.{max(indices)}"}
 
     def ground_truth(self, recipe: Recipe, model: Path, samples: int | None = None) -> dict[str, Any] | None:
-        """mAP against the labels of `eval.data` (an ultralytics dataset yaml: its val split's YOLO txt labels)."""
-        if not recipe.section("eval").get("data"):
+        """mAP against the labels of `eval.data` (an ultralytics dataset yaml: its val split's YOLO txt labels)
+        or of `eval.coco` (a COCO json over the `eval.images` folder)."""
+        cfg = recipe.section("eval")
+        if not cfg.get("data") and not cfg.get("coco"):
             return None
         from ..evaluation.detection_map import labelled_map
-        from ..evaluation.yolo_labels import read_labelled
+        from ..evaluation.yolo_labels import LabelledSet, read_coco, read_labelled
         from .image_data import eval_images, spread
 
-        paths = eval_images(recipe)
-        labelled = read_labelled(spread(paths, samples) if samples else paths)
+        if cfg.get("coco"):
+            coco = recipe.resolve_path(cfg["coco"])
+            full = read_coco(coco, recipe.resolve_path(cfg["images"]))
+            labelled = LabelledSet(spread(full.images, samples) if samples else full.images, full.names)
+            where = f"COCO {coco.name}"
+        else:
+            paths = eval_images(recipe)
+            labelled = read_labelled(spread(paths, samples) if samples else paths)
+            where = f"{dataset_yaml(recipe).name} split {cfg.get('split', 'val')}"
         m = labelled_map(model, labelled, recipe.section("preprocess"), recipe.section("postprocess").get("output"))
-        split = recipe.section("eval").get("split", "val")
-        return {"reference": f"labels ({dataset_yaml(recipe).name} split {split}: {m['images']} images, "
-                             f"{m['boxes']} boxes)",
+        return {"reference": f"labels ({where}: {m['images']} images, {m['boxes']} boxes)",
                 "samples": m["images"], "metrics": {"map50_95": m["map50_95"], "map50": m["map50"]}}
 
     def task_accuracy(self, recipe, output_names, reference, candidate) -> dict[str, Any]:

@@ -25,7 +25,7 @@ PATH_KEYS = {
     ("base",), ("source", "checkpoint"), ("source", "config"), ("source", "pretrained"), ("source", "tokenizer"),
     ("source", "onnx"),
     ("calibration", "images"), ("calibration", "data"), ("calibration", "text"), ("calibration", "embeddings"),
-    ("eval", "images"), ("eval", "data"), ("eval", "labelled"), ("eval", "text"), ("eval", "embeddings"),
+    ("eval", "images"), ("eval", "data"), ("eval", "coco"), ("eval", "labelled"), ("eval", "text"), ("eval", "embeddings"),
     ("build", "timing_cache"),
 }
 # Of those, the ones ultralytics also resolves by bare name (yolo11n.pt, yolo11n.yaml).
@@ -251,6 +251,8 @@ class YoloPostprocess(Strict):
 class YoloEval(Strict):
     images: str | None = Field(BUILTIN, description="held-out image folder, or builtin (ultralytics' bus / zidane)")
     data: str | None = Field(None, description="an ultralytics dataset yaml: its val split is held out")
+    coco: str | None = Field(None, description="a COCO json of the held-out images (`images` is their folder): "
+                             "the ground truth for mAP")
     split: str = Field("val", description="data: the held-out split")
     max_samples: int | None = Field(None, ge=1, description="held-out images used at most (null: all)")
     task_conf_threshold: float | None = Field(None, ge=0, le=1, description="score threshold of the detection "
@@ -258,6 +260,8 @@ class YoloEval(Strict):
 
     @model_validator(mode="after")
     def _images_or_data(self) -> YoloEval:
+        if self.coco and (self.data or self.images in (None, BUILTIN)):
+            raise ValueError("coco needs images (the folder its file_names are in), and no data")
         return _one_source(self)
 
 

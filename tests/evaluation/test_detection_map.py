@@ -121,3 +121,28 @@ def test_coco_json_labels_give_the_same_map_as_yolo_txt(shapes_val: dict, tmp_pa
     preprocess = yaml.safe_load((SHAPES / "shapes.yaml").read_text())["preprocess"]
     detections = detect(onnx_infer(shapes_val["onnx"]), labelled, preprocess)
     assert coco_map(from_json, detections)["map50_95"] == pytest.approx(coco_map(labelled, detections)["map50_95"])
+
+
+def test_a_coco_json_is_a_recipes_ground_truth_like_its_yolo_labels(shapes_val: dict, tmp_path: Path) -> None:
+    import json
+
+    from pipeline.evaluation.yolo_labels import to_coco
+    from pipeline.models import get_adapter
+    from pipeline.recipe.loader import load_recipe
+
+    labelled = read_yolo_dataset(shapes_val["data"], "val")
+    (tmp_path / "val.json").write_text(json.dumps(to_coco(labelled)))
+    images = labelled.images[0].path.parent
+    common = f"base: {SHAPES / 'demo.yaml'}\nname: coco-gt\n"
+    by_yaml = load_recipe(str(_write(tmp_path / "a.yaml", common + f"eval: {{data: {shapes_val['data']}}}\n")))
+    by_coco = load_recipe(str(_write(tmp_path / "b.yaml", common + f"eval: {{data: null, images: {images}, "
+                                     f"coco: {tmp_path / 'val.json'}}}\n")))
+    adapter = get_adapter("yolo")
+    a, b = (adapter.ground_truth(r, shapes_val["onnx"]) for r in (by_yaml, by_coco))
+    assert b["reference"].startswith("labels (COCO val.json: 30 images")
+    assert b["metrics"]["map50_95"] == pytest.approx(a["metrics"]["map50_95"]) and b["samples"] == a["samples"]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
