@@ -31,7 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import onnx_utils  # noqa: E402
+from pipeline.core import onnx_utils  # noqa: E402
 from pipeline.processing.image import list_images, load_rgb, preprocess_image  # noqa: E402
 from pipeline.quantize import resolve_exclusions  # noqa: E402
 

@@ -100,7 +100,7 @@ def test_good_int8_passes_the_budget_against_labels(labelled: dict[str, Any]) ->
 @pytest.mark.slow
 def test_collapsed_int8_fails_the_budget_naming_metric_values_and_budget(labelled: dict[str, Any]) -> None:
     """The head trap (one INT8 scale over the output Concat, the head not kept out) as the INT8 calibration."""
-    from pipeline import onnx_utils
+    from pipeline.core import onnx_utils
     from pipeline.stages.build import build
     from pipeline.stages.profile import profile
     from tests.test_quantization_traps import write_head_qdq

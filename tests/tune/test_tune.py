@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pipeline import onnx_utils
 from pipeline.cli import main
+from pipeline.core import onnx_utils
 from pipeline.core.artifacts import Layout, read_json, sha256_onnx
 from pipeline.tune.candidates import block_of, candidates
 from tests.conftest import labelled_shapes_recipe
