@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from .conftest import fixture_module
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -25,8 +26,8 @@ def test_vit_fixture_classifies_held_out_images() -> None:
     import torch
     from transformers import ViTForImageClassification
 
-    sys.path.insert(0, str(FIXTURES / "vit"))
-    from make_dataset import CLASSES, make_split
+    vit = fixture_module("vit", "make_dataset")
+    CLASSES, make_split = vit.CLASSES, vit.make_split
 
     model = ViTForImageClassification.from_pretrained(str(FIXTURES / "vit" / "model")).eval()
     assert [model.config.id2label[i] for i in range(len(CLASSES))] == list(CLASSES)
@@ -57,8 +58,7 @@ def test_llama_fixture_reaches_its_perplexity_and_has_a_chat_template() -> None:
 
 
 def test_grammar_streams_are_deterministic_and_disjoint() -> None:
-    sys.path.insert(0, str(FIXTURES / "llama"))
-    from grammar import generate
+    generate = fixture_module("llama", "grammar").generate
 
     assert generate("heldout", 1000) == (FIXTURES / "llama" / "heldout.txt").read_text()
     held = set(generate("heldout", 200).split("\n\n"))
@@ -66,8 +66,8 @@ def test_grammar_streams_are_deterministic_and_disjoint() -> None:
 
 
 def test_unet_latent_streams_are_deterministic() -> None:
-    sys.path.insert(0, str(FIXTURES / "unet"))
-    from make_latents import embeddings, heldout_set
+    latents = fixture_module("unet", "make_latents")
+    embeddings, heldout_set = latents.embeddings, latents.heldout_set
 
     a, b = heldout_set(per_timestep=2), heldout_set(per_timestep=2)
     np.testing.assert_array_equal(a["sample"], b["sample"])
@@ -78,8 +78,8 @@ def test_unet_latent_streams_are_deterministic() -> None:
 
 @pytest.mark.parametrize("split", ["calib", "heldout"])
 def test_vit_generator_writes_class_folders(tmp_path: Path, split: str) -> None:
-    sys.path.insert(0, str(FIXTURES / "vit"))
-    from make_dataset import CLASSES, write_split
+    vit = fixture_module("vit", "make_dataset")
+    CLASSES, write_split = vit.CLASSES, vit.write_split
 
     root = write_split(tmp_path, split, 16)
     assert sorted(p.name for p in root.iterdir()) == sorted(CLASSES)

@@ -255,7 +255,8 @@ class UnetAdapter(ModelAdapter):
     def ground_truth(self, recipe: Recipe, model: Path, samples: int | None = None) -> dict[str, Any] | None:
         """The training objective as ground truth: mean squared error of the predicted noise against the
         noise added, over the held-out latents (both halves of each guidance batch)."""
-        from ..runners import onnxrt_runner, run
+        from ..runners import run
+        from ..runners.onnxrt import onnxrt_runner
         from .image_data import spread
 
         feeds, noises = self._eval_set(recipe)

@@ -182,7 +182,8 @@ class VitAdapter(ModelAdapter):
         labelled = self._labelled(recipe)
         if labelled is None:
             return None
-        from ..runners import onnxrt_runner, run
+        from ..runners import run
+        from ..runners.onnxrt import onnxrt_runner
 
         labelled = spread(labelled, samples) if samples else labelled  # across classes, not the first few
         out = recipe.section("postprocess").get("output", OUTPUT)

@@ -37,7 +37,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "could not be had offline. Accuracy numbers below show that the pipeline works, "
                 "not how good the model is.", ""]
     out += [f"Engine `{report['engine']}` built by **{b['backend']} {b['version']}** in {b['seconds']} s.", ""]
-    from .evaluation.gate import gate_markdown
+    from ..evaluation.gate import gate_markdown
 
     out += ["## Accuracy", "", f"{acc['candidate']} against {acc['reference']} on {acc['feeds']} held-out inputs.", ""]
     out += gate_markdown(acc["gate"])

@@ -77,11 +77,12 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_good_int8_passes_the_budget_against_labels(labelled: dict[str, Any]) -> None:
     from pipeline.stages.build import build
     from pipeline.stages.calibrate import calibrate
+    from pipeline.stages.plan import resolve_plan
     from pipeline.stages.profile import profile
 
     recipe, layout = labelled["recipe"], labelled["layout"]
     calibrate(recipe, layout, "int8", labelled["base"] / "calib")
-    build(recipe, layout, "int8")
+    build(recipe, layout, resolve_plan(recipe, None, "int8"))
     profile(recipe, layout, "int8")
     report = read_json(layout.report_json("int8"))
     gate = report["accuracy"]["gate"]
@@ -102,6 +103,7 @@ def test_collapsed_int8_fails_the_budget_naming_metric_values_and_budget(labelle
     """The head trap (one INT8 scale over the output Concat, the head not kept out) as the INT8 calibration."""
     from pipeline.core import onnx_utils
     from pipeline.stages.build import build
+    from pipeline.stages.plan import resolve_plan
     from pipeline.stages.profile import profile
     from tests.test_quantization_traps import write_head_qdq
 
@@ -114,7 +116,7 @@ def test_collapsed_int8_fails_the_budget_naming_metric_values_and_budget(labelle
         "stage": "calibrate", "model": recipe.name, "precision": "int8", "method": "one INT8 Q/DQ on the output Concat (test trap)",
         "high_precision_dtype": "fp32", "kept_out": {"nodes": [], "op_types": [], "reason": None},
         "calibration": None})
-    build(recipe, layout, "int8", force=True)
+    build(recipe, layout, resolve_plan(recipe, None, "int8"), force=True)
     with pytest.raises(PipelineError, match=r"accuracy budget \(ground truth\): map50_95 against labels .*: "
                                             r"FP32 0\.9\d+, candidate 0\.0\d+, .*budget map50_95 drop <= 0\.005 "
                                             r"\(yolo default\)"):

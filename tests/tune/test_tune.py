@@ -88,9 +88,10 @@ def test_tune_picks_within_budget_respects_the_time_limit_and_caches(ws: dict[st
 def test_manifest_records_the_choice(ws: dict[str, Any]) -> None:
     from pipeline.recipe.loader import load_recipe
     from pipeline.stages.build import build
+    from pipeline.stages.plan import resolve_plan
 
     recipe = load_recipe(str(ws["recipe"]), [BUDGET])
-    build(recipe, ws["layout"], "int8")
+    build(recipe, ws["layout"], resolve_plan(recipe, None, "int8"))
     detail = read_json(ws["layout"].manifest("int8"))["precision_detail"]
     assert detail["tune"]["candidate"] == "entropy, rest fp32"
     assert detail["tune"]["settings"]["method"] == "entropy" and detail["tune"]["budget"]["max_drop"] == 0.05
