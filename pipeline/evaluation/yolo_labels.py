@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PipelineError
+from ..models.yolo_dataset import label_path
 from ..processing.image import list_images
 
 
@@ -65,16 +66,6 @@ def parse_yolo_label(text: str, width: int, height: int, where: str) -> tuple[np
         boxes.append([x0 * width, y0 * height, x1 * width, y1 * height])
         classes.append(int(cls))
     return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(classes, dtype=np.int64))
-
-
-def label_path(image: Path) -> Path:
-    """ultralytics' convention: the last `images` folder of the path becomes `labels`, suffix `.txt`."""
-    parts = list(image.parts)
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "labels"
-            return Path(*parts).with_suffix(".txt")
-    return image.with_suffix(".txt")
 
 
 def _image_size(path: Path) -> tuple[int, int]:

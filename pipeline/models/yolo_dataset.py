@@ -69,13 +69,14 @@ class YoloDataset:
 
 
 def label_path(image: Path) -> Path:
-    """`.../images/<split>/a.jpg` -> `.../labels/<split>/a.txt` (the last `images` folder of the path)."""
+    """`.../images/<split>/a.jpg` -> `.../labels/<split>/a.txt` (the last `images` folder of the path); an
+    image under no `images` folder has its label beside it (`a.txt`), as in ultralytics."""
     parts = list(image.parts)
     for i in range(len(parts) - 2, -1, -1):
         if parts[i] == "images":
             parts[i] = "labels"
             return Path(*parts).with_suffix(".txt")
-    raise PipelineError(f"{image}: not under an images/ folder, so it has no labels/ counterpart")
+    return image.with_suffix(".txt")
 
 
 def _names(value: Any, path: Path) -> list[str]:
