@@ -13,8 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..core.artifacts import read_yaml
 from ..errors import PipelineError
 
 TABLE = Path(__file__).parents[1] / "data" / "jetson_lines.yaml"
@@ -76,10 +75,7 @@ def module_family(target: str) -> str:
 
 @lru_cache(maxsize=1)
 def _raw() -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(TABLE.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise PipelineError(f"{TABLE}: cannot read the Jetson line table ({e})") from e
+    raw = read_yaml(TABLE, "Jetson line table")  # a missing or broken table names itself in one line
     known = set(raw["sources"])
     for key, spec in raw["lines"].items():
         cited = spec.get("source") or {}

@@ -12,8 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..core.artifacts import read_yaml
 from ..errors import PipelineError
 from ..recipe import precisions
 
@@ -123,10 +122,7 @@ class Target:
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(TABLE.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise PipelineError(f"{TABLE}: cannot read the target table ({e})") from e
+    raw = read_yaml(TABLE, "target table")  # a missing or broken table names itself in one line
     _check_sources(raw)
     return raw
 
