@@ -4,61 +4,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "manifest_reader.hpp"
 #include "orin_trt/error.hpp"
 
 namespace orin_trt {
 namespace {
 
 using json = nlohmann::json;
-
-// Field access that names the file and the key path in every error.
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-    throw Error(source_ + ": " + key + ": " + what);
-  }
-
-  const json& at(const json& obj, const std::string& key, const std::string& path) const {
-    if (!obj.is_object() || !obj.contains(key)) fail(path, "missing");
-    return obj.at(key);
-  }
-
-  std::string str(const json& obj, const std::string& key, const std::string& path) const {
-    const json& v = at(obj, key, path);
-    if (!v.is_string()) fail(path, "expected a string, got " + v.dump());
-    return v.get<std::string>();
-  }
-
-  std::optional<std::string> opt_str(const json& obj, const std::string& key, const std::string& path) const {
-    if (!obj.contains(key) || obj.at(key).is_null()) return std::nullopt;
-    const json& v = obj.at(key);
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_number()) return v.dump();  // "8.7" is sometimes written as a number
-    fail(path, "expected a string or null, got " + v.dump());
-  }
-
-  double num(const json& obj, const std::string& key, const std::string& path, double fallback) const {
-    if (!obj.contains(key) || obj.at(key).is_null()) return fallback;
-    const json& v = obj.at(key);
-    if (!v.is_number()) fail(path, "expected a number, got " + v.dump());
-    return v.get<double>();
-  }
-
-  std::vector<int64_t> dims(const json& v, const std::string& path) const {
-    if (!v.is_array()) fail(path, "expected a list of integers, got " + v.dump());
-    std::vector<int64_t> out;
-    for (const json& d : v) {
-      if (!d.is_number_integer()) fail(path, "expected a list of integers, got " + v.dump());
-      out.push_back(d.get<int64_t>());
-    }
-    return out;
-  }
-
- private:
-  std::string source_;
-};
+using detail::Reader;
 
 std::vector<TensorInfo> parse_tensors(const Reader& r, const json& list, const std::string& path) {
   if (!list.is_array() || list.empty()) r.fail(path, "expected a non-empty list of tensors");
@@ -260,6 +213,10 @@ Manifest parse_manifest(const std::string& text, const std::string& source) {
       for (const TensorInfo& t : m.outputs) found = found || t.name == out;
       if (!found) r.fail("postprocess.output", "'" + out + "' is not an output in io.outputs");
     }
+  }
+  if (doc.contains("llm")) {
+    if (!doc.at("llm").is_object()) r.fail("llm", "expected an object, got " + doc.at("llm").dump());
+    m.llm = detail::parse_llm_section(r, doc.at("llm"), m);
   }
   return m;
 }

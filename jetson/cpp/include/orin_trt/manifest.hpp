@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "orin_trt/llm_spec.hpp"
+
 namespace orin_trt {
 
 struct TensorInfo {
@@ -72,6 +74,7 @@ struct Manifest {
   std::string preprocess_type;                // "image", or another kind the library does not run ("tokenizer")
   std::optional<PreprocessSpec> preprocess;  // image models only
   std::optional<PostprocessSpec> postprocess;
+  std::optional<LlmSpec> llm;  // causal LMs: the KV-cache contract (llm_spec.hpp)
 
   std::string engine_path() const;                         // dir / engine_file
   const TensorInfo& tensor(const std::string& name) const;  // an input or an output; throws naming it
