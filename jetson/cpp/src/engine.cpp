@@ -1,122 +1,19 @@
-// The only translation unit that includes TensorRT. Written against the TensorRT 10.3 C++ API (JetPack 6)
+// Written against the TensorRT 10.3 C++ API (JetPack 6)
 // and only using what TensorRT 11 keeps (name-based I/O, enqueueV3; no bindings, no builder flags).
 #include "orin_trt/engine.hpp"
-
-#include <NvInfer.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <mutex>
-#include <utility>
 
 #include "orin_trt/error.hpp"
+#include "trt_util.hpp"
 
 namespace orin_trt {
 namespace {
 
-void cuda_check(cudaError_t status, const std::string& what) {
-  if (status != cudaSuccess) {
-    throw Error(what + ": CUDA error " + cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")");
-  }
-}
-
-// Prints warnings and errors, and keeps the last error so exceptions can quote TensorRT's own words.
-class Logger : public nvinfer1::ILogger {
- public:
-  void log(Severity severity, const char* msg) noexcept override {
-    if (severity > Severity::kWARNING) return;
-    std::fprintf(stderr, "[orin_trt] TensorRT %s: %s\n", severity == Severity::kWARNING ? "warning" : "error", msg);
-    if (severity <= Severity::kERROR) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      last_error_ = msg;
-    }
-  }
-  std::string last_error() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return last_error_.empty() ? "no message from TensorRT" : last_error_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::string last_error_;
-};
-
-// TensorRT 10 objects are released with delete (destroy() is gone).
-struct TrtDelete {
-  template <typename T>
-  void operator()(T* p) const noexcept {
-    delete p;
-  }
-};
-template <typename T>
-using TrtPtr = std::unique_ptr<T, TrtDelete>;
-
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(size_t bytes, const std::string& name) : bytes_(bytes) {
-    cuda_check(cudaMalloc(&ptr_, std::max<size_t>(bytes, 1)), "cudaMalloc for tensor '" + name + "'");
-  }
-  ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(o.bytes_) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    std::swap(ptr_, o.ptr_);
-    std::swap(bytes_, o.bytes_);
-    return *this;
-  }
-  void* get() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-struct StreamDelete {
-  void operator()(CUstream_st* s) const noexcept { cudaStreamDestroy(s); }
-};
-struct GraphDelete {
-  void operator()(CUgraph_st* g) const noexcept { cudaGraphDestroy(g); }
-};
-struct GraphExecDelete {
-  void operator()(CUgraphExec_st* g) const noexcept { cudaGraphExecDestroy(g); }
-};
-
-nvinfer1::Dims to_dims(const std::vector<int64_t>& shape, const std::string& name) {
-  nvinfer1::Dims d{};
-  if (shape.size() > size_t(nvinfer1::Dims::MAX_DIMS)) throw Error("tensor '" + name + "': too many dimensions");
-  d.nbDims = int32_t(shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) d.d[i] = shape[i];
-  return d;
-}
-
-std::vector<int64_t> from_dims(const nvinfer1::Dims& d) { return std::vector<int64_t>(d.d, d.d + std::max(d.nbDims, 0)); }
-
-size_t volume(const std::vector<int64_t>& shape) {
-  size_t n = 1;
-  for (int64_t v : shape) n *= size_t(std::max<int64_t>(v, 0));
-  return n;
-}
-
-// TensorRT's dtype in the manifest's spelling ("" for types the manifest has no name for).
-std::string dtype_name(nvinfer1::DataType t) {
-  switch (t) {
-    case nvinfer1::DataType::kFLOAT: return "float32";
-    case nvinfer1::DataType::kHALF: return "float16";
-    case nvinfer1::DataType::kBF16: return "bfloat16";
-    case nvinfer1::DataType::kINT8: return "int8";
-    case nvinfer1::DataType::kUINT8: return "uint8";
-    case nvinfer1::DataType::kINT32: return "int32";
-    case nvinfer1::DataType::kINT64: return "int64";
-    case nvinfer1::DataType::kBOOL: return "bool";
-    case nvinfer1::DataType::kFP8: return "fp8";
-    default: return "";
-  }
-}
+using namespace detail;
 
 std::optional<std::string> read_l4t() {
   std::ifstream in("/etc/nv_tegra_release");
@@ -124,21 +21,6 @@ std::optional<std::string> read_l4t() {
   std::string line;
   std::getline(in, line);
   return parse_l4t_release(line);
-}
-
-std::vector<char> read_file(const std::string& path, int64_t expected_bytes) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error(path + ": cannot open the engine (the manifest's engine.file)");
-  const std::streamsize size = in.tellg();
-  if (expected_bytes > 0 && size != expected_bytes) {
-    throw Error(path + ": " + std::to_string(size) + " bytes, but its manifest records " + std::to_string(expected_bytes) +
-                " (engine and manifest are from different builds; rebuild or copy both together)");
-  }
-  std::vector<char> blob(size_t(std::max<std::streamsize>(size, 0)));
-  in.seekg(0);
-  in.read(blob.data(), size);
-  if (!in) throw Error(path + ": read failed");
-  return blob;
 }
 
 struct Tensor {
@@ -162,10 +44,9 @@ struct Engine::Impl {
   TrtPtr<nvinfer1::IRuntime> runtime;
   TrtPtr<nvinfer1::ICudaEngine> engine;
   TrtPtr<nvinfer1::IExecutionContext> context;
-  std::unique_ptr<CUstream_st, StreamDelete> stream;
+  StreamPtr stream;
   std::map<std::string, Tensor> tensors;
-  std::unique_ptr<CUgraph_st, GraphDelete> graph;
-  std::unique_ptr<CUgraphExec_st, GraphExecDelete> graph_exec;
+  GraphExecPtr graph_exec;
   std::string graph_shapes;  // the input shapes the graph was captured with
   bool graph_refused = false;
 
@@ -195,24 +76,14 @@ struct Engine::Impl {
   }
 
   void load() {
-    cuda_check(cudaSetDevice(options.device), "cudaSetDevice(" + std::to_string(options.device) + ")");
-    runtime.reset(nvinfer1::createInferRuntime(logger));
-    if (!runtime) throw Error("cannot create the TensorRT runtime: " + logger.last_error());
+    LoadedEngine loaded = load_engine(manifest, options.device, options.check_drift, logger);
+    runtime = std::move(loaded.runtime);
+    engine = std::move(loaded.engine);
+    check_engine_matches_manifest(*engine, manifest);
     const std::string path = manifest.engine_path();
-    if (options.check_drift) {
-      RunningSystem now = running_system(options.device);
-      now.dla_cores = runtime->getNbDLACores();
-      check_drift(manifest.system, now, path);
-    }
-    if (manifest.system.dla_core) runtime->setDLACore(*manifest.system.dla_core);
-    const std::vector<char> blob = read_file(path, manifest.engine_bytes);
-    engine.reset(runtime->deserializeCudaEngine(blob.data(), blob.size()));
-    if (!engine) fail("deserialization failed");
     context.reset(engine->createExecutionContext());
     if (!context) fail("cannot create an execution context");
-    cudaStream_t s = nullptr;
-    cuda_check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
-    stream.reset(s);
+    stream = make_stream();
     if (options.profile < 0 || options.profile >= engine->getNbOptimizationProfiles()) {
       throw Error(path + ": optimization profile " + std::to_string(options.profile) + " does not exist (" +
                   std::to_string(engine->getNbOptimizationProfiles()) + " profile(s))");
@@ -229,15 +100,9 @@ struct Engine::Impl {
       Tensor t;
       t.name = name;
       t.input = engine->getTensorIOMode(name.c_str()) == nvinfer1::TensorIOMode::kINPUT;
-      t.dtype = dtype_name(engine->getTensorDataType(name.c_str()));
-      if (t.dtype.empty()) throw Error(manifest.engine_path() + ": tensor '" + name + "' has a dtype this library does not handle");
+      t.dtype = dtype_name(engine->getTensorDataType(name.c_str()));  // checked against the manifest in load()
       if (engine->isShapeInferenceIO(name.c_str())) {
         throw Error(manifest.engine_path() + ": tensor '" + name + "' is a shape tensor (host memory); not supported");
-      }
-      const TensorInfo& declared = manifest.tensor(name);  // throws if the manifest does not know it
-      if (declared.dtype != t.dtype) {
-        throw Error(manifest.source + ": tensor '" + name + "' is " + declared.dtype + " in the manifest but " + t.dtype +
-                    " in the engine (engine and manifest are from different builds)");
       }
       t.elem = dtype_size(t.dtype);
       if (t.input) {
@@ -246,8 +111,6 @@ struct Engine::Impl {
       }
       tensors.emplace(name, std::move(t));
     }
-    for (const TensorInfo& declared : manifest.inputs) tensor(declared.name);  // every manifest tensor exists
-    for (const TensorInfo& declared : manifest.outputs) tensor(declared.name);
     for (auto& [name, t] : tensors) {
       const std::vector<int64_t> shape = from_dims(context->getTensorShape(name.c_str()));
       if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) {
@@ -289,33 +152,14 @@ struct Engine::Impl {
 
   void capture(const std::string& shapes) {
     graph_exec.reset();
-    graph.reset();
     if (!context->enqueueV3(stream.get())) fail("enqueueV3 failed");
-    cuda_check(cudaStreamSynchronize(stream.get()), "cudaStreamSynchronize");
-    cuda_check(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    const bool enqueued = context->enqueueV3(stream.get());
-    cudaGraph_t g = nullptr;
-    const cudaError_t ended = cudaStreamEndCapture(stream.get(), &g);
-    graph.reset(g);
-    cudaGraphExec_t exec = nullptr;
-    cudaError_t inst = cudaErrorUnknown;
-    if (enqueued && ended == cudaSuccess && g) {
-#if CUDART_VERSION >= 12000
-      inst = cudaGraphInstantiate(&exec, g, 0);
-#else
-      inst = cudaGraphInstantiate(&exec, g, nullptr, nullptr, 0);
-#endif
-    }
-    if (!enqueued || ended != cudaSuccess || inst != cudaSuccess) {
-      // Some engines cannot be captured (e.g. DLA layers, some plugins): run them without a graph.
-      cudaGetLastError();  // clear the capture error
-      graph.reset();
+    std::string reason;
+    graph_exec = capture_graph(*context, stream.get(), logger, reason);
+    if (!graph_exec) {
       graph_refused = true;
-      std::fprintf(stderr, "[orin_trt] CUDA graph capture refused (%s); running without a graph\n",
-                   !enqueued ? logger.last_error().c_str() : cudaGetErrorString(ended != cudaSuccess ? ended : inst));
+      std::fprintf(stderr, "[orin_trt] CUDA graph capture refused (%s); running without a graph\n", reason.c_str());
       return;
     }
-    graph_exec.reset(exec);
     graph_shapes = shapes;
   }
 
