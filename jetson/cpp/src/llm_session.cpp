@@ -180,6 +180,15 @@ struct LlmSession::Impl {
   // One step: copy the changed token inputs, bind the new keys/values, run (or replay the bucket's
   // graph), place staged keys/values, copy the logits out. Returns the logits on the host.
   const float* step(Phase phase, const StepFeeds& f, bool graphed, PhaseBytes& bytes, GenerationResult& result) {
+    try {
+      return run_step(phase, f, graphed, bytes, result);
+    } catch (...) {
+      mirrors.clear();  // a failed copy leaves the input buffers unknown: the next step copies them whole
+      throw;
+    }
+  }
+
+  const float* run_step(Phase phase, const StepFeeds& f, bool graphed, PhaseBytes& bytes, GenerationResult& result) {
     nvinfer1::IExecutionContext& c = phase == Phase::Prefill ? *prefill : *decode;
     const int profile = phase == Phase::Prefill ? spec.prefill_profile : spec.decode_profile;
 
