@@ -302,7 +302,7 @@ LlmSession::~LlmSession() = default;
 LlmSession::LlmSession(LlmSession&&) noexcept = default;
 LlmSession& LlmSession::operator=(LlmSession&&) noexcept = default;
 
-GenerationResult LlmSession::generate(const std::vector<std::vector<int64_t>>& prompts, int64_t max_new_tokens) {
+GenerationResult LlmSession::generate_batch(const std::vector<std::vector<int64_t>>& prompts, int64_t max_new_tokens) {
   return impl_->generate(prompts, max_new_tokens);
 }
 GenerationResult LlmSession::generate(const std::vector<int64_t>& prompt, int64_t max_new_tokens) {

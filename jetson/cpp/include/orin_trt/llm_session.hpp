@@ -54,9 +54,10 @@ class LlmSession {
   LlmSession(const LlmSession&) = delete;
   LlmSession& operator=(const LlmSession&) = delete;
 
-  // Prefill the prompts, then decode greedily until eos (every row), max_new_tokens or a full cache.
-  GenerationResult generate(const std::vector<std::vector<int64_t>>& prompts, int64_t max_new_tokens);
+  // Prefill the prompt, then decode greedily until eos, max_new_tokens or a full cache.
   GenerationResult generate(const std::vector<int64_t>& prompt, int64_t max_new_tokens);
+  // The same for LlmOptions::batch equal-length prompts; stops at eos once every row has reached it.
+  GenerationResult generate_batch(const std::vector<std::vector<int64_t>>& prompts, int64_t max_new_tokens);
 
   const Manifest& manifest() const;
   const LlmSpec& spec() const;
