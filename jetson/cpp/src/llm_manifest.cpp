@@ -46,6 +46,9 @@ std::optional<int64_t> opt_id(const Reader& r, const json& obj, const std::strin
 
 KvCacheSpec parse_kv_cache(const Reader& r, const json& kv) {
   KvCacheSpec s;
+  if (kv.is_object() && !kv.contains("layout")) {
+    r.fail("llm.kv_cache.layout", "missing (a manifest from before the device-resident KV-cache contract: re-export and rebuild the engine)");
+  }
   s.layout = r.str(kv, "layout", "llm.kv_cache.layout");
   if (s.layout != kKvCacheLayout) {
     r.fail("llm.kv_cache.layout", "'" + s.layout + "' is not the sequence-major layout '" + kKvCacheLayout +

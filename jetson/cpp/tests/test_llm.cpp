@@ -80,7 +80,8 @@ TEST(bad_llm_sections_name_the_key) {
   fails([](json& j) { j["llm"] = {{"phases", {{"prefill", 0}, {"decode", 1}}}, {"max_batch", 4}, {"max_prompt", 128},
                                    {"max_context", 256}, {"kv_cache", {{"layers", 2}, {"kv_heads", 2}, {"head_dim", 16},
                                    {"dtype", "float32"}, {"bytes_per_token", 512}}}}; },
-        "engines/llama/fp16/model.engine.json: llm.kv_cache.layout: missing");
+        "engines/llama/fp16/model.engine.json: llm.kv_cache.layout: missing (a manifest from before the device-resident "
+        "KV-cache contract: re-export and rebuild the engine)");
   fails([](json& j) { j["llm"]["kv_cache"]["layout"] = "batch,kv_heads,position,head_dim"; },
         "llm.kv_cache.layout: 'batch,kv_heads,position,head_dim' is not the sequence-major layout");
   fails([](json& j) { j["llm"]["kv_cache"]["dtype"] = "int8"; }, "llm.kv_cache.dtype: expected float16 or float32, got int8");
@@ -109,6 +110,15 @@ TEST(bad_llm_sections_name_the_key) {
   fails([](json& j) { j["io"]["inputs"][3]["dtype"] = "int32"; },
         "llm.logits.positions_input: io.inputs 'logit_positions' is int32, the contract needs int64");
   fails([](json& j) { j["llm"] = "yes"; }, "llm: expected an object");
+}
+
+TEST(keys_beyond_the_contract_are_kept_out_of_the_way) {
+  json j = fixture_json();  // the keys the manifest had before the contract may stay beside it
+  j["llm"]["max_context"] = 256;
+  j["llm"]["max_batch"] = 1;
+  j["llm"]["kv_cache"]["bytes_per_token"] = 512;
+  j["llm"]["kv_cache"]["for"] = {{"batch", 1}, {"context", 256}};
+  CHECK_EQ(spec(j).kv_cache.max_context, int64_t(256));
 }
 
 TEST(optional_token_ids) {
