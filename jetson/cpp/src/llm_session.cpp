@@ -105,8 +105,11 @@ struct LlmSession::Impl {
     }
   }
 
+  // kON_PROFILE_CHANGE: each context holds the activation memory of its own profile only (kSTATIC would
+  // give both the largest profile's), and selects its profile once.
   TrtPtr<nvinfer1::IExecutionContext> make_context(int profile, const char* phase) {
-    TrtPtr<nvinfer1::IExecutionContext> c(engine->createExecutionContext());
+    TrtPtr<nvinfer1::IExecutionContext> c(
+        engine->createExecutionContext(nvinfer1::ExecutionContextAllocationStrategy::kON_PROFILE_CHANGE));
     if (!c) fail(std::string("cannot create the ") + phase + " execution context");
     if (!c->setOptimizationProfileAsync(profile, stream.get())) fail(std::string("cannot select the ") + phase + " profile " + std::to_string(profile));
     return c;
