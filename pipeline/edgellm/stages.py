@@ -244,23 +244,31 @@ def export_manifest(recipe: Recipe, layout: Layout, precision: str, checkpoint: 
                                     "for": {"batch": lim["max_batch"], "context": lim["max_context"]}}},
         "edgellm": {"version": installed_version(), "onnx_dir": str(ONNX_DIR),
                     "config": exported},
-        "analysis": plan_analysis(config, precision, target, lim),
+        "analysis": plan_analysis(recipe, precision, target),
         "preprocess": {"type": "edgellm", "chat_template": True},
         "postprocess": {"type": "causal_lm", "eos_token_id": exported.get("eos_token_id"),
                         "vocab_size": exported.get("vocab_size")},
     }
 
 
-def plan_analysis(config: dict[str, Any], precision: str, target: str | None, lim: dict[str, int]) -> dict[str, Any]:
-    """`orin-trt analyze --llm-config`'s fits check and decode roofline for this model on the target."""
-    from ..analyze import DEFAULT_TARGET
+def plan(recipe: Recipe, precision: str, target: Any, batch: int = 1, context: int | None = None) -> dict[str, Any]:
+    """`orin-trt analyze --llm-config` on the model folder's config.json: Edge-LLM's ONNX holds its own
+    plugins, which the graph analysis cannot cost, so the config is what is planned from."""
     from ..analyze.llm import LlmConfig, analyze_llm
+
+    config = read_json(model_dir(recipe) / "config.json")
+    lim = limits(recipe, config)
+    return analyze_llm(LlmConfig.from_dict(config), precision, target, batch, context or lim["max_context"],
+                       lim["max_prompt"], name=recipe.name)
+
+
+def plan_analysis(recipe: Recipe, precision: str, target: str | None) -> dict[str, Any]:
+    """The manifest's summary of `plan` for the target: the fits check and the decode ceiling."""
+    from ..analyze import DEFAULT_TARGET
     from ..platform.targets import get_target
 
-    tgt = get_target(target or DEFAULT_TARGET)
-    result = analyze_llm(LlmConfig.from_dict(config), precision, tgt, batch=1, context=lim["max_context"],
-                         prompt=lim["max_prompt"])
-    return {"target": tgt.key, "fits": result["fits"], "context": lim["max_context"],
+    result = plan(recipe, precision, get_target(target or DEFAULT_TARGET))
+    return {"target": result["fits"]["target"], "fits": result["fits"], "context": result["context"],
             "decode_tokens_per_s_max": result["decode_roofline"]["tokens_per_s_max"]}
 
 

@@ -33,10 +33,11 @@ def _last_line(capsys: pytest.CaptureFixture) -> str:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """`orin-trt export` of the fixture on Edge-LLM, once: the venv is made first if it is absent."""
+    """`orin-trt engine -p fp16` of the fixture on Edge-LLM, once (the venv is made first if it is absent):
+    the export runs, the build stops before llm_build here."""
     env.ensure_venv()
     root = tmp_path_factory.mktemp("edgellm") / "engines"
-    assert main(["export", "--model", RECIPE, *BACKEND, "--root", str(root)]) == 0
+    assert main(["engine", "--model", RECIPE, *BACKEND, "-p", "fp16", "--root", str(root)]) == 0
     recipe = load_recipe(RECIPE, ["llm.backend=edgellm"])
     return {"root": root, "recipe": recipe, "layout": Layout(root, recipe.name)}
 
@@ -76,12 +77,27 @@ def test_our_manifest_sits_beside_the_edgellm_folder(exported: dict) -> None:
 
 
 @pytest.mark.slow
-def test_a_rerun_is_up_to_date(exported: dict) -> None:
+def test_a_rerun_is_up_to_date(exported: dict, capsys: pytest.CaptureFixture) -> None:
     layout: Layout = exported["layout"]
     before = layout.manifest("fp16").stat().st_mtime_ns
-    result = stages.export(exported["recipe"], layout, "fp16")
-    assert result.skipped and result.reason == "up to date"
+    capsys.readouterr()
+    assert main(["engine", "--model", RECIPE, *BACKEND, "-p", "fp16", "--root", str(exported["root"])]) == 0
+    out = capsys.readouterr()
+    assert "[export[edgellm fp16]] up to date, skipped" in out.err
+    assert out.out.strip() == (f"{layout.manifest('fp16')}  (export[edgellm fp16] up to date, "
+                               f"build[edgellm fp16] {stages.NEEDS_JETSON})")
     assert layout.manifest("fp16").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_analyze_plans_the_edgellm_model_from_its_config(exported: dict, capsys: pytest.CaptureFixture) -> None:
+    root = exported["root"]
+    assert main(["analyze", "--model", RECIPE, *BACKEND, "-p", "fp16", "--root", str(root)]) == 0
+    analysis = read_json(exported["layout"].precision_dir("fp16") / "analysis-orin-agx-64.json")
+    manifest = read_manifest(exported["layout"].manifest("fp16"))
+    assert analysis["totals"]["params"] == 1_312_000  # the fixture's parameter count (its README)
+    assert analysis["decode_roofline"]["tokens_per_s_max"] == manifest["analysis"]["decode_tokens_per_s_max"]
+    assert analysis["fits"] == manifest["analysis"]["fits"]
 
 
 @pytest.mark.slow
