@@ -121,6 +121,9 @@ def _is_jetson() -> bool:
 
 # ---- quantize (calibrate): ModelOpt torch PTQ on a GPU host ---------------------------------------------
 def quantize(recipe: Recipe, layout: Layout, precision: str, force: bool = False) -> StageResult:
+    if commands.quantization(precision) is None:
+        log(_stage("calibrate", precision), "nothing to do: Edge-LLM exports the checkpoint as it is")
+        return StageResult(_stage("calibrate", precision), True, 0.0, {}, "nothing to quantize")
     out = quantized_dir(layout, precision)
     source = model_dir(recipe)
     cmd = commands.quantize_command(source, out, precision, recipe.spec.llm.edgellm.quantize_samples)
@@ -386,7 +389,5 @@ def run_engine(recipe: Recipe, precision: str, root: Path, target: str | None = 
                force: bool = False) -> list[StageResult]:
     """[quantize ->] export -> build: what `orin-trt engine` runs for `llm.backend: edgellm`."""
     layout = Layout(root, recipe.name)
-    results = [quantize(recipe, layout, precision, force)] if commands.quantization(precision) else []
-    results.append(export(recipe, layout, precision, force, target))
-    results.append(build(recipe, layout, precision, force))
-    return results
+    return [quantize(recipe, layout, precision, force), export(recipe, layout, precision, force, target),
+            build(recipe, layout, precision, force)]

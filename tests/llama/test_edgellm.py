@@ -84,8 +84,8 @@ def test_a_rerun_is_up_to_date(exported: dict, capsys: pytest.CaptureFixture) ->
     assert main(["engine", "--model", RECIPE, *BACKEND, "-p", "fp16", "--root", str(exported["root"])]) == 0
     out = capsys.readouterr()
     assert "[export[edgellm fp16]] up to date, skipped" in out.err
-    assert out.out.strip() == (f"{layout.manifest('fp16')}  (export[edgellm fp16] up to date, "
-                               f"build[edgellm fp16] {stages.NEEDS_JETSON})")
+    assert out.out.strip() == (f"{layout.manifest('fp16')}  (calibrate[edgellm fp16] nothing to quantize, "
+                               f"export[edgellm fp16] up to date, build[edgellm fp16] {stages.NEEDS_JETSON})")
     assert layout.manifest("fp16").stat().st_mtime_ns == before
 
 
