@@ -197,7 +197,17 @@ def test_the_profile_report_reads_llm_inference_json(tmp_path: Path) -> None:
                            "tokens_per_second": 606.6, "average_time_per_token_ms": 1.65},
                "generation": {"total_runs": 10, "generated_tokens": 2560, "average_tokens_per_run": 256.0,
                               "tokens_per_second": 30.6, "average_time_per_token_ms": 32.68},
-               "stages": [], "peak_unified_memory_bytes": 6_000_000_000, "peak_unified_memory_mb": 5722.0}
+               "stages": [{"stage_id": "llm_prefill", "total_runs": 10, "total_gpu_time_ms": 6100.0,
+                           "average_time_per_run_ms": 610.0,
+                           "gpu_time_stats": {"count": 10, "min_ms": 600.0, "max_ms": 640.0, "mean_ms": 610.0,
+                                              "median_ms": 608.0, "p95_ms": 635.0, "p99_ms": 639.0,
+                                              "stddev_ms": 9.0}},
+                          {"stage_id": "llm_generation", "total_runs": 2550, "total_gpu_time_ms": 83_660.0,
+                           "average_time_per_run_ms": 32.8,
+                           "gpu_time_stats": {"count": 2550, "min_ms": 32.1, "max_ms": 36.0, "mean_ms": 32.8,
+                                              "median_ms": 32.6, "p95_ms": 33.9, "p99_ms": 34.7,
+                                              "stddev_ms": 0.4}}],
+               "peak_unified_memory_bytes": 6_000_000_000, "peak_unified_memory_mb": 5722.0}
     manifest = {"model": "qwen3-8b", "family": "llama", "precision": "int4-awq", "builder": {"version": "0.11.0"},
                 "weights": {"random": False}, "memory": {"engine_bytes": 5_100_000_000, "weights_bytes": None},
                 "analysis": {"decode_tokens_per_s_max": 37.6}}
@@ -207,6 +217,12 @@ def test_the_profile_report_reads_llm_inference_json(tmp_path: Path) -> None:
     assert metrics["ratio_to_floor"] == round(30.6 / 37.6, 4)
     flat = report_metrics(report)  # what the nightly history stores and judges
     assert flat["latency.edgellm.throughput_per_s"] == 30.6 and flat["latency.edgellm.mean_ms"] == 32.68
+    # what the regression rules judge: per-token and time-to-first-token percentiles
+    assert flat["latency.edgellm.p50_ms"] == 32.6 and flat["latency.edgellm.p99_ms"] == 34.7
+    assert flat["latency.edgellm-prefill.p50_ms"] == 608.0
+    from pipeline.nightly.regression import direction
+
+    assert direction("latency.edgellm.p50_ms") == -1 and direction("latency.edgellm-prefill.p99_ms") == -1
     assert flat["memory.engine_bytes"] == 5_100_000_000 and flat["memory.peak_rss_bytes"] == 6_000_000_000
     with pytest.raises(PipelineError, match=r"edgellm-engine: llm_inference profile: no 'generation' section"):
         report_from_profile({"prefill": profile["prefill"]}, manifest, "edgellm-engine")
