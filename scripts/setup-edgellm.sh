@@ -13,7 +13,8 @@ EDGELLM=${EDGELLM_VERSION:-0.11.0}
 # EDGELLM_EXTRAS=export,tools make setup-edgellm
 EXTRAS=${EDGELLM_EXTRAS:-export}
 TORCH=torch==2.13.0
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Edge-LLM needs Python >= 3.10" >&2; exit 1; }
+command -v "$PYTHON" >/dev/null || { echo "setup-edgellm: no Python at $PYTHON (set PYTHON=)" >&2; exit 1; }
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "setup-edgellm: Edge-LLM needs Python >= 3.10" >&2; exit 1; }
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip

@@ -159,7 +159,7 @@ def test_a_venv_that_cannot_be_created_is_one_line(tmp_path: Path, monkeypatch) 
     with pytest.raises(PipelineError) as e:
         env.ensure_venv()
     assert str(e.value) == (f"creating {tmp_path / 'venv'} (scripts/setup-edgellm.sh): bash failed (exit 1): "
-                            "Edge-LLM needs Python >= 3.10")
+                            f"setup-edgellm: no Python at {tmp_path / 'no-python'} (set PYTHON=)")
     with pytest.raises(PipelineError, match=r"venv: no TensorRT Edge-LLM environment; create it with `make "
                                             r"setup-edgellm`"):
         env.ensure_venv(create=False)
