@@ -59,20 +59,23 @@ def ensure_venv(create: bool = True) -> Path:
     return venv
 
 
-def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Offline (no hub look-ups), and without our PYTHONPATH: the venv has its own packages."""
+def tool_env(extra: dict[str, str] | None = None, offline: bool = True) -> dict[str, str]:
+    """Without our PYTHONPATH (the venv has its own packages), and offline: no hub look-ups."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    env["PYTHONUNBUFFERED"] = "1"
+    if offline:
+        env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     env.update(extra or {})
     return env
 
 
-def run_tool(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+def run_tool(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+             offline: bool = True) -> None:
     """Run `cmd`, passing its output to stderr line by line; a non-zero exit is one PipelineError line."""
     last: collections.deque[str] = collections.deque(maxlen=1)
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                                env=tool_env(env), cwd=cwd)
+                                env=tool_env(env, offline), cwd=cwd)
     except OSError as e:
         raise PipelineError(f"{what}: cannot start {cmd[0]} ({e.strerror})") from None
     assert proc.stdout is not None

@@ -143,7 +143,8 @@ def quantize(recipe: Recipe, layout: Layout, precision: str, force: bool = False
     def work() -> dict[str, Any]:
         shutil.rmtree(out, ignore_errors=True)
         log(spec.name, shlex.join(cmd))
-        run_tool(cmd, what=f"Edge-LLM quantization of {source}")
+        # Its calibration text is a Hugging Face dataset (cnn_dailymail by default) it fetches: not offline.
+        run_tool(cmd, what=f"Edge-LLM quantization of {source}", offline=False)
         return {"checkpoint": str(out)}
 
     return run_stage(spec, work, force)
