@@ -202,15 +202,15 @@ def _export(recipe: Recipe, layout: Layout, precision: str, checkpoint: Path, ex
     log(stage, f"{onnx_path(layout, precision)} ({len(manifest['io']['inputs'])} inputs) in {seconds:.1f} s; "
         f"manifest {layout.manifest(precision)}; {manifest['analysis']['target']}: "
         f"{'fits' if fits['fits'] else 'DOES NOT FIT'} ({fits['total_bytes'] / 2**30:.2f} of "
-        f"{fits['usable_bytes'] / 2**30:.2f} GiB), decode floor "
-        f"{manifest['analysis']['decode_tokens_per_s_max']:.1f} tok/s")
+        f"{fits['usable_bytes'] / 2**30:.2f} GiB), decode at most "
+        f"{manifest['analysis']['decode_tokens_per_s_max']:.1f} tok/s (roofline)")
     return {"onnx": str(onnx_path(layout, precision)), "seconds": round(seconds, 3)}
 
 
 def export_manifest(recipe: Recipe, layout: Layout, precision: str, checkpoint: Path, seconds: float,
                     target: str | None) -> dict[str, Any]:
     """The manifest before any engine exists: what the consumers of a manifest read (io, weights, llm,
-    the build command for the Orin, the fits check and roofline floor for the target)."""
+    the build command for the Orin, the fits check and decode-roofline ceiling for the target)."""
     onnx = onnx_path(layout, precision)
     header = onnx_utils.load(onnx, with_weights=False)
     exported = read_json(onnx.with_name("config.json"))
