@@ -15,7 +15,7 @@ MODEL_ARGS = --model $(MODEL) $(if $(TARGET),--target $(TARGET)) $(foreach s,$(S
 	$(if $(ROOT),--root $(ROOT)) $(if $(CALIB_ROOT),--calib-root $(CALIB_ROOT))
 ARGS = $(MODEL_ARGS) $(if $(PRECISION),--precision $(PRECISION)) $(if $(FORCE),--force)
 
-.PHONY: help setup engine export calibrate build profile recipe recipe-docs test lint clean
+.PHONY: help setup setup-edgellm engine export calibrate build profile recipe recipe-docs test lint clean
 .DEFAULT_GOAL := help
 
 help:
@@ -30,12 +30,20 @@ help:
 	@echo "make targets-help                          Orin targets, analyze, DLA, sparsity, host -> Orin bundles"
 	@echo "make nightly                               build + profile jetson/nightly.yaml, history, regressions, HTML"
 	@echo "make cpp                                   the C++ consumer library, samples and CTest"
+	@echo "make setup-edgellm                         .venv-edgellm/: TensorRT Edge-LLM's exporter (llm.backend: edgellm)"
 
 setup: .venv/.installed
 
 .venv/.installed: pyproject.toml scripts/setup-venv.sh
 	bash scripts/setup-venv.sh
 	@touch $@
+
+# TensorRT Edge-LLM's exporter pins its own torch / transformers / onnx: its own venv (docs/llm.md).
+# EDGELLM_EXTRAS=export,tools adds its quantizer (ModelOpt; on a GPU host).
+setup-edgellm: .venv-edgellm/.installed
+
+.venv-edgellm/.installed: scripts/setup-edgellm.sh
+	bash scripts/setup-edgellm.sh
 
 engine: setup
 	$(ORIN) engine $(ARGS)

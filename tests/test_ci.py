@@ -33,7 +33,7 @@ def test_only_jetson_skips_pass(tmp_path: Path) -> None:
 def test_ci_run_installs_starts_and_checks() -> None:
     run = (REPO / ".ci" / "run").read_text()
     assert run.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in run
-    order = ["bash .ci/system-packages.sh", "make setup", "tests/pg_server.py start", "export ORIN_TRT_TEST_POSTGRES_URL",
+    order = ["bash .ci/system-packages.sh", "make setup", "make setup-edgellm", "tests/pg_server.py start", "export ORIN_TRT_TEST_POSTGRES_URL",
              "make test", ".ci/check_skips.py", "make cpp"]
     positions = [run.index(step) for step in order]
     assert positions == sorted(positions), order

@@ -1,7 +1,7 @@
 """Plan a decoder-only LLM from its config alone (no ONNX, no weights): will it fit, how fast can
 decode possibly be. This is how a user checks Llama-3-8B against an Orin Nano before any export.
 
-Per layer: attention q/o = h*h each, k/v = h*kv_heads*head_dim each, MLP (gate, up, down) = 3*h*inter,
+Per layer: attention q/o = h*heads*head_dim each (h*h unless the config sets a wider head_dim), k/v = h*kv_heads*head_dim each, MLP (gate, up, down) = 3*h*inter,
 two RMSNorms = 2*h. Plus the embedding (vocab*h), a final norm (h) and the LM head (vocab*h unless
 tied). Decode costs 2 FLOPs per weight of the matmuls per token plus 4*layers*context*h for
 attention over the cache, and reads every weight and the whole KV cache once per step.
@@ -28,6 +28,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "llama-3.2-3b": {"hidden_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 24,
                      "num_key_value_heads": 8, "intermediate_size": 8192, "vocab_size": 128256,
                      "tie_word_embeddings": True},
+    # The models of the published Orin figures (docs/llm.md): Qwen3 sets head_dim 128 on every size.
+    "qwen3-8b": {"hidden_size": 4096, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+                 "head_dim": 128, "intermediate_size": 12288, "vocab_size": 151936, "tie_word_embeddings": False},
+    "qwen3-4b": {"hidden_size": 2560, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+                 "head_dim": 128, "intermediate_size": 9728, "vocab_size": 151936, "tie_word_embeddings": True},
+    "qwen3-1.7b": {"hidden_size": 2048, "num_hidden_layers": 28, "num_attention_heads": 16,
+                   "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 6144, "vocab_size": 151936,
+                   "tie_word_embeddings": True},
+    "llama-2-7b": {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                   "num_key_value_heads": 32, "intermediate_size": 11008, "vocab_size": 32000,
+                   "tie_word_embeddings": False},
 }
 
 
@@ -40,19 +51,20 @@ class LlmConfig:
     intermediate_size: int
     vocab_size: int
     tie_word_embeddings: bool = False
+    head_dim_override: int | None = None  # the config's `head_dim` where it is not hidden / heads
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> LlmConfig:
         fields = cls.__dataclass_fields__
-        return cls(**{k: raw[k] for k in fields if k in raw})
+        return cls(**{k: raw[k] for k in fields if k in raw}, head_dim_override=raw.get("head_dim"))
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+        return self.head_dim_override or self.hidden_size // self.num_attention_heads
 
     def linear_params_per_layer(self) -> int:
-        h, kv = self.hidden_size, self.num_key_value_heads * self.head_dim
-        return 2 * h * h + 2 * h * kv + 3 * h * self.intermediate_size
+        h, q, kv = self.hidden_size, self.num_attention_heads * self.head_dim, self.num_key_value_heads * self.head_dim
+        return 2 * h * q + 2 * h * kv + 3 * h * self.intermediate_size
 
     def gemm_params(self) -> int:
         """Weights of the matmuls (these take the quantized dtype; INT4 AWQ quantizes the LM head too)."""

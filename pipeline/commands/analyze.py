@@ -45,6 +45,16 @@ def _analyze(args: argparse.Namespace) -> int:
         raise PipelineError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")
     target.check_precision(precision)
     layout = Layout(args.root, recipe.name)
+    from ..edgellm import uses_edgellm
+
+    if uses_edgellm(recipe):  # Edge-LLM's ONNX holds its own plugins: plan from the model's config instead
+        from ..edgellm.stages import plan
+
+        analysis = plan(recipe, precision, target, args.batch or 1, args.context)
+        paths = write_analysis(analysis, target, args.out or layout.precision_dir(precision), f"analysis-{target.key}")
+        print(markdown(analysis), end="")
+        print(f"\nwritten: {', '.join(str(p) for p in paths.values())}")
+        return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
     onnx_path = args.onnx or layout.exported_onnx
     if not onnx_path.exists():
         raise PipelineError(f"{onnx_path}: no ONNX to analyze; run `make export MODEL={recipe.name}` "

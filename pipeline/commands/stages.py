@@ -19,36 +19,58 @@ from ._common import (
 
 @guarded
 def _export(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
+    from ..edgellm import uses_edgellm
     from ..stages.export import export
 
+    if uses_edgellm(recipe):  # Edge-LLM's ONNX is per precision; the export stage alone writes fp16's
+        from ..edgellm.stages import export as export_edgellm
+
+        export_edgellm(recipe, Layout(args.root, recipe.name), "fp16", args.force)
+        return 0
     export(recipe, Layout(args.root, recipe.name), args.force)
     return 0
 
 
 @guarded
 def _calibrate(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
+    from ..edgellm import uses_edgellm
     from ..tune import calibrate_or_tune
 
+    if uses_edgellm(recipe):
+        from ..edgellm.stages import quantize
+
+        quantize(recipe, Layout(args.root, recipe.name), precision, args.force)
+        return 0
     calibrate_or_tune(recipe, Layout(args.root, recipe.name), precision, args.calib_root, args.force)
     return 0
 
 
 @guarded
 def _build(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
+    from ..edgellm import uses_edgellm
     from ..stages.build import build
 
+    if uses_edgellm(recipe):
+        from ..edgellm.stages import build as build_edgellm
+
+        build_edgellm(recipe, Layout(args.root, recipe.name), precision, args.force)
+        return 0
     build(recipe, Layout(args.root, recipe.name), build_plan(args, recipe, precision), args.force)
     return 0
 
 
 @guarded
 def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
+    from ..edgellm import uses_edgellm
     from ..stages.bundle import bundle_dir
     from ..stages.flow import engine_layout, run_engine
 
     plan = build_plan(args, recipe, precision)
     results = run_engine(recipe, plan, args.root, args.calib_root, args.force)
     layout = engine_layout(args.root, recipe, plan.sparse_weights)
+    if uses_edgellm(recipe):  # its manifest beside the ONNX folder; the engine folder once built on the Orin
+        print(f"{layout.manifest(precision)}  ({', '.join(f'{r.name} {r.reason}' for r in results)})")
+        return 0
     done = ", ".join(f"{r.name} {'skipped' if r.skipped else f'{r.seconds:.1f} s'}" for r in results)
     print(f"{layout.engine(precision) if plan.builds_here else bundle_dir(layout, precision)}  ({done})")
     return 0
@@ -58,8 +80,10 @@ def _engine(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> 
 def _profile(args: argparse.Namespace, recipe: Recipe, precision: str | None) -> int:
     from ..stages.flow import engine_layout, run_profile
 
-    run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations, sparse=args.sparse)
-    print(engine_layout(args.root, recipe, args.sparse).report_md(precision))
+    result = run_profile(recipe, precision, args.root, args.force, args.batch, args.iterations, sparse=args.sparse)
+    report = engine_layout(args.root, recipe, args.sparse).report_md(precision)
+    # An Edge-LLM profile off the Jetson stops before llm_inference: there is no report to point at.
+    print(report if report.exists() else f"{result.name}: {result.reason}")
     return 0
 
 

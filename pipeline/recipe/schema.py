@@ -332,6 +332,14 @@ class LlamaEval(Strict):
     generate_tokens: int = Field(32, ge=1, description="tokens generated per timed generation")
 
 
+class EdgeLlm(Strict):
+    export_args: list[str] = Field(default_factory=list, description="extra arguments of tensorrt-edgellm-export "
+                                   "(e.g. --fp8-embedding)")
+    quantize_samples: int = Field(512, ge=1, description="calibration samples of tensorrt-edgellm-quantize (int8, "
+                                  "int4-awq; on a GPU host)")
+    warmup: int = Field(10, ge=0, description="llm_inference --warmup runs before the profiled ones")
+
+
 class Llm(Strict):
     """The KV-cache profiles are derived from these and the model's config.json (layers, KV heads, head_dim)."""
 
@@ -342,6 +350,10 @@ class Llm(Strict):
     opt_prompt: int | None = Field(None, ge=1, description="prompt length TensorRT tunes for (null: max_prompt / 2)")
     opt_context: int | None = Field(None, ge=2, description="context TensorRT tunes decode for (null: max_context / 2)")
     cache_dtype: str = Field("float32", description="dtype of the past_key_values inputs")
+    backend: Literal["native", "edgellm"] = Field("native", description="native: orin-trt's own engine (every "
+                                                  "JetPack); edgellm: NVIDIA TensorRT Edge-LLM's exporter, "
+                                                  "llm_build and runtime (JetPack 7.2, docs/llm.md)")
+    edgellm: EdgeLlm = Field(default_factory=EdgeLlm, description="options of the edgellm backend")
 
 
 # ---- the families ---------------------------------------------------------------------------------------

@@ -15,9 +15,14 @@ def run_engine(recipe: Recipe, plan: BuildPlan, root: Path, calib_root: Path,
     """export -> calibrate -> build. TensorRT cannot cross-compile for a Jetson: for an Orin target this
     host is not (`plan.builds_here` is False), the last step writes a bundle instead; on the Orin, a bundle
     without the export is built from directly (no torch)."""
+    from ..edgellm import uses_edgellm
     from .build import build
     from .bundle import build_from_bundle, bundle_dir, bundle_stage
 
+    if uses_edgellm(recipe):  # NVIDIA's TensorRT Edge-LLM builds this LLM (pipeline/edgellm/)
+        from ..edgellm.stages import run_engine as run_edgellm
+
+        return run_edgellm(recipe, plan.precision, root, plan.target, force)
     precision = plan.precision
     layout = Layout(root, recipe.name)
     built = engine_layout(root, recipe, plan.sparse_weights)
@@ -43,8 +48,13 @@ def run_engine(recipe: Recipe, plan: BuildPlan, root: Path, calib_root: Path,
 
 def run_profile(recipe: Recipe, precision: str, root: Path, force: bool = False, batch: int | None = None,
                 iterations: int | None = None, sparse: bool = False) -> StageResult:
+    from ..edgellm import uses_edgellm
     from .profile import profile
 
+    if uses_edgellm(recipe):
+        from ..edgellm.stages import profile as profile_edgellm
+
+        return profile_edgellm(recipe, Layout(root, recipe.name), precision, force)
     return profile(recipe, engine_layout(root, recipe, sparse), precision, force, batch, iterations)
 
 
