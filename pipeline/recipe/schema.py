@@ -341,7 +341,9 @@ class Llm(Strict):
                                     "max_position_embeddings)")
     opt_prompt: int | None = Field(None, ge=1, description="prompt length TensorRT tunes for (null: max_prompt / 2)")
     opt_context: int | None = Field(None, ge=2, description="context TensorRT tunes decode for (null: max_context / 2)")
-    cache_dtype: str = Field("float32", description="dtype of the past_key_values inputs")
+    cache_dtype: Literal["auto", "float16", "float32"] = Field(
+        "auto", description="dtype of the KV-cache inputs / outputs (auto: float32 for fp32 engines, float16 "
+        "for fp16 / int8 / int4)")
 
 
 # ---- the families ---------------------------------------------------------------------------------------
