@@ -99,31 +99,42 @@ def kv_wrapper(model: Any) -> Any:
             self.chunk[layer_idx] = (key_states, value_states)
             return super().update(key_states, value_states, layer_idx, *args, **kwargs)
 
-    class Wrapper(torch.nn.Module):
+    class CausalLM(torch.nn.Module):
+        """The model's decoder and head under the names of LlamaForCausalLM (node names stay
+        /model/model/... and /model/lm_head/..., which recipes' keep-out patterns name)."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
+            self.model, self.lm_head = model.model, model.lm_head
 
         def forward(self, input_ids, attention_mask, position_ids, logit_positions, *past):  # type: ignore[no-untyped-def]
-            cache = ChunkCache(config=self.model.config)
+            cache = ChunkCache(config=model.config)
             cache.chunk = {}
             for i in range(layers):  # [past, batch, heads, dim] -> transformers' [batch, heads, past, dim]
                 cache.update(past[2 * i].permute(1, 2, 0, 3), past[2 * i + 1].permute(1, 2, 0, 3), i)
             cache.chunk = {}
-            out = self.model.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                   past_key_values=cache, use_cache=True)
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=cache, use_cache=True)
             hidden = out.last_hidden_state  # [batch, sequence, hidden]
             batch, seq = hidden.shape[0], hidden.shape[1]
             # One Gather over the flattened positions: row b * sequence + p for each requested p of batch b.
             rows = logit_positions + torch.arange(batch, dtype=torch.int64).unsqueeze(1) * seq
             picked = hidden.reshape(-1, hidden.shape[-1])[rows.reshape(-1)]
             # The head's MatMul on [batch, n, hidden], so the vocabulary dimension stays fixed in the graph.
-            logits = self.model.lm_head(picked.reshape(batch, logit_positions.shape[1], hidden.shape[-1]))
+            logits = self.lm_head(picked.reshape(batch, logit_positions.shape[1], hidden.shape[-1]))
             new = []
             for i in range(layers):
                 keys, values = cache.chunk[i]
                 new += [keys.permute(2, 0, 1, 3), values.permute(2, 0, 1, 3)]
             return (logits.float(), *new)
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = CausalLM()
+
+        def forward(self, *args):  # type: ignore[no-untyped-def]
+            return self.model(*args)
 
     return Wrapper().eval()
 
@@ -250,7 +261,7 @@ class LlamaAdapter(ModelAdapter):
                           getattr(config, "head_dim", None) or config.hidden_size // heads)
         if (cache.layers, cache.kv_heads, cache.head_dim) != model_geometry:
             raise PipelineError(
-                f"recipe {recipe.path}: profiles give {cache.layers} layers x past [batch, {cache.kv_heads}, past, "
+                f"recipe {recipe.path}: profiles give {cache.layers} layers x past [past, batch, {cache.kv_heads}, "
                 f"{cache.head_dim}] but the model has {model_geometry[0]} layers, {model_geometry[1]} KV heads, "
                 f"head_dim {model_geometry[2]}; edit the profiles' past_key_values shapes for this model")
 

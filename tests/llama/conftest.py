@@ -21,6 +21,25 @@ TINY_CONFIG = {
 }
 
 
+# The built-in llama recipe's limits, which the tiny recipes keep.
+MAX_CONTEXT, MAX_PROMPT = 256, 128
+
+
+def ort_session(path: Path, **options: object):  # noqa: ANN201
+    """The ONNX Runtime decode session at the tiny recipe's limits."""
+    from pipeline.llm.session import onnxrt_session
+
+    return onnxrt_session(path, MAX_CONTEXT, MAX_PROMPT, **options)
+
+
+def prefill_logits(path: Path, feeds: list) -> "np.ndarray":
+    """Logits of every position of each prefill feed (batch 1), through the decode session."""
+    import numpy as np
+
+    with ort_session(path) as s:
+        return np.concatenate([s.prefill(f["input_ids"], f["logit_positions"]) for f in feeds])
+
+
 def tiny_llama_recipe(dest: Path, name: str = "llama-test", **overrides: object) -> Path:
     def shrink(raw: dict) -> None:
         raw["source"] = {"pretrained": None, "tokenizer": None, "seed": 0,

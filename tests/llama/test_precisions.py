@@ -9,14 +9,14 @@ import pytest
 from pipeline.core import onnx_utils
 from pipeline.core.artifacts import read_json
 from pipeline.llm.perplexity import text_perplexity
-from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
 from pipeline.stages.plan import resolve_plan
 
+from .conftest import ort_session, prefill_logits
+
 
 def _logits(onnx_path, feeds) -> np.ndarray:
-    with onnxrt_session(onnx_path) as s:
-        return np.concatenate([s.step(f, "prefill")["logits"] for f in feeds])
+    return prefill_logits(onnx_path, feeds)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,9 +56,9 @@ def test_precision_is_in_the_graph_and_close_to_fp32(llama_ws: dict, calibrated,
     ref, got = _logits(layout.exported_onnx, feeds), _logits(path, feeds)
     assert _cosine(ref, got) >= min_cosine
     heldout = LlamaAdapter().heldout_ids(recipe)
-    with onnxrt_session(layout.exported_onnx) as s:
+    with ort_session(layout.exported_onnx) as s:
         ppl_ref = text_perplexity(s, heldout, 64)["perplexity"]
-    with onnxrt_session(path) as s:
+    with ort_session(path) as s:
         ppl = text_perplexity(s, heldout, 64)["perplexity"]
     assert abs(ppl - ppl_ref) / ppl_ref < 0.05
 
