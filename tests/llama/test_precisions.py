@@ -72,13 +72,24 @@ def test_two_profile_engine_and_manifest(llama_ws: dict, calibrated) -> None:
     manifest = read_json(layout.manifest("int4-awq"))
     assert layout.engine("int4-awq").stat().st_size == manifest["engine"]["bytes"] > 0
     assert [p["phase"] for p in manifest["profiles"]] == ["prefill", "decode"]
-    assert manifest["profiles"][0]["shapes"]["past_key_values.0.key"]["max"] == [4, 2, 0, 32]
+    assert manifest["profiles"][0]["shapes"]["past_key_values.0.key"]["max"] == [0, 4, 2, 32]
+    assert manifest["profiles"][1]["shapes"]["past_key_values.0.key"]["max"] == [255, 4, 2, 32]
     llm = manifest["llm"]
+    # The device-resident KV-cache contract the C++ LlmSession reads (docs/llm.md); float16 for INT4.
+    assert llm["kv_cache"] | {"bytes": 0, "bytes_per_token": 0} == {
+        "layout": "position,batch,kv_heads,head_dim", "dtype": "float16", "layers": 2, "kv_heads": 2,
+        "head_dim": 32, "max_context": 256, "max_batch": 4, "past_input": "past_key_values.{layer}.{kind}",
+        "new_output": "new_key_values.{layer}.{kind}", "kinds": ["key", "value"], "bytes": 0, "bytes_per_token": 0}
+    assert llm["logits"] == {"output": "logits", "positions_input": "logit_positions", "dtype": "float32",
+                             "vocab": 512}
     assert llm["phases"] == {"prefill": 0, "decode": 1}
     assert (llm["max_batch"], llm["max_prompt"], llm["max_context"]) == (4, 128, 256)
-    # keys + values, 2 layers, batch 4, 2 KV heads, 256 positions, head_dim 32, float32
-    assert llm["kv_cache"]["bytes"] == 2 * 2 * 4 * 2 * 256 * 32 * 4 == 1_048_576
-    assert llm["kv_cache"]["bytes_per_token"] == 2 * 2 * 2 * 32 * 4
+    assert (llm["bos_id"], llm["eos_id"]) == (1, 2)
+    # keys + values, 2 layers, batch 4, 2 KV heads, 256 positions, head_dim 32, float16
+    assert llm["kv_cache"]["bytes"] == 2 * 2 * 4 * 2 * 256 * 32 * 2 == 524_288
+    assert llm["kv_cache"]["bytes_per_token"] == 2 * 2 * 2 * 32 * 2
+    io = {t["name"]: t["dtype"] for t in manifest["io"]["inputs"] + manifest["io"]["outputs"]}
+    assert io["past_key_values.1.value"] == io["new_key_values.0.key"] == "float16"
     assert manifest["weights"]["random"] is True
     assert manifest["postprocess"]["type"] == "causal_lm"
     assert manifest["memory"]["weights_bytes"] and manifest["memory"]["weights_bytes"] > 0
