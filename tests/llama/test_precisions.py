@@ -84,7 +84,8 @@ def test_two_profile_engine_and_manifest(llama_ws: dict, calibrated) -> None:
                              "vocab": 512}
     assert llm["phases"] == {"prefill": 0, "decode": 1}
     assert (llm["max_batch"], llm["max_prompt"], llm["max_context"]) == (4, 128, 256)
-    assert (llm["bos_id"], llm["eos_id"]) == (1, 2)
+    tokenizer = LlamaAdapter()._tokenizer(recipe)
+    assert (llm["bos_id"], llm["eos_id"]) == (tokenizer.bos_token_id, tokenizer.eos_token_id)
     # keys + values, 2 layers, batch 4, 2 KV heads, 256 positions, head_dim 32, float16
     assert llm["kv_cache"]["bytes"] == 2 * 2 * 4 * 2 * 256 * 32 * 2 == 524_288
     assert llm["kv_cache"]["bytes_per_token"] == 2 * 2 * 2 * 32 * 2
