@@ -61,13 +61,16 @@ def kv_cache_inputs(model: Any) -> list[Any]:
 
 
 def kv_cache_bytes(model: Any, batch: int, context: int, precision: str) -> int:
-    """KV cache at `batch` x `context` tokens: every past input laid out [batch, kv_heads, seq, head_dim]."""
+    """KV cache at `batch` x `context` tokens. orin-trt's export (`past_key_values.*`) is sequence-major
+    [seq, batch, kv_heads, head_dim] (llm/kv_cache.py); other past inputs are read as the usual
+    [batch, kv_heads, seq, head_dim]."""
     total = 0
     for v in kv_cache_inputs(model):
         dims = v.type.tensor_type.shape.dim
         if len(dims) != 4:
             continue
-        heads, head_dim = dims[1].dim_value, dims[3].dim_value
+        heads = dims[2 if v.name.startswith("past_key_values.") else 1].dim_value
+        head_dim = dims[3].dim_value
         if heads <= 0 or head_dim <= 0:
             continue
         total += batch * heads * context * head_dim * KV_BYTES[precision]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.core.artifacts import Layout
@@ -32,10 +33,8 @@ def ort_session(path: Path, **options: object):  # noqa: ANN201
     return onnxrt_session(path, MAX_CONTEXT, MAX_PROMPT, **options)
 
 
-def prefill_logits(path: Path, feeds: list) -> "np.ndarray":
+def prefill_logits(path: Path, feeds: list) -> np.ndarray:
     """Logits of every position of each prefill feed (batch 1), through the decode session."""
-    import numpy as np
-
     with ort_session(path) as s:
         return np.concatenate([s.prefill(f["input_ids"], f["logit_positions"]) for f in feeds])
 

@@ -9,7 +9,6 @@ from pipeline.core import onnx_utils
 from pipeline.core.artifacts import read_json
 from pipeline.errors import PipelineError
 from pipeline.llm import kv_cache
-from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
 
 from .conftest import TINY_CONFIG, ort_session, tiny_llama_recipe
