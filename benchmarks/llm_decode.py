@@ -37,6 +37,11 @@ BIG = {
 }
 
 
+# One intra-op thread: on a machine shared with other jobs, a thread per core oversubscribes it and the
+# timings scatter by several times.
+THREADS = 1
+
+
 def big_recipe(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "llama-decode-bench.yaml"
@@ -52,7 +57,7 @@ def measure(onnx: Path, context: int, steps: int, runs: int) -> dict[str, Any]:
     from pipeline.llm.session import onnxrt_session
 
     prompt = [int(t) for t in np.random.default_rng(0).integers(3, 500, context - steps)]
-    with onnxrt_session(onnx, context, len(prompt)) as session:
+    with onnxrt_session(onnx, context, len(prompt), threads=THREADS) as session:
         generate(session, prompt, 2)  # warm-up
         step_s, ttft = [], []
         for _ in range(runs):
@@ -82,7 +87,8 @@ def bench(root: Path, steps: int, runs: int) -> dict[str, Any]:
             print(rows[-1], flush=True)
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": f"python benchmarks/llm_decode.py --root <dir> --steps {steps} --runs {runs}",
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
+                       f"ONNX Runtime CPU at {THREADS} intra-op thread",
             "rows": rows}
 
 

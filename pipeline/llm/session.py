@@ -304,11 +304,13 @@ class OnnxrtDecodeSession(DecodeSession):
     input and output bound by address, the cache never copied, the new rows written in place."""
 
     def __init__(self, name: str, onnx_path: Path, geometry: Geometry, force_staging: bool = False,
-                 providers: list[str] | None = None) -> None:
+                 providers: list[str] | None = None, threads: int = 0) -> None:
         import onnxruntime as ort
 
         super().__init__(name, geometry, force_staging)
-        self.ort = ort.InferenceSession(str(onnx_path), providers=providers or ["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
+        self.ort = ort.InferenceSession(str(onnx_path), options, providers=providers or ["CPUExecutionProvider"])
         self.binding = self.ort.io_binding()
         self.dtype = np.dtype(geometry.cache.dtype)
         self.layout = device_layout(geometry)
@@ -401,9 +403,9 @@ def manifest_geometry(manifest: dict[str, Any], batch: int = 1, bucket: int = 0)
 
 @contextmanager
 def onnxrt_session(onnx_path: Path, max_context: int, max_prompt: int, name: str = "onnxrt",
-                   force_staging: bool = False, bucket: int = 0) -> Iterator[OnnxrtDecodeSession]:
+                   force_staging: bool = False, bucket: int = 0, threads: int = 0) -> Iterator[OnnxrtDecodeSession]:
     geometry = onnx_geometry(onnx_path, max_context, max_prompt, bucket=bucket)
-    yield OnnxrtDecodeSession(name, onnx_path, geometry, force_staging)
+    yield OnnxrtDecodeSession(name, onnx_path, geometry, force_staging, threads=threads)
 
 
 @contextmanager

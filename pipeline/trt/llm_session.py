@@ -42,7 +42,8 @@ class Cuda:
     def check(self, result: Any, what: str) -> Any:
         err, *rest = result if isinstance(result, tuple) else (result,)
         if int(err) != 0:
-            raise PipelineError(f"CUDA {what} failed: {self.rt.cudaGetErrorString(err)[1]}")
+            text = self.rt.cudaGetErrorString(err)[1]
+            raise PipelineError(f"CUDA {what} failed: {text.decode() if isinstance(text, bytes) else text}")
         return rest[0] if len(rest) == 1 else rest
 
     def copy(self, c: Copy, stream: Any) -> None:

@@ -111,6 +111,20 @@ def test_profile_reports_llm_metrics_per_runner(llama_ws: dict, calibrated) -> N
         assert m["perplexity"] > 1 and m["ttft_ms"] > 0 and m["decode_tokens_per_s"] > 0
         assert m["new_tokens"] == 8 and m["tokens_scored"] > 100
     assert metrics["onnxrt-fp32"]["match_rate"] == 1.0
+    # The decode session's own count: token inputs in (8 bytes each), the logits out, at FP32 or FP16 cache.
+    assert {(m["bytes_h2d_per_token"], m["bytes_d2h_per_token"]) for m in metrics.values()} == {(32, 512 * 4)}
+    floor = metrics["onnxrt-fp32"]["floor_tokens_per_s"]  # AGX Orin 64GB: 204.8 GB/s over weights + cache
+    assert metrics["onnxrt-fp32"]["floor_target"] == "orin-agx-64" and floor > 1000
+    assert metrics["onnxrt-fp32"]["fraction_of_floor"] == pytest.approx(
+        metrics["onnxrt-fp32"]["decode_tokens_per_s"] / floor)
+    from pipeline.nightly.collect import report_metrics
+    from pipeline.nightly.regression import direction
+
+    nightly = report_metrics(report)
+    assert nightly["llm.onnxrt-int4-awq.bytes_h2d_per_token"] == 32
+    assert nightly["llm.onnxrt-int4-awq.decode_tokens_per_s"] > 0 and "llm.onnxrt-fp32.fraction_of_floor" in nightly
+    assert [direction(f"llm.tensorrt.{k}") for k in ("decode_tokens_per_s", "ttft_ms", "fraction_of_floor",
+                                                     "bytes_h2d_per_token", "perplexity")] == [1, -1, 1, -1, -1]
     assert report["accuracy"]["task"]["positions"] == 48
     md = layout.report_md("int4-awq").read_text()
     assert "## Model metrics" in md and "decode_tokens_per_s" in md

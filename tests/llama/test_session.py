@@ -54,6 +54,16 @@ def test_device_addresses_and_copies_of_a_step() -> None:
     assert [(c.dst - base - layout.offsets["attention_mask"], c.nbytes) for c in mask] == [(11 * 8, 8)]
 
 
+def test_cuda_calls_fail_as_one_line() -> None:
+    """cuda-python is what the TensorRT session calls (here without a driver: only its error path runs)."""
+    from pipeline.trt.llm_session import Cuda
+
+    cuda = Cuda()
+    with pytest.raises(PipelineError, match="^CUDA cudaMemcpyAsync failed: invalid argument$"):
+        cuda.check((cuda.rt.cudaError_t.cudaErrorInvalidValue,), "cudaMemcpyAsync")
+    assert cuda.check((cuda.rt.cudaError_t.cudaSuccess, 7), "cudaMalloc") == 7
+
+
 def test_session_greedy_equals_fp32_in_place_staged_and_bucketed(llama_ws: dict) -> None:
     """The same tokens as the previous full-cache loop's reference (a PyTorch greedy loop in
     test_generation), whether new rows are bound in place, staged, or decoded over a padded past."""
@@ -97,5 +107,7 @@ def test_kv_cache_is_float16_in_fp16_and_int4_onnx(llama_ws: dict, calibrated) -
             assert s.cache.dtype == "float16"
             gen = generate(s, LlamaAdapter().heldout_ids(llama_ws["recipe"])[:10], 4)
             assert len(gen.new_ids) == 4 and s.cache_rows("past_key_values.1.value").dtype == np.float16
+            # FP16 rows of 128 bytes: decode over 10 and 12 cached tokens in place, over 11 staged + copied.
+            assert (s.traffic["decode"].steps, s.traffic["decode"].d2d) == (3, 4 * 128)
     fp32 = onnx_utils.io_spec(onnx_utils.load(calibrated("fp32"), with_weights=False))
     assert {t["dtype"] for t in fp32["inputs"] if t["name"].startswith("past")} == {"float32"}
