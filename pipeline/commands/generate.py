@@ -36,6 +36,15 @@ def _generate(args: argparse.Namespace) -> int:
                             f"not {recipe.family!r}")
     sampling = SamplingConfig(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, seed=args.seed)
+    tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
+    prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
+    if args.bos and tokenizer.bos_token_id is not None:
+        prompt_ids.insert(0, tokenizer.bos_token_id)
+    if not prompt_ids:
+        raise PipelineError(f"--prompt {args.prompt!r} tokenizes to no tokens; give some text to continue")
+    if args.print_ids:  # the C++ llm_generate sample's input: one line of token ids (no engine needed)
+        print(" ".join(map(str, prompt_ids)))
+        return 0
     layout = Layout(args.root, recipe.name)
     if args.runner == "auto":  # an engine runner where one can execute here, else the precision's ONNX
         chosen = min(registered(), key=lambda r: (r.artifact != "engine" or r.blocker(None) is not None, r.order))
@@ -53,15 +62,6 @@ def _generate(args: argparse.Namespace) -> int:
                                 f"--precision {precision}` first")
     manifest = read_manifest(manifest_path) if manifest_path.exists() else {"llm": limits(recipe)}
     bounds = manifest["llm"]
-    tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
-    prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
-    if args.bos and tokenizer.bos_token_id is not None:
-        prompt_ids.insert(0, tokenizer.bos_token_id)
-    if not prompt_ids:
-        raise PipelineError(f"--prompt {args.prompt!r} tokenizes to no tokens; give some text to continue")
-    if args.print_ids:  # the C++ llm_generate sample's input: one line of token ids
-        print(" ".join(map(str, prompt_ids)))
-        return 0
 
     streamed: list[int] = []
     shown = ""
@@ -78,7 +78,8 @@ def _generate(args: argparse.Namespace) -> int:
     from polygraphy.logger import G_LOGGER
 
     # stdout carries the generated text only: keep Polygraphy's info lines off it.
-    with G_LOGGER.verbosity(G_LOGGER.WARNING), open_session(f"{runner}-{precision}", path, manifest) as session:
+    with G_LOGGER.verbosity(G_LOGGER.WARNING), open_session(f"{runner}-{precision}", path, manifest,
+                                                                  logit_rows=1) as session:
         # The first call in a process pays one-time costs (lazy imports, kernel set-up; on TensorRT the
         # runner's allocations): run it untimed so TTFT measures the model, and report it apart.
         t0 = time.perf_counter()

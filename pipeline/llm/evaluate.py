@@ -20,20 +20,21 @@ from .generation import Generation, generate
 from .perplexity import text_perplexity
 from .session import DecodeSession, onnxrt_session, tensorrt_session
 
-# A KV-cache decode session per runner of pipeline/runners (by its name).
-DECODERS: dict[str, Callable[[Path, str, dict[str, Any]], AbstractContextManager[DecodeSession]]] = {
-    ONNXRT: lambda path, name, manifest: onnxrt_session(path, manifest["llm"]["max_context"],
-                                                        manifest["llm"]["max_prompt"], name),
-    TENSORRT: lambda path, name, manifest: tensorrt_session(path, manifest),
+# A KV-cache decode session per runner of pipeline/runners (by its name); `logit_rows` per step at most
+# (0: every prompt position, what perplexity needs; generation asks for 1).
+DECODERS: dict[str, Callable[[Path, str, dict[str, Any], int], AbstractContextManager[DecodeSession]]] = {
+    ONNXRT: lambda path, name, manifest, rows: onnxrt_session(path, manifest["llm"]["max_context"],
+                                                              manifest["llm"]["max_prompt"], name, logit_rows=rows),
+    TENSORRT: lambda path, name, manifest, rows: tensorrt_session(path, manifest, logit_rows=rows),
 }
 
 
 @contextmanager
-def open_session(name: str, path: Path, manifest: dict[str, Any]) -> Iterator[DecodeSession]:
+def open_session(name: str, path: Path, manifest: dict[str, Any], logit_rows: int = 0) -> Iterator[DecodeSession]:
     runner = runner_for(path)
     if runner.name not in DECODERS:
         raise PipelineError(f"{path}: runner {runner.name} has no KV-cache decoder session (pipeline/llm/evaluate.py)")
-    with DECODERS[runner.name](path, name, manifest) as s:
+    with DECODERS[runner.name](path, name, manifest, logit_rows) as s:
         yield s
 
 

@@ -48,6 +48,8 @@ class Geometry:
     max_prompt: int    # the longest prefill chunk (staging rows, token and logits buffers)
     batch: int = 1
     bucket: int = 0    # decode binds the past padded to a multiple of this (0: exactly `past` rows)
+    logit_rows: int = 0  # logits per sequence a step may ask for (0: max_prompt, what perplexity needs;
+                         # generation needs 1, which keeps a large vocabulary's buffer small)
 
     @property
     def row_bytes(self) -> int:
@@ -64,7 +66,7 @@ class Geometry:
 
     @property
     def max_logits(self) -> int:
-        return self.max_prompt
+        return self.logit_rows or self.max_prompt
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,9 @@ def plan_step(geometry: Geometry, phase: str, past: int, seq: int, n_logits: int
     g, batch = geometry, geometry.batch
     if phase not in PHASES:
         raise PipelineError(f"unknown phase {phase!r} (choose from {', '.join(PHASES)})")
-    if seq < 1 or not 1 <= n_logits <= seq:
-        raise PipelineError(f"a step needs 1 <= n_logits ({n_logits}) <= sequence ({seq})")
+    if seq < 1 or not 1 <= n_logits <= min(seq, g.max_logits):
+        raise PipelineError(f"a step needs 1 <= n_logits ({n_logits}) <= sequence ({seq}) and <= the session's "
+                            f"{g.max_logits} logit rows")
     if phase == "prefill" and (past != 0 or seq > g.max_prompt):
         raise PipelineError(f"prefill of {seq} tokens after {past}: the prefill profile takes an empty cache and "
                             f"at most {g.max_prompt} tokens")
@@ -118,6 +121,8 @@ def plan_step(geometry: Geometry, phase: str, past: int, seq: int, n_logits: int
     if past + seq > g.capacity:
         raise PipelineError(f"context full: {past} cached + {seq} new tokens exceed the capacity of {g.capacity}")
     bucketed = phase == "decode" and g.bucket > 0
+    if bucketed and batch > 1:  # padding rows need zeros in a mask that batch > 1 copies whole
+        raise PipelineError("a bucketed (CUDA graph) decode takes batch 1")
     past_bound = min(-(-past // g.bucket) * g.bucket, g.capacity - seq) if bucketed else past
     offset = past * g.row_bytes
     in_place = not (bucketed or force_staging) and offset % ALIGNMENT == 0
@@ -382,39 +387,41 @@ def phase_profiles(manifest_profiles: list[dict[str, Any]], where: str) -> dict[
     raise PipelineError(f"{where}: profiles name phases {sorted(map(str, found))}; need 'prefill' and 'decode'")
 
 
-def onnx_geometry(onnx_path: Path, max_context: int, max_prompt: int, batch: int = 1, bucket: int = 0) -> Geometry:
+def onnx_geometry(onnx_path: Path, max_context: int, max_prompt: int, batch: int = 1, bucket: int = 0,
+                  logit_rows: int = 0) -> Geometry:
     from ..core import onnx_utils
 
     io = onnx_utils.io_spec(onnx_utils.load(onnx_path, with_weights=False))
     vocab = next(o["shape"][-1] for o in io["outputs"] if o["name"] == LOGITS)
     if not isinstance(vocab, int) or vocab <= 0:
         raise PipelineError(f"{onnx_path}: output {LOGITS!r} has no fixed vocabulary dimension")
-    return Geometry(CacheShape.from_io(io), vocab, max_context, max_prompt, batch, bucket)
+    return Geometry(CacheShape.from_io(io), vocab, max_context, max_prompt, batch, bucket, logit_rows)
 
 
-def manifest_geometry(manifest: dict[str, Any], batch: int = 1, bucket: int = 0) -> Geometry:
+def manifest_geometry(manifest: dict[str, Any], batch: int = 1, bucket: int = 0, logit_rows: int = 0) -> Geometry:
     """From the manifest's `llm` section (docs/manifest.md), as the C++ LlmSession reads it."""
     llm = manifest["llm"]
     kv = llm["kv_cache"]
     cache = CacheShape(int(kv["layers"]), int(kv["kv_heads"]), int(kv["head_dim"]), str(kv["dtype"]))
     return Geometry(cache, int(llm["logits"]["vocab"]), int(kv["max_context"]), int(llm["max_prompt"]), batch,
-                    bucket)
+                    bucket, logit_rows)
 
 
 @contextmanager
 def onnxrt_session(onnx_path: Path, max_context: int, max_prompt: int, name: str = "onnxrt",
-                   force_staging: bool = False, bucket: int = 0, threads: int = 0) -> Iterator[OnnxrtDecodeSession]:
-    geometry = onnx_geometry(onnx_path, max_context, max_prompt, bucket=bucket)
+                   force_staging: bool = False, bucket: int = 0, threads: int = 0,
+                   logit_rows: int = 0) -> Iterator[OnnxrtDecodeSession]:
+    geometry = onnx_geometry(onnx_path, max_context, max_prompt, bucket=bucket, logit_rows=logit_rows)
     yield OnnxrtDecodeSession(name, onnx_path, geometry, force_staging, threads=threads)
 
 
 @contextmanager
 def tensorrt_session(engine_path: Path, manifest: dict[str, Any], cuda_graphs: bool = False,
-                     bucket: int = 64) -> Iterator[DecodeSession]:
+                     bucket: int = 64, logit_rows: int = 0) -> Iterator[DecodeSession]:
     """Needs a GPU that can execute the engine (a Jetson); see trt.backend.execution_blocker."""
     from ..trt.llm_session import TrtDecodeSession
 
-    geometry = manifest_geometry(manifest, bucket=bucket if cuda_graphs else 0)
+    geometry = manifest_geometry(manifest, bucket=bucket if cuda_graphs else 0, logit_rows=logit_rows)
     session = TrtDecodeSession("tensorrt", Path(engine_path), geometry,
                                phase_profiles(manifest["profiles"], str(engine_path)), cuda_graphs=cuda_graphs)
     try:

@@ -134,6 +134,11 @@ def test_generate_command(llama_ws: dict, calibrated, capsys) -> None:
     out, err = capsys.readouterr()
     assert out.startswith("The lighthouse") and len(out) > len("The lighthouse\n")
     assert "int4-awq: 6 tokens (max_new_tokens)" in err and "TTFT" in err
+    # Token ids for the C++ llm_generate sample: the prompt's ids, one line, no engine needed.
+    assert main([*args[:-2], "--print-ids"]) == 0
+    tokenizer = LlamaAdapter()._tokenizer(llama_ws["recipe"])
+    assert capsys.readouterr().out.split() == [str(i) for i in tokenizer("The lighthouse", add_special_tokens=False)
+                                               ["input_ids"]]
     assert main(args + ["--no-greedy", "--top-p", "1.5"]) == 2
     assert "--top-p must be in (0, 1]" in capsys.readouterr().err
     assert main(["generate", "--model", "yolo", "--prompt", "x", "--root", str(llama_ws["base"])]) == 2
