@@ -76,10 +76,11 @@ def test_two_profile_engine_and_manifest(llama_ws: dict, calibrated) -> None:
     assert manifest["profiles"][1]["shapes"]["past_key_values.0.key"]["max"] == [255, 4, 2, 32]
     llm = manifest["llm"]
     # The device-resident KV-cache contract the C++ LlmSession reads (docs/llm.md); float16 for INT4.
-    assert llm["kv_cache"] | {"bytes": 0, "bytes_per_token": 0} == {
+    assert llm["kv_cache"] | {"bytes": 0, "bytes_per_token": 0, "for": 0} == {
         "layout": "position,batch,kv_heads,head_dim", "dtype": "float16", "layers": 2, "kv_heads": 2,
         "head_dim": 32, "max_context": 256, "max_batch": 4, "past_input": "past_key_values.{layer}.{kind}",
-        "new_output": "new_key_values.{layer}.{kind}", "kinds": ["key", "value"], "bytes": 0, "bytes_per_token": 0}
+        "new_output": "new_key_values.{layer}.{kind}", "kinds": ["key", "value"], "bytes": 0, "bytes_per_token": 0,
+        "for": 0}
     assert llm["logits"] == {"output": "logits", "positions_input": "logit_positions", "dtype": "float32",
                              "vocab": 512}
     assert llm["phases"] == {"prefill": 0, "decode": 1}
