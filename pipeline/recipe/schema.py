@@ -91,7 +91,9 @@ class LlamaExport(Export):
     # the TorchScript exporter writes, and INT4's opset 21 differs from it in types only.
     opset: int = Field(20, ge=18, le=20, description="ONNX opset (18-20): quantizers cannot convert an LLM over "
                        "2 GB, and 20 is the exporter's highest")
-    attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="attention kernel exported")
+    attn_implementation: Literal["sdpa", "eager"] = Field(
+        "sdpa", description="attention as exported; eager fuses into one MHA kernel in prefill too, but breaks "
+        "INT8 QDQ (docs/llm.md)")
     decode_check_tokens: int = Field(4, ge=1, description="decode steps on ONNX Runtime checked against one "
                                      "PyTorch forward")
 
