@@ -256,7 +256,7 @@ def bench_llama(work: Path, heldout: int, calib: int, seed: int) -> dict[str, An
     window, lim = int(recipe.section("eval").get("perplexity_window", 128)), limits(recipe)
 
     def score(path: Path) -> dict[str, float]:
-        with onnxrt_session(path) as s:
+        with onnxrt_session(path, lim["max_context"], lim["max_prompt"]) as s:
             ppl = text_perplexity(s, ids, window, lim["max_prompt"], lim["max_context"])
         return {"perplexity": ppl["perplexity"], "tokens": ppl["tokens_scored"]}
 

@@ -32,7 +32,7 @@ def bench(model: str, root: Path, runs: int, tokens: int) -> dict[str, Any]:
     for precision in [p for p in PRECISIONS if layout.manifest(p).exists()]:
         manifest = read_json(layout.manifest(precision))
         llm = manifest["llm"]
-        with onnxrt_session(layout.calibrated_onnx(precision)) as s:
+        with onnxrt_session(layout.calibrated_onnx(precision), llm["max_context"], llm["max_prompt"]) as s:
             ppl = text_perplexity(s, heldout, llm["max_prompt"])
             gen, timing = timed_generations(s, heldout[:16], tokens, runs, llm["max_context"])
         reference = gen.new_ids if reference is None else reference

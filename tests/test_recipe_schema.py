@@ -228,9 +228,9 @@ def test_llama_cache_layout_comes_from_the_config(tmp_path) -> None:
     prefill, decode = recipe.profiles
     past = [n for n in prefill["shapes"] if n.startswith("past_key_values.")]
     assert past == [f"past_key_values.{i}.{k}" for i in range(3) for k in ("key", "value")]
-    assert prefill["shapes"]["past_key_values.2.value"]["max"] == [2, 4, 0, 32]  # head_dim 256 / 8
+    assert prefill["shapes"]["past_key_values.2.value"]["max"] == [0, 2, 4, 32]  # head_dim 256 / 8
     assert decode["shapes"]["attention_mask"]["max"] == [2, 1024]  # context: max_position_embeddings
-    assert decode["shapes"]["past_key_values.0.key"]["opt"] == [1, 4, 511, 32]
+    assert decode["shapes"]["past_key_values.0.key"]["opt"] == [511, 1, 4, 32]
     assert prefill["shapes"]["input_ids"] == {"dtype": "int64", "min": [1, 1], "opt": [1, 50], "max": [2, 100]}
     with pytest.raises(PipelineError, match=r"llm.max_context 4096 exceeds the model's max_position_embeddings 1024"):
         load_recipe(str(tmp_path / "my.yaml"), ["llm.max_context=4096"])
@@ -254,13 +254,16 @@ def test_vit_input_shape_comes_from_the_folder_config(tmp_path) -> None:
 
 
 # ---- the built-in recipes on the schema build what they always did ---------------------------------------
+# (The KV-cache profiles as the device-resident contract of issue 15 has them: sequence-major past,
+# logit_positions, decode from an empty past.)
 OLD_LLAMA_PREFILL = {"dtype": "int64", "min": [1, 1], "opt": [1, 64], "max": [4, 128]}
-OLD_LLAMA_PAST = {"dtype": "float32", "min": [1, 2, 0, 32], "opt": [1, 2, 0, 32], "max": [4, 2, 0, 32]}
+OLD_LLAMA_PAST = {"dtype": "float32", "min": [0, 1, 2, 32], "opt": [0, 1, 2, 32], "max": [0, 4, 2, 32]}
 OLD_LLAMA_DECODE = {
     "input_ids": {"min": [1, 1], "opt": [1, 1], "max": [4, 1]},
-    "attention_mask": {"min": [1, 2], "opt": [1, 128], "max": [4, 256]},
+    "attention_mask": {"min": [1, 1], "opt": [1, 128], "max": [4, 256]},
     "position_ids": {"min": [1, 1], "opt": [1, 1], "max": [4, 1]},
-    **{f"past_key_values.{i}.{k}": {"min": [1, 2, 1, 32], "opt": [1, 2, 127, 32], "max": [4, 2, 255, 32]}
+    "logit_positions": {"min": [1, 1], "opt": [1, 1], "max": [4, 1]},
+    **{f"past_key_values.{i}.{k}": {"min": [0, 1, 2, 32], "opt": [127, 1, 2, 32], "max": [255, 4, 2, 32]}
        for i in range(2) for k in ("key", "value")},
 }
 
@@ -279,8 +282,8 @@ def test_builtin_recipes_keep_their_shapes_and_options() -> None:
     llama = load_recipe("llama")
     assert [p["phase"] for p in llama.profiles] == ["prefill", "decode"]
     prefill = llama.profiles[0]["shapes"]
-    assert {n: prefill[n] for n in ("input_ids", "attention_mask", "position_ids")} == {
-        n: OLD_LLAMA_PREFILL for n in ("input_ids", "attention_mask", "position_ids")}
+    assert {n: prefill[n] for n in ("input_ids", "attention_mask", "position_ids", "logit_positions")} == {
+        n: OLD_LLAMA_PREFILL for n in ("input_ids", "attention_mask", "position_ids", "logit_positions")}
     assert all(prefill[f"past_key_values.{i}.{k}"] == OLD_LLAMA_PAST for i in range(2) for k in ("key", "value"))
     assert llama.profiles[1]["shapes"] == OLD_LLAMA_DECODE
     assert llama.inputs == prefill
@@ -507,7 +510,7 @@ def test_recipe_command_prints_what_the_stages_see(tmp_path, capsys) -> None:
     path = write(tmp_path, "base: llama\nname: l\nsource: {pretrained: null}\nllm: {max_batch: 2}\n")
     assert main(["recipe", "--model", str(path), "--set", "calibration.max_samples=8"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["profiles"][1]["shapes"]["past_key_values.1.value"]["max"] == [2, 2, 255, 32]
+    assert printed["profiles"][1]["shapes"]["past_key_values.1.value"]["max"] == [255, 2, 2, 32]
     assert printed["calibration"]["max_samples"] == 8 and "base" not in printed
     again = write(tmp_path, yaml.safe_dump(printed), "expanded.yaml")  # a whole recipe: it loads as is
     assert load_recipe(str(again)).raw == load_recipe(str(path), ["calibration.max_samples=8"]).raw

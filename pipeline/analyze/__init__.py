@@ -39,7 +39,7 @@ def recipe_shapes(profiles: list[dict[str, Any]], batch: int | None,
 def recipe_context(raw: dict[str, Any], profiles: list[dict[str, Any]] | None = None) -> int | None:
     """The KV-cache length to plan for: `analyze.context` of the recipe, else the longest the profiles
     allow (max cached tokens + max new tokens of one profile, e.g. 255 + 1)."""
-    from .memory import KV_INPUT
+    from .memory import KV_INPUT, kv_axes
 
     value = (raw.get("analyze") or {}).get("context")
     if value:
@@ -47,7 +47,7 @@ def recipe_context(raw: dict[str, Any], profiles: list[dict[str, Any]] | None = 
     longest = 0
     for p in profiles or []:
         shapes = p["shapes"]
-        past = [s["max"][2] for n, s in shapes.items() if KV_INPUT.search(n) and len(s["max"]) == 4]
+        past = [s["max"][kv_axes(n)[0]] for n, s in shapes.items() if KV_INPUT.search(n) and len(s["max"]) == 4]
         new = [s["max"][1] for n, s in shapes.items() if n == "input_ids" and len(s["max"]) >= 2]
         if past:
             longest = max(longest, max(past) + max(new or [0]))

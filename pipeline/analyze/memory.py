@@ -56,18 +56,26 @@ def activation_peak_elems(model: Any, info: dict[str, TensorInfo], const: set[st
     return peak
 
 
+def kv_axes(name: str) -> tuple[int, int]:
+    """(sequence axis, KV-heads axis) of a 4-D past input: orin-trt's export (`past_key_values.*`) is
+    sequence-major [seq, batch, kv_heads, head_dim] (llm/kv_cache.py); others the usual
+    [batch, kv_heads, seq, head_dim]."""
+    return (0, 2) if name.startswith("past_key_values.") else (2, 1)
+
+
 def kv_cache_inputs(model: Any) -> list[Any]:
     return [v for v in graph_inputs(model) if KV_INPUT.search(v.name)]
 
 
 def kv_cache_bytes(model: Any, batch: int, context: int, precision: str) -> int:
-    """KV cache at `batch` x `context` tokens: every past input laid out [batch, kv_heads, seq, head_dim]."""
+    """KV cache at `batch` x `context` tokens, every past input laid out as `kv_axes` says."""
     total = 0
     for v in kv_cache_inputs(model):
         dims = v.type.tensor_type.shape.dim
         if len(dims) != 4:
             continue
-        heads, head_dim = dims[1].dim_value, dims[3].dim_value
+        heads = dims[kv_axes(v.name)[1]].dim_value
+        head_dim = dims[3].dim_value
         if heads <= 0 or head_dim <= 0:
             continue
         total += batch * heads * context * head_dim * KV_BYTES[precision]

@@ -25,7 +25,6 @@ def _generate(args: argparse.Namespace) -> int:
     from ..errors import PipelineError
     from ..llm.evaluate import open_session
     from ..llm.generation import generate
-    from ..llm.kv_cache import prefill_feed
     from ..llm.sampling import SamplingConfig
     from ..llm.tokenizer import load_tokenizer
     from ..models.llama import limits, recipe_tokenizer_dir
@@ -37,6 +36,15 @@ def _generate(args: argparse.Namespace) -> int:
                             f"not {recipe.family!r}")
     sampling = SamplingConfig(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, seed=args.seed)
+    tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
+    prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
+    if args.bos and tokenizer.bos_token_id is not None:
+        prompt_ids.insert(0, tokenizer.bos_token_id)
+    if not prompt_ids:
+        raise PipelineError(f"--prompt {args.prompt!r} tokenizes to no tokens; give some text to continue")
+    if args.print_ids:  # the C++ llm_generate sample's input: one line of token ids (no engine needed)
+        print(" ".join(map(str, prompt_ids)))
+        return 0
     layout = Layout(args.root, recipe.name)
     if args.runner == "auto":  # an engine runner where one can execute here, else the precision's ONNX
         chosen = min(registered(), key=lambda r: (r.artifact != "engine" or r.blocker(None) is not None, r.order))
@@ -52,14 +60,8 @@ def _generate(args: argparse.Namespace) -> int:
         if not needed.exists():
             raise PipelineError(f"{needed} not found: run `orin-trt engine --model {args.model} "
                                 f"--precision {precision}` first")
-    manifest = read_manifest(manifest_path) if manifest_path.exists() else {}
-    bounds = manifest.get("llm") or limits(recipe)
-    tokenizer = load_tokenizer(recipe_tokenizer_dir(recipe))
-    prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
-    if args.bos and tokenizer.bos_token_id is not None:
-        prompt_ids.insert(0, tokenizer.bos_token_id)
-    if not prompt_ids:
-        raise PipelineError(f"--prompt {args.prompt!r} tokenizes to no tokens; give some text to continue")
+    manifest = read_manifest(manifest_path) if manifest_path.exists() else {"llm": limits(recipe)}
+    bounds = manifest["llm"]
 
     streamed: list[int] = []
     shown = ""
@@ -76,11 +78,12 @@ def _generate(args: argparse.Namespace) -> int:
     from polygraphy.logger import G_LOGGER
 
     # stdout carries the generated text only: keep Polygraphy's info lines off it.
-    with G_LOGGER.verbosity(G_LOGGER.WARNING), open_session(f"{runner}-{precision}", path, manifest) as session:
+    with G_LOGGER.verbosity(G_LOGGER.WARNING), open_session(f"{runner}-{precision}", path, manifest,
+                                                                  logit_rows=1) as session:
         # The first call in a process pays one-time costs (lazy imports, kernel set-up; on TensorRT the
         # runner's allocations): run it untimed so TTFT measures the model, and report it apart.
         t0 = time.perf_counter()
-        session.step(prefill_feed(np.array([prompt_ids[:1]]), session.cache), "prefill")
+        session.prefill(np.array([prompt_ids[:1]]))
         warmup_ms = (time.perf_counter() - t0) * 1e3
         sys.stdout.write(args.prompt)
         gen = generate(session, prompt_ids, args.max_new_tokens, sampling, eos_id=tokenizer.eos_token_id,
@@ -88,10 +91,15 @@ def _generate(args: argparse.Namespace) -> int:
                        max_prompt=bounds["max_prompt"])
     sys.stdout.write("\n")
     rate = gen.decode_tokens_per_s
+    per_token = session.per_token()
+    moved = ("" if per_token["bytes_h2d_per_token"] is None else
+             f"; per token {per_token['bytes_h2d_per_token']:.0f} B in, {per_token['bytes_d2h_per_token']:.0f} B out")
     print(f"[generate] {runner} {precision}: {len(gen.new_ids)} tokens ({gen.stop_reason}); prompt "
           f"{len(prompt_ids)} tokens, TTFT {gen.ttft_s * 1e3:.1f} ms, decode "
-          f"{'n/a' if rate is None else f'{rate:.1f} tok/s'} (first call, untimed: {warmup_ms:.0f} ms)",
+          f"{'n/a' if rate is None else f'{rate:.1f} tok/s'}{moved} (first call, untimed: {warmup_ms:.0f} ms)",
           file=sys.stderr)
+    if args.ids:
+        print(" ".join(map(str, gen.new_ids)), file=sys.stderr)
     return 0
 
 
@@ -113,4 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--bos", action=argparse.BooleanOptionalAction, default=False,
                    help="prepend the tokenizer's BOS token (checkpoints trained with one want it)")
+    p.add_argument("--print-ids", action="store_true",
+                   help="print the prompt's token ids (one line, the input of the C++ llm_generate sample) and exit")
+    p.add_argument("--ids", action="store_true", help="also print the generated token ids (stderr)")
     p.set_defaults(func=_generate)

@@ -1,5 +1,5 @@
-"""The generation loop: prefill the prompt once, then one decode step per new token, feeding each
-step's `present.*` back as the next step's past. Runner-agnostic (see session.py)."""
+"""The generation loop: prefill the prompt once, then one decode step per new token; the session keeps
+the cache (see session.py). Runner-agnostic."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import PipelineError
-from .kv_cache import decode_feed, prefill_feed
 from .sampling import SamplingConfig, next_tokens
-from .session import DecoderSession
+from .session import DecodeSession
 
 GREEDY = SamplingConfig()
 
@@ -32,7 +31,7 @@ class Generation:
 
 
 def generate(
-    session: DecoderSession,
+    session: DecodeSession,
     prompt_ids: list[int],
     max_new_tokens: int,
     sampling: SamplingConfig = GREEDY,
@@ -53,8 +52,8 @@ def generate(
     rng = np.random.default_rng(sampling.seed)
     result = Generation(list(prompt_ids))
     t0 = time.perf_counter()
-    out = session.step(prefill_feed(np.array([prompt_ids]), session.cache), "prefill")
-    token = int(next_tokens(out["logits"][:, -1], sampling, rng)[0])
+    logits = session.prefill(np.array([prompt_ids]))
+    token = int(next_tokens(logits[:, -1], sampling, rng)[0])
     result.ttft_s = time.perf_counter() - t0
     length = len(prompt_ids)
     while True:
@@ -69,10 +68,9 @@ def generate(
         if max_context is not None and length + 1 > max_context:
             result.stop_reason = "context_full"
             break
-        present = {k: v for k, v in out.items() if k.startswith("present.")}
         t0 = time.perf_counter()
-        out = session.step(decode_feed(np.array([token]), length, present), "decode")
-        token = int(next_tokens(out["logits"][:, -1], sampling, rng)[0])
+        logits = session.decode(np.array([token]))
+        token = int(next_tokens(logits[:, -1], sampling, rng)[0])
         result.decode_s.append(time.perf_counter() - t0)
         length += 1
     return result

@@ -1,8 +1,14 @@
-"""The KV-cache I/O contract of an exported decoder, and what the cache costs in memory.
+"""The KV-cache I/O contract of an exported decoder (docs/llm.md, "The native path"), and what the cache
+costs in memory.
 
-Inputs: `input_ids`, `attention_mask` [batch, past + sequence], `position_ids`, then per layer
-`past_key_values.<i>.key` / `.value` [batch, kv_heads, past, head_dim]. Outputs: `logits`
-[batch, sequence, vocab], then `present.<i>.key` / `.value` [batch, kv_heads, past + sequence, head_dim].
+Inputs: `input_ids` [batch, sequence], `attention_mask` [batch, past + sequence], `position_ids`
+[batch, sequence], `logit_positions` [batch, n_logits] (which positions of this chunk get logits), then per
+layer `past_key_values.<i>.key` / `.value` [past, batch, kv_heads, head_dim]: sequence-major, so the first
+`past` rows of a cache buffer of capacity [max_context, batch, kv_heads, head_dim] are one contiguous
+prefix. Outputs: `logits` [batch, n_logits, vocab] float32, then `new_key_values.<i>.key` / `.value`
+[sequence, batch, kv_heads, head_dim]: this chunk's keys and values only, which the runtime writes at
+rows [past, past + sequence) of its cache. The cache dtype is float16 for fp16 / int8 / int4 engines and
+float32 for fp32 (set on the calibrated ONNX by quantize/io_dtype.py).
 """
 
 from __future__ import annotations
@@ -14,25 +20,39 @@ import numpy as np
 
 from ..errors import PipelineError
 
-TOKEN_INPUTS = ("input_ids", "attention_mask", "position_ids")
+TOKEN_INPUTS = ("input_ids", "attention_mask", "position_ids", "logit_positions")
+LOGITS = "logits"
+LOGIT_POSITIONS = "logit_positions"
 KINDS = ("key", "value")
+LAYOUT = "position,batch,kv_heads,head_dim"
+PAST_PATTERN = "past_key_values.{layer}.{kind}"
+NEW_PATTERN = "new_key_values.{layer}.{kind}"
 BYTES_PER_ELEMENT = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
 def past_name(layer: int, kind: str) -> str:
-    return f"past_key_values.{layer}.{kind}"
+    return PAST_PATTERN.format(layer=layer, kind=kind)
 
 
-def present_name(layer: int, kind: str) -> str:
-    return f"present.{layer}.{kind}"
+def new_name(layer: int, kind: str) -> str:
+    return NEW_PATTERN.format(layer=layer, kind=kind)
+
+
+def cache_names(layers: int) -> list[tuple[str, str]]:
+    """(past input, new output) per layer and kind, in I/O order."""
+    return [(past_name(i, k), new_name(i, k)) for i in range(layers) for k in KINDS]
 
 
 def input_names(layers: int) -> list[str]:
-    return [*TOKEN_INPUTS, *(past_name(i, k) for i in range(layers) for k in KINDS)]
+    return [*TOKEN_INPUTS, *(p for p, _ in cache_names(layers))]
 
 
 def output_names(layers: int) -> list[str]:
-    return ["logits", *(present_name(i, k) for i in range(layers) for k in KINDS)]
+    return [LOGITS, *(n for _, n in cache_names(layers))]
+
+
+def is_cache_io(name: str) -> bool:
+    return name.startswith(("past_key_values.", "new_key_values."))
 
 
 @dataclass(frozen=True)
@@ -40,7 +60,7 @@ class CacheShape:
     layers: int
     kv_heads: int
     head_dim: int
-    dtype: str = "float32"  # the cache's dtype at the model's inputs
+    dtype: str = "float32"  # the cache's dtype at the model's inputs and outputs
 
     @classmethod
     def from_io(cls, io: dict[str, list[dict[str, Any]]]) -> CacheShape:
@@ -49,45 +69,44 @@ class CacheShape:
         if not past:
             raise PipelineError("model has no past_key_values.<i>.key/value inputs: not a KV-cache decoder")
         first = past[0]
-        if len(first["shape"]) != 4 or first["shape"][1] <= 0 or first["shape"][3] <= 0:
-            raise PipelineError(f"input {first['name']!r}: expected [batch, kv_heads, past, head_dim] with fixed "
+        if len(first["shape"]) != 4 or first["shape"][2] <= 0 or first["shape"][3] <= 0:
+            raise PipelineError(f"input {first['name']!r}: expected [past, batch, kv_heads, head_dim] with fixed "
                                 f"kv_heads and head_dim, got {first['shape']}")
-        return cls(len(past) // 2, first["shape"][1], first["shape"][3], first["dtype"])
+        return cls(len(past) // 2, first["shape"][2], first["shape"][3], first["dtype"])
 
-    def empty_past(self, batch: int) -> dict[str, np.ndarray]:
-        shape = (batch, self.kv_heads, 0, self.head_dim)
-        return {past_name(i, k): np.zeros(shape, self.dtype) for i in range(self.layers) for k in KINDS}
-
-    def bytes(self, batch: int, context: int) -> int:
-        """Keys and values of every layer for `batch` sequences of `context` tokens."""
+    @property
+    def itemsize(self) -> int:
         per = BYTES_PER_ELEMENT.get(self.dtype)
         if per is None:
             raise PipelineError(f"KV cache dtype {self.dtype!r} has no known element size")
-        return 2 * self.layers * batch * self.kv_heads * context * self.head_dim * per
+        return per
+
+    def row_shape(self, batch: int) -> tuple[int, int, int]:
+        """One position of one layer's keys (or values): [batch, kv_heads, head_dim]."""
+        return (batch, self.kv_heads, self.head_dim)
+
+    def row_bytes(self, batch: int) -> int:
+        return batch * self.kv_heads * self.head_dim * self.itemsize
+
+    def empty_past(self, batch: int) -> dict[str, np.ndarray]:
+        shape = (0, *self.row_shape(batch))
+        return {p: np.zeros(shape, self.dtype) for p, _ in cache_names(self.layers)}
+
+    def bytes(self, batch: int, context: int) -> int:
+        """Keys and values of every layer for `batch` sequences of `context` tokens."""
+        return 2 * self.layers * context * self.row_bytes(batch)
 
 
-def prefill_feed(token_ids: np.ndarray, cache: CacheShape) -> dict[str, np.ndarray]:
-    """Feed for a whole prompt [batch, sequence] with an empty cache."""
+def prefill_feed(token_ids: np.ndarray, cache: CacheShape, all_logits: bool = True) -> dict[str, np.ndarray]:
+    """Feed for a whole prompt [batch, sequence] with an empty cache; logits for every position (what the
+    calibration and accuracy feeds use) or, `all_logits=False`, for the last one (generation)."""
     ids = np.asarray(token_ids, dtype=np.int64)
     batch, seq = ids.shape
+    positions = np.arange(seq, dtype=np.int64) if all_logits else np.array([seq - 1], np.int64)
     return {
         "input_ids": ids,
         "attention_mask": np.ones((batch, seq), np.int64),
         "position_ids": np.broadcast_to(np.arange(seq, dtype=np.int64), (batch, seq)).copy(),
+        LOGIT_POSITIONS: np.broadcast_to(positions, (batch, len(positions))).copy(),
         **cache.empty_past(batch),
     }
-
-
-def decode_feed(token_ids: np.ndarray, past_length: int, present: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Feed for one new token per sequence after `past_length` cached ones; `present` holds the previous
-    step's `present.*` outputs, which become this step's `past_key_values.*`."""
-    ids = np.asarray(token_ids, dtype=np.int64).reshape(-1, 1)
-    batch = ids.shape[0]
-    feed = {
-        "input_ids": ids,
-        "attention_mask": np.ones((batch, past_length + 1), np.int64),
-        "position_ids": np.full((batch, 1), past_length, np.int64),
-    }
-    for name, value in present.items():
-        feed[name.replace("present.", "past_key_values.", 1)] = value
-    return feed

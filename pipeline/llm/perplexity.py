@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PipelineError
-from .kv_cache import decode_feed, prefill_feed
-from .session import DecoderSession
+from .session import DecodeSession
 
 
 def negative_log_likelihoods(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -24,21 +23,18 @@ def perplexity_from_logits(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(math.exp(negative_log_likelihoods(logits, targets).mean()))
 
 
-def _window_nll(session: DecoderSession, chunk: np.ndarray, max_prefill: int | None) -> np.ndarray:
+def _window_nll(session: DecodeSession, chunk: np.ndarray, max_prefill: int | None) -> np.ndarray:
     """NLL of every token of `chunk` but the first. A window longer than the prefill profile is chunked:
-    its first `max_prefill` tokens in one prefill, then one decode step per further token, each step's
-    cache fed back, so the window is scored whole, as one long prefill would score it."""
+    its first `max_prefill` tokens in one prefill (logits of every position), then one decode step per
+    further token, so the window is scored whole, as one long prefill would score it."""
     head = len(chunk) if max_prefill is None else min(len(chunk), max_prefill)
-    out = session.step(prefill_feed(chunk[None, :head], session.cache), "prefill")
-    logits = [out["logits"][0]]  # rows predict tokens 1..head
+    logits = [session.prefill(chunk[None, :head], np.arange(head, dtype=np.int64)[None])[0]]  # predict 1..head
     for pos in range(head, len(chunk) - 1):  # feeding token `pos` predicts token `pos + 1`
-        present = {k: v for k, v in out.items() if k.startswith("present.")}
-        out = session.step(decode_feed(chunk[pos : pos + 1], pos, present), "decode")
-        logits.append(out["logits"][0])
+        logits.append(session.decode(chunk[pos : pos + 1])[0])
     return negative_log_likelihoods(np.concatenate(logits)[: len(chunk) - 1], chunk[1:])
 
 
-def text_perplexity(session: DecoderSession, token_ids: list[int], window: int, max_prefill: int | None = None,
+def text_perplexity(session: DecodeSession, token_ids: list[int], window: int, max_prefill: int | None = None,
                     max_context: int | None = None, drop_tail: bool = True) -> dict[str, Any]:
     """The standard protocol: non-overlapping windows of `window` tokens cut from one stream of token ids
     (encoded without special tokens), each scored from an empty cache; every token but a window's first

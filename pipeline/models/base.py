@@ -96,6 +96,11 @@ class ModelAdapter(ABC):
     def deploy_info(self, recipe: Recipe, onnx_metadata: dict[str, str]) -> dict[str, Any]:
         """The manifest's `preprocess` and `postprocess` sections."""
 
+    def io_dtypes(self, recipe: Recipe, precision: str) -> dict[str, str]:
+        """Graph inputs / outputs whose dtype the calibrated ONNX of `precision` must have (numpy names),
+        whatever the graph computes in: e.g. an LLM's KV cache in float16 (quantize/io_dtype.py)."""
+        return {}
+
     def placeholders(self, onnx_metadata: dict[str, str], node_names: list[str]) -> dict[str, str]:
         """Values for `{name}` placeholders in the recipe's node patterns (regex-escaped by the caller)."""
         return {}

@@ -48,15 +48,27 @@ def phase_profile(recipe: Recipe, phase: str) -> dict[str, Any]:
     raise PipelineError(f"recipe {recipe.path}: profiles need one with phase: {phase}")
 
 
-def recipe_cache(recipe: Recipe) -> CacheShape:
-    """Cache geometry from the prefill profile's past inputs (their min shape [batch, kv_heads, 0, head_dim])."""
+def recipe_cache(recipe: Recipe, precision: str | None = None) -> CacheShape:
+    """Cache geometry from the prefill profile's past inputs (their min shape [0, batch, kv_heads, head_dim]);
+    the dtype of `precision`'s engine (None: the export's float32)."""
     shapes = phase_profile(recipe, "prefill")["shapes"]
     past = [n for n in shapes if n.startswith("past_key_values.")]
     if not past or len(past) % 2:
         raise PipelineError(f"recipe {recipe.path}: the prefill profile lists no past_key_values.<i>.key/value pairs")
     dims = shapes[past[0]]["min"]
-    dtype = recipe.inputs.get(past[0], {}).get("dtype", "float32")
-    return CacheShape(len(past) // 2, int(dims[1]), int(dims[3]), dtype)
+    return CacheShape(len(past) // 2, int(dims[2]), int(dims[3]), "float32" if precision is None else
+                      kv_dtype(recipe, precision))
+
+
+def kv_dtype(recipe: Recipe, precision: str) -> str:
+    """float16 for fp16 / int8 / int4 engines, float32 for fp32 (the precision table's KV element size),
+    unless the recipe's llm.cache_dtype names one."""
+    from ..recipe import precisions
+
+    chosen = recipe.section("llm").get("cache_dtype", "auto")
+    if chosen != "auto":
+        return str(chosen)
+    return "float32" if precisions.get(precision).kv_bytes == 4 else "float16"
 
 
 def limits(recipe: Recipe) -> dict[str, int]:
@@ -71,30 +83,81 @@ def limits(recipe: Recipe) -> dict[str, int]:
 
 
 def kv_wrapper(model: Any) -> Any:
-    """A torch module with the ONNX contract: flat past tensors in, logits + flat present tensors out,
-    through a transformers DynamicCache filled from the past inputs."""
+    """A torch module with the ONNX contract (llm/kv_cache.py): sequence-major past tensors in, logits of
+    the `logit_positions` and this chunk's keys / values out. The past fills a transformers DynamicCache;
+    the chunk's keys and values are the ones each attention layer hands the cache (after RoPE), so no
+    slice of the concatenated cache is exported. The LM head runs on the gathered positions only."""
     import torch
     from transformers.cache_utils import DynamicCache
 
     layers = model.config.num_hidden_layers
 
+    class ChunkCache(DynamicCache):
+        """Remembers what each layer adds: this chunk's keys and values."""
+
+        def update(self, key_states, value_states, layer_idx, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.chunk[layer_idx] = (key_states, value_states)
+            return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+    class CausalLM(torch.nn.Module):
+        """The model's decoder and head under the names of LlamaForCausalLM (node names stay
+        /model/model/... and /model/lm_head/..., which recipes' keep-out patterns name)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.lm_head = model.model, model.lm_head
+
+        def forward(self, input_ids, attention_mask, position_ids, logit_positions, *past):  # type: ignore[no-untyped-def]
+            cache = ChunkCache(config=model.config)
+            cache.chunk = {}
+            for i in range(layers):  # [past, batch, heads, dim] -> transformers' [batch, heads, past, dim]
+                cache.update(past[2 * i].permute(1, 2, 0, 3), past[2 * i + 1].permute(1, 2, 0, 3), i)
+            cache.chunk = {}
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=cache, use_cache=True)
+            hidden = out.last_hidden_state  # [batch, sequence, hidden]
+            batch, seq = hidden.shape[0], hidden.shape[1]
+            # One Gather over the flattened positions: row b * sequence + p for each requested p of batch b.
+            rows = logit_positions + torch.arange(batch, dtype=torch.int64).unsqueeze(1) * seq
+            picked = hidden.reshape(-1, hidden.shape[-1])[rows.reshape(-1)]
+            # The head's MatMul on [batch, n, hidden], so the vocabulary dimension stays fixed in the graph.
+            logits = self.lm_head(picked.reshape(batch, logit_positions.shape[1], hidden.shape[-1]))
+            new = []
+            for i in range(layers):
+                keys, values = cache.chunk[i]
+                new += [keys.permute(2, 0, 1, 3), values.permute(2, 0, 1, 3)]
+            return (logits.float(), *new)
+
     class Wrapper(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
+            self.model = CausalLM()
 
-        def forward(self, input_ids, attention_mask, position_ids, *past):  # type: ignore[no-untyped-def]
-            cache = DynamicCache(config=self.model.config)
-            for i in range(layers):
-                cache.update(past[2 * i], past[2 * i + 1], i)
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=cache, use_cache=True)
-            present = []
-            for layer in out.past_key_values.layers[:layers]:
-                present += [layer.keys, layer.values]
-            return (out.logits, *present)
+        def forward(self, *args):  # type: ignore[no-untyped-def]
+            return self.model(*args)
 
     return Wrapper().eval()
+
+
+def llm_section(cache: CacheShape, lim: dict[str, int], phases: dict[str, int], vocab: int, bos_id: int | None,
+                eos_id: int | None) -> dict[str, Any]:
+    """The manifest's `llm` section: the device-resident KV-cache contract the C++ LlmSession reads."""
+    return {
+        "kv_cache": {"layout": kv_cache.LAYOUT, "dtype": cache.dtype, "layers": cache.layers,
+                     "kv_heads": cache.kv_heads, "head_dim": cache.head_dim, "max_context": lim["max_context"],
+                     "max_batch": lim["max_batch"], "past_input": kv_cache.PAST_PATTERN,
+                     "new_output": kv_cache.NEW_PATTERN, "kinds": list(kv_cache.KINDS),
+                     "bytes_per_token": cache.bytes(1, 1),
+                     "bytes": cache.bytes(lim["max_batch"], lim["max_context"]),
+                     "for": {"batch": lim["max_batch"], "context": lim["max_context"]}},
+        "logits": {"output": kv_cache.LOGITS, "positions_input": kv_cache.LOGIT_POSITIONS, "dtype": "float32",
+                   "vocab": vocab},
+        "phases": phases,  # optimization profile index serving each phase
+        "max_prompt": lim["max_prompt"],
+        "max_batch": lim["max_batch"],
+        "max_context": lim["max_context"],
+        "bos_id": bos_id, "eos_id": eos_id,
+    }
 
 
 class LlamaAdapter(ModelAdapter):
@@ -160,9 +223,10 @@ class LlamaAdapter(ModelAdapter):
         wrapper = kv_wrapper(model)
         names_in, names_out = kv_cache.input_names(cache.layers), kv_cache.output_names(cache.layers)
         dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
-                   "attention_mask": {0: "batch", 1: "total_sequence"}, "logits": {0: "batch", 1: "sequence"}}
-        dynamic |= {n: {0: "batch", 2: "past_sequence"} for n in names_in[3:]}
-        dynamic |= {n: {0: "batch", 2: "total_sequence"} for n in names_out[1:]}
+                   "attention_mask": {0: "batch", 1: "total_sequence"}, "logit_positions": {0: "batch", 1: "logits"},
+                   "logits": {0: "batch", 1: "logits"}}
+        dynamic |= {n: {0: "past_sequence", 1: "batch"} for n in names_in[len(kv_cache.TOKEN_INPUTS):]}
+        dynamic |= {n: {0: "sequence", 1: "batch"} for n in names_out[1:]}
         sample = kv_cache.prefill_feed(np.zeros((1, 4), np.int64), cache)
         args = tuple(torch.from_numpy(sample[n]) for n in names_in)
         with tempfile.TemporaryDirectory(prefix="orin-trt-llama-") as tmp:
@@ -198,14 +262,14 @@ class LlamaAdapter(ModelAdapter):
                           getattr(config, "head_dim", None) or config.hidden_size // heads)
         if (cache.layers, cache.kv_heads, cache.head_dim) != model_geometry:
             raise PipelineError(
-                f"recipe {recipe.path}: profiles give {cache.layers} layers x past [batch, {cache.kv_heads}, past, "
+                f"recipe {recipe.path}: profiles give {cache.layers} layers x past [past, batch, {cache.kv_heads}, "
                 f"{cache.head_dim}] but the model has {model_geometry[0]} layers, {model_geometry[1]} KV heads, "
                 f"head_dim {model_geometry[2]}; edit the profiles' past_key_values shapes for this model")
 
     @staticmethod
     def _check_prefill_decode(recipe: Recipe, model: Any, onnx_path: Path, tokens: np.ndarray) -> str:
-        """Prefill of a prompt then one decode step per remaining token, on ONNX Runtime, must give the
-        logits of one full-sequence PyTorch forward."""
+        """Prefill of a prompt then one decode step per remaining token, in the decode session on ONNX
+        Runtime, must give the logits of one full-sequence PyTorch forward."""
         import torch
 
         from ..llm.session import onnxrt_session
@@ -216,13 +280,10 @@ class LlamaAdapter(ModelAdapter):
         prompt, forced = tokens[: len(tokens) - steps], tokens[len(tokens) - steps :]
         with torch.inference_mode():
             reference = model(input_ids=torch.tensor([tokens])).logits[0, len(prompt) - 1 :].numpy()
-        with onnxrt_session(onnx_path) as session:
-            out = session.step(kv_cache.prefill_feed(np.array([prompt]), session.cache), "prefill")
-            got = [out["logits"][0, -1]]
-            for k, token in enumerate(forced):  # teacher forcing: feed the known next token
-                present = {n: v for n, v in out.items() if n.startswith("present.")}
-                out = session.step(kv_cache.decode_feed(np.array([token]), len(prompt) + k, present), "decode")
-                got.append(out["logits"][0, -1])
+        with onnxrt_session(onnx_path, len(tokens), len(prompt)) as session:
+            got = [session.prefill(np.array([prompt]))[0, -1]]
+            for token in forced:  # teacher forcing: feed the known next token
+                got.append(session.decode(np.array([token]))[0, -1])
         err = float(np.abs(np.stack(got) - reference).max())
         atol = float(cfg.get("parity", {}).get("atol", 1e-3))
         if err > atol:
@@ -265,9 +326,20 @@ class LlamaAdapter(ModelAdapter):
                                        recipe_cache(recipe))
 
     # ---- manifest and accuracy ----------------------------------------------------------------------
+    def io_dtypes(self, recipe: Recipe, precision: str) -> dict[str, str]:
+        dtype = kv_dtype(recipe, precision)
+        return {n: dtype for pair in kv_cache.cache_names(recipe_cache(recipe).layers) for n in pair}
+
     def deploy_info(self, recipe: Recipe, onnx_metadata: dict[str, str]) -> dict[str, Any]:
+        import dataclasses
+        import json
+
+        from ..quantize.io_dtype import METADATA_KEY
+
         tokenizer = self._tokenizer(recipe)
+        io_dtypes = json.loads(onnx_metadata.get(METADATA_KEY) or "{}")
         cache, lim = recipe_cache(recipe), limits(recipe)
+        cache = dataclasses.replace(cache, dtype=io_dtypes.get(kv_cache.past_name(0, "key"), cache.dtype))
         phases = {p["phase"]: i for i, p in enumerate(recipe.profiles) if p.get("phase")}
         tok_dir = recipe_tokenizer_dir(recipe)
         return {
@@ -275,21 +347,13 @@ class LlamaAdapter(ModelAdapter):
                            "tokenizer": "builtin" if tok_dir == BUILTIN_TOKENIZER else str(tok_dir),
                            "bos_token_id": tokenizer.bos_token_id, "add_special_tokens": False},
             "postprocess": {
-                "type": "causal_lm", "output": "logits",
-                "layout": "[batch, sequence, vocab] next-token logits; present.<i>.key/value [batch, kv_heads, "
-                          "past + sequence, head_dim] become the next step's past_key_values.<i>.key/value",
+                "type": "causal_lm", "output": kv_cache.LOGITS,
+                "layout": "[batch, n_logits, vocab] logits of the logit_positions; new_key_values.<i>.key/value "
+                          "[sequence, batch, kv_heads, head_dim] go to rows [past, past + sequence) of the cache "
+                          "that past_key_values.<i>.key/value [past, batch, kv_heads, head_dim] is a prefix of",
                 "eos_token_id": tokenizer.eos_token_id, "vocab_size": len(tokenizer),
             },
-            "llm": {
-                "phases": phases,  # optimization profile index serving each phase
-                **lim,
-                "kv_cache": {
-                    "layers": cache.layers, "kv_heads": cache.kv_heads, "head_dim": cache.head_dim,
-                    "dtype": cache.dtype, "bytes_per_token": cache.bytes(1, 1),
-                    "bytes": cache.bytes(lim["max_batch"], lim["max_context"]),
-                    "for": {"batch": lim["max_batch"], "context": lim["max_context"]},
-                },
-            },
+            "llm": llm_section(cache, lim, phases, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id),
         }
 
     def task_accuracy(self, recipe, output_names, reference, candidate) -> dict[str, Any]:
@@ -309,7 +373,7 @@ class LlamaAdapter(ModelAdapter):
         window = int(recipe.section("eval").get("perplexity_window", lim["max_prompt"]))
         ids = self.heldout_ids(recipe)
         ids = ids[: samples * window] if samples else ids
-        with onnxrt_session(model) as session:
+        with onnxrt_session(model, lim["max_context"], lim["max_prompt"]) as session:
             ppl = text_perplexity(session, ids, window, lim["max_prompt"], lim["max_context"])
         return {"reference": f"held-out text ({ppl['tokens_scored']} tokens scored, {ppl['windows']} windows of "
                              f"{window})", "samples": ppl["windows"], "metrics": {"perplexity": ppl["perplexity"]}}

@@ -12,6 +12,10 @@ from ..runners.tensorrt import NAME as TENSORRT
 _LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s")
 _MEMORY_KEYS = ("engine_bytes", "weights_bytes", "activation_bytes", "onnx_bytes", "peak_rss_bytes")
 _ACCURACY_KEYS = ("cosine", "snr_db", "max_abs", "max_rel")
+# An LLM's run loop per runner (llm/evaluate.py): decode speed, first token, the share of the target's
+# roofline floor reached, and the bytes a decode step moves between host and device.
+_LLM_KEYS = ("decode_tokens_per_s", "ttft_ms", "fraction_of_floor", "bytes_h2d_per_token", "bytes_d2h_per_token",
+             "perplexity")
 
 
 def _put(out: dict[str, float], name: str, value: Any) -> None:
@@ -38,6 +42,9 @@ def report_metrics(report: dict[str, Any]) -> dict[str, float]:
                 _put(out, f"accuracy.{runner}.{output}.{key}", values.get(key))
         for key, value in (acc.get("task") or {}).items():
             _put(out, f"accuracy.{runner}.task.{key}", value)
+    for runner, row in ((report.get("family_metrics") or {}).get("by_runner") or {}).items():
+        for key in _LLM_KEYS:
+            _put(out, f"llm.{runner}.{key}", row.get(key))
     return out
 
 

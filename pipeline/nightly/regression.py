@@ -21,7 +21,8 @@ from .matrix import Policy
 # but never judged. Mean, p90 and throughput move with p50 and p99, so judging them too would turn
 # one slowdown into five lines of the morning report.
 _DIRECTIONS: tuple[tuple[str, int], ...] = (
-    ("throughput_per_s", 0), ("mean_ms", 0), ("p90_ms", 0), ("_vs_fp32", +1), ("_error", -1), ("cosine", +1), ("snr_db", +1), ("map50", +1), ("map50_95", +1), ("top1", +1),
+    ("throughput_per_s", 0), ("mean_ms", 0), ("p90_ms", 0), ("tokens_per_s", +1), ("fraction_of_floor", +1),
+    ("_per_token", -1), ("perplexity", -1), ("_vs_fp32", +1), ("_error", -1), ("cosine", +1), ("snr_db", +1), ("map50", +1), ("map50_95", +1), ("top1", +1),
     ("_ms", -1), ("_bytes", -1), ("_mb", -1), ("_j", -1), ("_w", -1), ("max_abs", -1), ("max_rel", -1),
 )
 MAD_TO_SIGMA = 1.4826

@@ -23,6 +23,16 @@ def get_quantizer(precision: str) -> Callable[..., dict[str, Any]]:
     return getattr(importlib.import_module(module), fn)
 
 
+def quantize_onnx(precision: str, src: Any, dst: Any, feeds: Any, options: dict[str, Any], exclude: dict,
+                  io_dtypes: dict[str, str]) -> dict[str, Any]:
+    """The precision's quantizer, then the adapter's I/O dtypes for it (quantize/io_dtype.py)."""
+    from .io_dtype import cast_io
+
+    summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
+    summary["io_dtypes"] = cast_io(dst, io_dtypes)
+    return summary
+
+
 def resolve_exclusions(
     precision: str, options: dict[str, Any], placeholders: dict[str, str], node_names: list[str]
 ) -> dict[str, list[str]]:

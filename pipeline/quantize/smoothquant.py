@@ -33,6 +33,21 @@ class SmoothSite:
     matmuls: list[Any]
 
 
+def _through_row_views(tensor: str, consumers: dict[str, list[Any]]) -> list[tuple[Any, str]]:
+    """(consumer, the tensor it reads) of `tensor`, looking through Reshapes and row Gathers (axis 0):
+    they move rows, never channels, as long as the MatMul at the end contracts over gamma's channels
+    (an LLM's Gather of the logit positions before its LM head)."""
+    found = []
+    for node in consumers.get(tensor, []):
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if node.input and node.input[0] == tensor and (node.op_type == "Reshape" or
+                                                       (node.op_type == "Gather" and axis == 0)):
+            found += _through_row_views(node.output[0], consumers)
+        else:
+            found.append((node, tensor))
+    return found
+
+
 def find_sites(model: Any) -> list[SmoothSite]:
     inits = {i.name: i for i in model.graph.initializer}
     consumers: dict[str, list[Any]] = {}
@@ -52,10 +67,11 @@ def find_sites(model: Any) -> list[SmoothSite]:
         if len(gamma) != 1:
             continue
         out = node.output[0]
-        users = consumers.get(out, [])
-        matmuls = [u for u in users if u.op_type == "MatMul" and u.input[0] == out and u.input[1] in inits
-                   and len(inits[u.input[1]].dims) == 2 and uses[u.input[1]] == 1]
-        others = [u for u in users if u not in matmuls]
+        reads = _through_row_views(out, consumers)
+        matmuls = [u for u, t in reads if u.op_type == "MatMul" and u.input[0] == t and u.input[1] in inits
+                   and len(inits[u.input[1]].dims) == 2 and uses[u.input[1]] == 1
+                   and inits[u.input[1]].dims[0] == inits[alias.get(node.input[gamma[0]], node.input[gamma[0]])].dims[0]]
+        others = [u for u, _ in reads if u not in matmuls]
         if matmuls and all(u.op_type in SHAPE_ONLY for u in others):
             source = node.input[gamma[0]]
             sites.append(SmoothSite(node, gamma[0], alias.get(source, source), out, matmuls))

@@ -130,7 +130,7 @@ def cache_geometry(config: dict[str, Any], where: str) -> tuple[int, int, int, i
 
 
 def _llama(spec: LlamaRecipe, path: Path) -> dict[str, Any]:
-    from ..llm.kv_cache import KINDS, TOKEN_INPUTS, past_name
+    from ..llm.kv_cache import KINDS, LOGIT_POSITIONS, TOKEN_INPUTS, past_name
 
     if spec.inputs:
         raise PipelineError(f"recipe {path}: inputs: a Llama's inputs come from llm: and the model's config; "
@@ -151,13 +151,16 @@ def _llama(spec: LlamaRecipe, path: Path) -> dict[str, Any]:
         return {**({"dtype": "int64"} if dtype else {}), "min": [1, lo], "opt": [1, opt], "max": [batch, hi]}
 
     def past(lo: int, opt: int, hi: int, dtype: bool) -> dict[str, Any]:
-        return {**({"dtype": llm.cache_dtype} if dtype else {}), "min": [1, kv_heads, lo, head_dim],
-                "opt": [1, kv_heads, opt, head_dim], "max": [batch, kv_heads, hi, head_dim]}
+        # Sequence-major [past, batch, kv_heads, head_dim] (llm/kv_cache.py); float32 as exported, the
+        # calibrated ONNX of each precision retypes it (quantize/io_dtype.py).
+        return {**({"dtype": "float32"} if dtype else {}), "min": [lo, 1, kv_heads, head_dim],
+                "opt": [opt, 1, kv_heads, head_dim], "max": [hi, batch, kv_heads, head_dim]}
 
     names = [past_name(i, k) for i in range(layers) for k in KINDS]
     prefill = {**{n: tokens(1, opt_prompt, prompt, True) for n in TOKEN_INPUTS},
                **{n: past(0, 0, 0, True) for n in names}}
-    decode = {"input_ids": tokens(1, 1, 1, False), "attention_mask": tokens(2, opt_context, context, False),
-              "position_ids": tokens(1, 1, 1, False), **{n: past(1, opt_context - 1, context - 1, False) for n in names}}
+    decode = {"input_ids": tokens(1, 1, 1, False), "attention_mask": tokens(1, opt_context, context, False),
+              "position_ids": tokens(1, 1, 1, False), LOGIT_POSITIONS: tokens(1, 1, 1, False),
+              **{n: past(0, opt_context - 1, context - 1, False) for n in names}}
     return {"inputs": prefill, "profiles": [{"name": "prefill", "phase": "prefill", "shapes": prefill},
                                             {"name": "decode", "phase": "decode", "shapes": decode}]}

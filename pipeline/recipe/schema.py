@@ -91,7 +91,9 @@ class LlamaExport(Export):
     # the TorchScript exporter writes, and INT4's opset 21 differs from it in types only.
     opset: int = Field(20, ge=18, le=20, description="ONNX opset (18-20): quantizers cannot convert an LLM over "
                        "2 GB, and 20 is the exporter's highest")
-    attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="attention kernel exported")
+    attn_implementation: Literal["sdpa", "eager"] = Field(
+        "sdpa", description="attention as exported; eager fuses into one MHA kernel in prefill too, but breaks "
+        "INT8 QDQ (docs/llm.md)")
     decode_check_tokens: int = Field(4, ge=1, description="decode steps on ONNX Runtime checked against one "
                                      "PyTorch forward")
 
@@ -349,7 +351,9 @@ class Llm(Strict):
                                     "max_position_embeddings)")
     opt_prompt: int | None = Field(None, ge=1, description="prompt length TensorRT tunes for (null: max_prompt / 2)")
     opt_context: int | None = Field(None, ge=2, description="context TensorRT tunes decode for (null: max_context / 2)")
-    cache_dtype: str = Field("float32", description="dtype of the past_key_values inputs")
+    cache_dtype: Literal["auto", "float16", "float32"] = Field(
+        "auto", description="dtype of the KV-cache inputs / outputs (auto: float32 for fp32 engines, float16 "
+        "for fp16 / int8 / int4)")
     backend: Literal["native", "edgellm"] = Field("native", description="native: orin-trt's own engine (every "
                                                   "JetPack); edgellm: NVIDIA TensorRT Edge-LLM's exporter, "
                                                   "llm_build and runtime (JetPack 7.2, docs/llm.md)")

@@ -94,18 +94,32 @@ def ort_providers() -> list[str]:
     return ["cpu"]
 
 
+def conform(runner: Any, feed: Feed) -> Feed:
+    """The feed in the dtypes the model declares (an LLM's FP16 KV cache in a precision's ONNX, fed the
+    adapter's float32 feeds): a cast per input whose dtype differs."""
+    from polygraphy.datatype import DataType
+
+    meta = runner.get_input_metadata()
+    out = {}
+    for name, value in feed.items():
+        want = DataType.to_dtype(meta[name].dtype, "numpy") if name in meta and meta[name].dtype else None
+        out[name] = value.astype(want) if want is not None and value.dtype != want else value
+    return out
+
+
 def run(runner: Any, feeds: list[Feed], output_names: list[str]) -> list[list[np.ndarray]]:
     import numpy as np
 
     outs = []
     for feed in feeds:
-        result = runner.infer(feed_dict=feed)
+        result = runner.infer(feed_dict=conform(runner, feed))
         outs.append([np.asarray(result[n]) for n in output_names])
     return outs
 
 
 def time_runner(runner: Any, feed: Feed, warmup: int, iterations: int) -> list[float]:
     """Wall time of each inference call (host to host), after `warmup` untimed calls."""
+    feed = conform(runner, feed)
     for _ in range(warmup):
         runner.infer(feed_dict=feed)
     times = []

@@ -16,7 +16,7 @@ from ..core.workspace import require_free_disk
 from ..errors import PipelineError
 from ..models import get_adapter
 from ..models.base import DataSet
-from ..quantize import get_quantizer, resolve_exclusions
+from ..quantize import quantize_onnx, resolve_exclusions
 from ..recipe import precisions
 from ..recipe.loader import Recipe
 from .common import ONNX_TOOLS, QUANT_TOOLS
@@ -60,6 +60,7 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
             # which files of a larger folder are used, and how many (models/image_data.spread)
             "selection": {"rule": "spread-v1", "samples": data.count} if data else None,
             "tune": None if choice is None else {k: choice[k] for k in ("key", "extra_keep_out")},
+            "io_dtypes": adapter.io_dtypes(recipe, precision),
         },
         tools=[*ONNX_TOOLS, *QUANT_TOOLS],
         outputs=[layout.calibrated_onnx(precision), layout.calibrate_report(precision)],
@@ -98,7 +99,7 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
         copy_onnx(chosen, dst)
         summary = dict(choice["quantize"])
     else:
-        summary = get_quantizer(precision)(src, dst, feeds, options, exclude)
+        summary = quantize_onnx(precision, src, dst, feeds, options, exclude, adapter.io_dtypes(recipe, precision))
     seconds = time.perf_counter() - t0
     onnx_utils.check(dst)
     summary.update({

@@ -20,7 +20,7 @@ from ..errors import PipelineError
 from ..evaluation.budget import Budget, resolve_budget
 from ..models import get_adapter
 from ..platform.targets import get_target
-from ..quantize import get_quantizer, resolve_exclusions
+from ..quantize import quantize_onnx, resolve_exclusions
 from ..recipe.loader import Recipe
 from ..stages.common import ONNX_TOOLS, QUANT_TOOLS
 from .candidates import Candidate, block_of, candidates
@@ -66,6 +66,7 @@ class Search:
         self.budget: Budget = resolve_budget(self.recipe, self.precision)
         self.target = get_target(self.settings.target)
         self.cache_dir = self.layout.model_dir / ".tune-cache"
+        self.io_dtypes = self.adapter.io_dtypes(self.recipe, self.precision)
         self._feeds: list | None = None
         from ..analyze import recipe_shapes
         from ..analyze.shapes import graph_inputs
@@ -101,7 +102,7 @@ class Search:
 
     def key(self, cand: Candidate) -> str:
         return sha256_json({**self.base_key, "precision": self.precision, "options": cand.options,
-                            "exclude": self.exclusions(cand)})[:20]
+                            "exclude": self.exclusions(cand), "io_dtypes": self.io_dtypes})[:20]
 
     def reference(self, samples: int | None) -> dict[str, Any]:
         """FP32's ground truth on the same items (cached like a candidate)."""
@@ -123,7 +124,7 @@ class Search:
         folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         exclude = self.exclusions(cand)
-        result = get_quantizer(self.precision)(self.src, onnx, self.feeds(), cand.options, exclude)
+        result = quantize_onnx(self.precision, self.src, onnx, self.feeds(), cand.options, exclude, self.io_dtypes)
         result.update(seconds=round(time.perf_counter() - t0, 3), kept_out={
             "nodes": exclude["nodes"], "op_types": exclude["op_types"], "reason": exclude["reason"]})
         write_json(summary, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.core.artifacts import Layout
@@ -19,6 +20,23 @@ TINY_CONFIG = {
     "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
 }
+
+
+# The built-in llama recipe's limits, which the tiny recipes keep.
+MAX_CONTEXT, MAX_PROMPT = 256, 128
+
+
+def ort_session(path: Path, **options: object):  # noqa: ANN201
+    """The ONNX Runtime decode session at the tiny recipe's limits."""
+    from pipeline.llm.session import onnxrt_session
+
+    return onnxrt_session(path, MAX_CONTEXT, MAX_PROMPT, **options)
+
+
+def prefill_logits(path: Path, feeds: list) -> np.ndarray:
+    """Logits of every position of each prefill feed (batch 1), through the decode session."""
+    with ort_session(path) as s:
+        return np.concatenate([s.prefill(f["input_ids"], f["logit_positions"]) for f in feeds])
 
 
 def tiny_llama_recipe(dest: Path, name: str = "llama-test", **overrides: object) -> Path:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pipeline.core import onnx_utils
 from pipeline.core.artifacts import Layout, read_json
 from pipeline.llm.generation import generate
-from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
 from pipeline.recipe.loader import load_recipe
 from pipeline.stages.plan import resolve_plan
 
-from .conftest import tiny_llama_recipe
+from .conftest import ort_session, tiny_llama_recipe
 
 
 def test_external_data_through_export_int4_build_and_generation(tmp_path, llama_ws: dict) -> None:
@@ -27,9 +26,9 @@ def test_external_data_through_export_int4_build_and_generation(tmp_path, llama_
     manifest = read_json(layout.manifest("int4-awq"))
     assert manifest["onnx"]["external_data"] is True and manifest["llm"]["phases"] == {"prefill": 0, "decode": 1}
     prompt = LlamaAdapter().heldout_ids(recipe)[:10]
-    with onnxrt_session(layout.exported_onnx) as s:
+    with ort_session(layout.exported_onnx) as s:
         two_files = generate(s, prompt, 6).new_ids
-    with onnxrt_session(llama_ws["layout"].exported_onnx) as s:
+    with ort_session(llama_ws["layout"].exported_onnx) as s:
         assert generate(s, prompt, 6).new_ids == two_files  # same weights, one file or two
-    with onnxrt_session(layout.calibrated_onnx("int4-awq")) as s:
+    with ort_session(layout.calibrated_onnx("int4-awq")) as s:
         assert len(generate(s, prompt, 6).new_ids) == 6

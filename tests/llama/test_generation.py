@@ -10,9 +10,11 @@ from pipeline.errors import PipelineError
 from pipeline.llm.generation import generate
 from pipeline.llm.kv_cache import CacheShape
 from pipeline.llm.sampling import SamplingConfig, filtered_probabilities, next_tokens
-from pipeline.llm.session import DecoderSession, onnxrt_session, phase_profiles
+from pipeline.llm.session import phase_profiles
 from pipeline.models.llama import LlamaAdapter
 from pipeline.stages.plan import resolve_plan
+
+from .conftest import ort_session
 
 LOGITS = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
 
@@ -56,7 +58,7 @@ def test_greedy_generation_matches_a_pytorch_loop(llama_ws: dict) -> None:
         for _ in range(8):  # no cache: every step recomputes the whole sequence
             ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
     streamed: list[int] = []
-    with onnxrt_session(llama_ws["layout"].exported_onnx) as s:
+    with ort_session(llama_ws["layout"].exported_onnx) as s:
         gen = generate(s, prompt, 8, on_token=streamed.append)
     assert gen.new_ids == ids[12:] == streamed
     assert gen.stop_reason == "max_new_tokens" and len(gen.decode_s) == 7
@@ -65,7 +67,7 @@ def test_greedy_generation_matches_a_pytorch_loop(llama_ws: dict) -> None:
 
 def test_generation_stops_at_eos_and_at_the_context_limit(llama_ws: dict) -> None:
     prompt = LlamaAdapter().heldout_ids(llama_ws["recipe"])[:12]
-    with onnxrt_session(llama_ws["layout"].exported_onnx) as s:
+    with ort_session(llama_ws["layout"].exported_onnx) as s:
         first = generate(s, prompt, 4).new_ids
         at_eos = generate(s, prompt, 4, eos_id=first[0])
         full = generate(s, prompt, 50, max_context=15)
@@ -78,29 +80,9 @@ def test_generation_stops_at_eos_and_at_the_context_limit(llama_ws: dict) -> Non
     assert (len(full.new_ids), full.stop_reason) == (4, "context_full")
 
 
-class _ProfileRecorder:
-    """ONNX Runtime underneath, recording the profile switches TrtRunner.set_profile would receive."""
-
-    def __init__(self, runner) -> None:
-        self.runner, self.profiles = runner, []
-
-    def set_profile(self, index: int) -> None:
-        self.profiles.append(index)
-
-    def infer(self, feed_dict):
-        return self.runner.infer(feed_dict=feed_dict)
-
-
-def test_each_phase_runs_on_its_optimization_profile(llama_ws: dict) -> None:
+def test_phase_profiles_from_the_manifest() -> None:
     manifest_profiles = [{"name": "prefill", "phase": "prefill"}, {"name": "decode", "phase": "decode"}]
-    mapping = phase_profiles(manifest_profiles, "m.engine")
-    assert mapping == {"prefill": 0, "decode": 1}
-    prompt = LlamaAdapter().heldout_ids(llama_ws["recipe"])[:5]
-    with onnxrt_session(llama_ws["layout"].exported_onnx) as s:
-        recorder = _ProfileRecorder(s.runner)
-        generate(DecoderSession("rec", recorder, s.cache, mapping), prompt, 4)
-        generate(DecoderSession("rec", recorder, s.cache, mapping), prompt, 1)
-    assert recorder.profiles == [0, 1, 0]  # switched once per phase change, not per step
+    assert phase_profiles(manifest_profiles, "m.engine") == {"prefill": 0, "decode": 1}
     assert phase_profiles([{"name": "default", "phase": None}], "m") == {"prefill": 0, "decode": 0}
     with pytest.raises(PipelineError, match="m.engine: profiles name phases"):
         phase_profiles([{"phase": "prefill"}, {"phase": "other"}], "m.engine")
@@ -119,10 +101,13 @@ def test_tensorrt_generation_runs_where_engines_execute(llama_ws: dict, calibrat
     calibrated("fp32")
     build(recipe, layout, resolve_plan(recipe, None, "fp32"))
     prompt = LlamaAdapter().heldout_ids(recipe)[:12]
-    with onnxrt_session(layout.exported_onnx) as s:
+    with ort_session(layout.exported_onnx) as s:
         ref = generate(s, prompt, 8).new_ids
-    with tensorrt_session(layout.engine("fp32"), read_json(layout.manifest("fp32"))) as s:
-        assert generate(s, prompt, 8).new_ids == ref
+    manifest = read_json(layout.manifest("fp32"))
+    for graphs in (False, True):
+        with tensorrt_session(layout.engine("fp32"), manifest, cuda_graphs=graphs) as s:
+            assert generate(s, prompt, 8).new_ids == ref
+            assert s.per_token()["bytes_d2h_per_token"] == manifest["llm"]["logits"]["vocab"] * 4
 
 
 def test_kv_cache_bytes_by_hand() -> None:
@@ -131,7 +116,7 @@ def test_kv_cache_bytes_by_hand() -> None:
     assert llama3.bytes(1, 1) == 2 * 32 * 8 * 128 * 2 == 131_072
     assert llama3.bytes(1, 8192) == 1 << 30
     io = {"inputs": [{"name": "input_ids", "shape": [-1, -1], "dtype": "int64"},
-                     *({"name": f"past_key_values.{i}.{k}", "shape": [-1, 8, -1, 128], "dtype": "float16"}
+                     *({"name": f"past_key_values.{i}.{k}", "shape": [-1, -1, 8, 128], "dtype": "float16"}
                        for i in range(32) for k in ("key", "value"))]}
     assert CacheShape.from_io(io) == llama3
     with pytest.raises(PipelineError, match="no past_key_values"):
@@ -149,6 +134,11 @@ def test_generate_command(llama_ws: dict, calibrated, capsys) -> None:
     out, err = capsys.readouterr()
     assert out.startswith("The lighthouse") and len(out) > len("The lighthouse\n")
     assert "int4-awq: 6 tokens (max_new_tokens)" in err and "TTFT" in err
+    # Token ids for the C++ llm_generate sample: the prompt's ids, one line, no engine needed.
+    assert main([*args[:-2], "--print-ids"]) == 0
+    tokenizer = LlamaAdapter()._tokenizer(llama_ws["recipe"])
+    assert capsys.readouterr().out.split() == [str(i) for i in tokenizer("The lighthouse", add_special_tokens=False)
+                                               ["input_ids"]]
     assert main(args + ["--no-greedy", "--top-p", "1.5"]) == 2
     assert "--top-p must be in (0, 1]" in capsys.readouterr().err
     assert main(["generate", "--model", "yolo", "--prompt", "x", "--root", str(llama_ws["base"])]) == 2

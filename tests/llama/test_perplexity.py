@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.llm.kv_cache import CacheShape
 from pipeline.llm.perplexity import negative_log_likelihoods, perplexity_from_logits, text_perplexity
-from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
+
+from .conftest import ort_session
 
 
 def test_uniform_logits_give_the_vocabulary_size() -> None:
@@ -39,7 +39,7 @@ def test_text_perplexity_equals_transformers_loss(llama_ws: dict) -> None:
     ids = LlamaAdapter().heldout_ids(recipe)[:40]
     with torch.inference_mode():
         loss = float(model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss)
-    with onnxrt_session(llama_ws["layout"].exported_onnx) as s:
+    with ort_session(llama_ws["layout"].exported_onnx) as s:
         one = text_perplexity(s, ids, 40)
         two = text_perplexity(s, ids, 20)  # 2 windows: 19 + 19 tokens scored
         with pytest.raises(PipelineError, match="window must be >= 2"):
@@ -50,17 +50,20 @@ def test_text_perplexity_equals_transformers_loss(llama_ws: dict) -> None:
 
 class BigramSession:
     """A decoder whose next-token distribution depends only on the current token: p(1 | 0) = 3/4,
-    p(0 | 1) = 1/2, so every perplexity below has a value by hand. It keeps no cache (no present.*)."""
+    p(0 | 1) = 1/2, so every perplexity below has a value by hand. It keeps no cache."""
 
-    cache = CacheShape(layers=0, kv_heads=1, head_dim=1)
     TABLE = np.log(np.array([[1 / 4, 3 / 4], [1 / 2, 1 / 2]]))
 
     def __init__(self) -> None:
         self.phases: list[str] = []
 
-    def step(self, feed: dict[str, np.ndarray], phase: str) -> dict[str, np.ndarray]:
-        self.phases.append(phase)
-        return {"logits": self.TABLE[feed["input_ids"]]}
+    def prefill(self, ids: np.ndarray, logit_positions: np.ndarray) -> np.ndarray:
+        self.phases.append("prefill")
+        return self.TABLE[np.take_along_axis(ids, logit_positions, axis=1)]
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        self.phases.append("decode")
+        return self.TABLE[np.asarray(tokens).reshape(-1, 1)]
 
 
 def test_protocol_windows_and_tail_by_hand() -> None:
@@ -95,7 +98,7 @@ def test_window_beyond_the_context_or_the_text_is_refused() -> None:
 
 def test_chunked_window_equals_one_prefill_on_onnx(llama_ws: dict) -> None:
     ids = LlamaAdapter().heldout_ids(llama_ws["recipe"])[:45]
-    with onnxrt_session(llama_ws["layout"].exported_onnx) as s:
+    with ort_session(llama_ws["layout"].exported_onnx) as s:
         whole = text_perplexity(s, ids, 20)
         chunked = text_perplexity(s, ids, 20, max_prefill=8, max_context=64)
     assert (whole["windows"], whole["tokens_scored"], whole["tail_dropped"]) == (2, 38, 5)

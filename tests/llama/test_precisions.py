@@ -9,14 +9,14 @@ import pytest
 from pipeline.core import onnx_utils
 from pipeline.core.artifacts import read_json
 from pipeline.llm.perplexity import text_perplexity
-from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
 from pipeline.stages.plan import resolve_plan
 
+from .conftest import ort_session, prefill_logits
+
 
 def _logits(onnx_path, feeds) -> np.ndarray:
-    with onnxrt_session(onnx_path) as s:
-        return np.concatenate([s.step(f, "prefill")["logits"] for f in feeds])
+    return prefill_logits(onnx_path, feeds)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,9 +56,9 @@ def test_precision_is_in_the_graph_and_close_to_fp32(llama_ws: dict, calibrated,
     ref, got = _logits(layout.exported_onnx, feeds), _logits(path, feeds)
     assert _cosine(ref, got) >= min_cosine
     heldout = LlamaAdapter().heldout_ids(recipe)
-    with onnxrt_session(layout.exported_onnx) as s:
+    with ort_session(layout.exported_onnx) as s:
         ppl_ref = text_perplexity(s, heldout, 64)["perplexity"]
-    with onnxrt_session(path) as s:
+    with ort_session(path) as s:
         ppl = text_perplexity(s, heldout, 64)["perplexity"]
     assert abs(ppl - ppl_ref) / ppl_ref < 0.05
 
@@ -72,13 +72,26 @@ def test_two_profile_engine_and_manifest(llama_ws: dict, calibrated) -> None:
     manifest = read_json(layout.manifest("int4-awq"))
     assert layout.engine("int4-awq").stat().st_size == manifest["engine"]["bytes"] > 0
     assert [p["phase"] for p in manifest["profiles"]] == ["prefill", "decode"]
-    assert manifest["profiles"][0]["shapes"]["past_key_values.0.key"]["max"] == [4, 2, 0, 32]
+    assert manifest["profiles"][0]["shapes"]["past_key_values.0.key"]["max"] == [0, 4, 2, 32]
+    assert manifest["profiles"][1]["shapes"]["past_key_values.0.key"]["max"] == [255, 4, 2, 32]
     llm = manifest["llm"]
+    # The device-resident KV-cache contract the C++ LlmSession reads (docs/llm.md); float16 for INT4.
+    assert llm["kv_cache"] | {"bytes": 0, "bytes_per_token": 0, "for": 0} == {
+        "layout": "position,batch,kv_heads,head_dim", "dtype": "float16", "layers": 2, "kv_heads": 2,
+        "head_dim": 32, "max_context": 256, "max_batch": 4, "past_input": "past_key_values.{layer}.{kind}",
+        "new_output": "new_key_values.{layer}.{kind}", "kinds": ["key", "value"], "bytes": 0, "bytes_per_token": 0,
+        "for": 0}
+    assert llm["logits"] == {"output": "logits", "positions_input": "logit_positions", "dtype": "float32",
+                             "vocab": 512}
     assert llm["phases"] == {"prefill": 0, "decode": 1}
     assert (llm["max_batch"], llm["max_prompt"], llm["max_context"]) == (4, 128, 256)
-    # keys + values, 2 layers, batch 4, 2 KV heads, 256 positions, head_dim 32, float32
-    assert llm["kv_cache"]["bytes"] == 2 * 2 * 4 * 2 * 256 * 32 * 4 == 1_048_576
-    assert llm["kv_cache"]["bytes_per_token"] == 2 * 2 * 2 * 32 * 4
+    tokenizer = LlamaAdapter()._tokenizer(recipe)
+    assert (llm["bos_id"], llm["eos_id"]) == (tokenizer.bos_token_id, tokenizer.eos_token_id)
+    # keys + values, 2 layers, batch 4, 2 KV heads, 256 positions, head_dim 32, float16
+    assert llm["kv_cache"]["bytes"] == 2 * 2 * 4 * 2 * 256 * 32 * 2 == 524_288
+    assert llm["kv_cache"]["bytes_per_token"] == 2 * 2 * 2 * 32 * 2
+    io = {t["name"]: t["dtype"] for t in manifest["io"]["inputs"] + manifest["io"]["outputs"]}
+    assert io["past_key_values.1.value"] == io["new_key_values.0.key"] == "float16"
     assert manifest["weights"]["random"] is True
     assert manifest["postprocess"]["type"] == "causal_lm"
     assert manifest["memory"]["weights_bytes"] and manifest["memory"]["weights_bytes"] > 0
@@ -99,6 +112,20 @@ def test_profile_reports_llm_metrics_per_runner(llama_ws: dict, calibrated) -> N
         assert m["perplexity"] > 1 and m["ttft_ms"] > 0 and m["decode_tokens_per_s"] > 0
         assert m["new_tokens"] == 8 and m["tokens_scored"] > 100
     assert metrics["onnxrt-fp32"]["match_rate"] == 1.0
+    # The decode session's own count: token inputs in (8 bytes each), the logits out, at FP32 or FP16 cache.
+    assert {(m["bytes_h2d_per_token"], m["bytes_d2h_per_token"]) for m in metrics.values()} == {(32, 512 * 4)}
+    floor = metrics["onnxrt-fp32"]["floor_tokens_per_s"]  # AGX Orin 64GB: 204.8 GB/s over weights + cache
+    assert metrics["onnxrt-fp32"]["floor_target"] == "orin-agx-64" and floor > 1000
+    assert metrics["onnxrt-fp32"]["fraction_of_floor"] == pytest.approx(
+        metrics["onnxrt-fp32"]["decode_tokens_per_s"] / floor)
+    from pipeline.nightly.collect import report_metrics
+    from pipeline.nightly.regression import direction
+
+    nightly = report_metrics(report)
+    assert nightly["llm.onnxrt-int4-awq.bytes_h2d_per_token"] == 32
+    assert nightly["llm.onnxrt-int4-awq.decode_tokens_per_s"] > 0 and "llm.onnxrt-fp32.fraction_of_floor" in nightly
+    assert [direction(f"llm.tensorrt.{k}") for k in ("decode_tokens_per_s", "ttft_ms", "fraction_of_floor",
+                                                     "bytes_h2d_per_token", "perplexity")] == [1, -1, 1, -1, -1]
     assert report["accuracy"]["task"]["positions"] == 48
     md = layout.report_md("int4-awq").read_text()
     assert "## Model metrics" in md and "decode_tokens_per_s" in md

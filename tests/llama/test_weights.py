@@ -11,9 +11,10 @@ import pytest
 from pipeline.analyze.weights import engine_weight_bytes
 from pipeline.core import onnx_utils
 from pipeline.core.artifacts import Layout, read_json
-from pipeline.llm.session import onnxrt_session
 from pipeline.models.llama import LlamaAdapter
 from pipeline.quantize.embedding import embedding_gathers
+
+from .conftest import prefill_logits
 
 
 def _tables(path) -> list:
@@ -23,8 +24,7 @@ def _tables(path) -> list:
 
 
 def _logits(path, feeds) -> np.ndarray:
-    with onnxrt_session(path) as s:
-        return np.concatenate([s.step(f, "prefill")["logits"] for f in feeds])
+    return prefill_logits(path, feeds)
 
 
 @pytest.mark.parametrize("precision", ["int8", "int4-awq"])

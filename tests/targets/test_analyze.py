@@ -159,7 +159,7 @@ def test_context_and_profile_choice_from_a_recipe() -> None:
     llama = load_recipe("llama")
     assert recipe_context(llama.raw, llama.profiles) == 256   # decode: 255 cached + 1 new token
     assert recipe_context({"analyze": {"context": 4096}}, llama.profiles) == 4096
-    assert recipe_shapes(llama.profiles, None, profile="decode")["past_key_values.0.key"] == [1, 2, 127, 32]
+    assert recipe_shapes(llama.profiles, None, profile="decode")["past_key_values.0.key"] == [127, 1, 2, 32]
     assert recipe_shapes(llama.profiles, 2)["input_ids"] == [2, 64]
     with pytest.raises(PipelineError, match="--profile warmup"):
         recipe_shapes(llama.profiles, None, profile="warmup")
