@@ -3,6 +3,10 @@ costs against FP32 on labelled held-out data, beside the peers' tools on the sam
 
     .venv/bin/python benchmarks/accuracy_budget.py [--family yolo --family vit --family llama]
         [--work /tmp/orin-trt-accuracy] [--out benchmarks/results/accuracy_budget.md]
+    .venv/bin/python benchmarks/accuracy_budget.py --tuned [--family vit --family llama --family unet]
+
+`--tuned` runs the search of `orin-trt tune` (pipeline/tune/) on each fixture's recipe as shipped: FP32,
+FP16, the recipe default and every candidate, with the estimated latency on orin-agx-64 and orin-nano-8.
 
 The pipeline's own quantizers (pipeline/quantize/) are called directly with each fixture recipe's
 exclusions, independent of the CLI and the recipe schema. Each family rewrites its own section of the
@@ -369,6 +373,11 @@ def _fixture_recipe(family: str) -> Any:
         from make_dataset import main as make_vit_data
 
         make_vit_data([str(REPO / "calib" / "vit-data")])
+    if family == "unet" and not (REPO / "calib" / "unet-heldout.npz").is_file():
+        sys.path.insert(0, str(REPO / "tests" / "fixtures" / "unet"))
+        from make_latents import main as make_unet_latents
+
+        make_unet_latents([str(REPO / "calib" / "unet-heldout.npz")])
     return load_recipe(str(REPO / "tests" / "fixtures" / family / f"{family}.yaml"))
 
 
@@ -407,7 +416,7 @@ def bench_tuned(family: str, work: Path) -> dict[str, Any]:
                                      format_loss(budget.loss(fp32["metrics"][budget.metric], value), budget.to_dict()),
                                      "-", tuple(estimate_ms(src, first.shapes, {}, p, s.target)["estimated_ms"]
                                                 for s in search.values()), engine_weight_bytes(onnx)))
-        t0 = time.perf_counter()
+        t0 = first.started = time.perf_counter()  # the search's own time, not the references' above
         result = run_search(first)
         write_report(layout.precision_dir(precision), recipe.name, result, None)
         by_name = result["candidates"]
@@ -426,7 +435,7 @@ def bench_tuned(family: str, work: Path) -> dict[str, Any]:
                                  m["weight_bytes"], f"{m['seconds']}"))
         for name, err in result.get("failed", {}).items():
             rows.append(TunedRow(f"{precision} {name}", precision, "-", None, "failed", "-", (float("nan"),) * 2, 0,
-                                 note=err))
+                                 note=err[:110] + ("..." if len(err) > 110 else "")))
         notes.append(f"{precision}: budget {result['budget_text']} ({budget.source}); {len(result['rows'])} candidates "
                      f"measured{', ' + str(len(result['failed'])) + ' failed' if result.get('failed') else ''}; "
                      f"tune time {result['seconds']:.0f} s (search) / {tune_s:.0f} s (with the default on the whole "
