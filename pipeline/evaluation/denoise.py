@@ -49,7 +49,8 @@ def load_heldout(path: Path) -> dict[str, np.ndarray]:
         with np.load(path) as npz:
             heldout = {k: np.asarray(npz[k]) for k in npz.files}
     except (OSError, ValueError) as e:
-        raise PipelineError(f"eval.latents {path}: not a readable .npz ({e})") from e
+        raise PipelineError(f"eval.latents {path}: not a readable .npz ({e}); it holds "
+                            f"{', '.join(HELDOUT_KEYS)} of held-out noised latents") from e
     check_heldout(heldout, f"eval.latents {path}")
     return heldout
 
