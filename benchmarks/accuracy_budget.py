@@ -3,6 +3,10 @@ costs against FP32 on labelled held-out data, beside the peers' tools on the sam
 
     .venv/bin/python benchmarks/accuracy_budget.py [--family yolo --family vit --family llama]
         [--work /tmp/orin-trt-accuracy] [--out benchmarks/results/accuracy_budget.md]
+    .venv/bin/python benchmarks/accuracy_budget.py --tuned [--family vit --family llama --family unet]
+
+`--tuned` runs the search of `orin-trt tune` (pipeline/tune/) on each fixture's recipe as shipped: FP32,
+FP16, the recipe default and every candidate, with the estimated latency on orin-agx-64 and orin-nano-8.
 
 The pipeline's own quantizers (pipeline/quantize/) are called directly with each fixture recipe's
 exclusions, independent of the CLI and the recipe schema. Each family rewrites its own section of the
@@ -342,6 +346,126 @@ def bench_unet(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
                                              ("t=50", "t50")], "higher_is_better": False}
 
 
+# ---- tuned: `orin-trt tune` on the fixture recipe -----------------------------------------------------
+TUNED = {"vit": ("int8",), "llama": ("int8", "int4-awq"), "unet": ("int8",)}
+TARGET_PAIR = ("orin-agx-64", "orin-nano-8")
+
+
+@dataclass
+class TunedRow:
+    name: str
+    precision: str
+    measured_on: str
+    value: float | None
+    loss: str
+    within: str
+    ms: tuple[float, float]
+    weight_bytes: int
+    seconds: str = ""
+    note: str = ""
+
+
+def _fixture_recipe(family: str) -> Any:
+    from pipeline.recipe.loader import load_recipe
+
+    if family == "vit" and not (REPO / "calib" / "vit-data" / "heldout").is_dir():  # the recipe's own paths
+        sys.path.insert(0, str(REPO / "tests" / "fixtures" / "vit"))
+        from make_dataset import main as make_vit_data
+
+        make_vit_data([str(REPO / "calib" / "vit-data")])
+    if family == "unet" and not (REPO / "calib" / "unet-heldout.npz").is_file():
+        sys.path.insert(0, str(REPO / "tests" / "fixtures" / "unet"))
+        from make_latents import main as make_unet_latents
+
+        make_unet_latents([str(REPO / "calib" / "unet-heldout.npz")])
+    return load_recipe(str(REPO / "tests" / "fixtures" / family / f"{family}.yaml"))
+
+
+def bench_tuned(family: str, work: Path) -> dict[str, Any]:
+    """FP32, FP16 and, per tunable precision, every candidate `orin-trt tune` measured (the recipe default
+    re-measured on the whole held-out set beside the choice), with the estimate on both Orins."""
+    from pipeline.analyze.weights import engine_weight_bytes
+    from pipeline.core.artifacts import Layout
+    from pipeline.evaluation.budget import format_loss
+    from pipeline.models import get_adapter
+    from pipeline.stages.calibrate import calibrate
+    from pipeline.stages.export import export
+    from pipeline.tune.latency import estimate_ms
+    from pipeline.tune.report import write_report
+    from pipeline.tune.search import Search, Settings, run_search
+
+    recipe = _fixture_recipe(family)
+    layout, calib_root = Layout(work / "engines", recipe.name), work / "calib"
+    export(recipe, layout)
+    adapter, src = get_adapter(family), layout.exported_onnx
+    rows: list[TunedRow] = []
+    notes: list[str] = []
+    for precision in TUNED[family]:
+        search = {t: Search(recipe, layout, precision, calib_root, Settings.from_recipe(recipe, target=t))
+                  for t in TARGET_PAIR}
+        first = search[TARGET_PAIR[0]]
+        budget = first.budget
+        if not rows:  # the references, once per family: FP32 as is, FP16 through the pipeline's AutoCast
+            fp32 = first.reference(None)
+            calibrate(recipe, layout, "fp16", calib_root)
+            fp16 = adapter.ground_truth(recipe, layout.calibrated_onnx("fp16"), None)
+            for name, onnx, truth in (("FP32", src, fp32), ("FP16 (AutoCast)", layout.calibrated_onnx("fp16"), fp16)):
+                p = "fp32" if name == "FP32" else "fp16"
+                value = truth["metrics"][budget.metric]
+                rows.append(TunedRow(name, p, f"{truth['samples']} (all)", value,
+                                     format_loss(budget.loss(fp32["metrics"][budget.metric], value), budget.to_dict()),
+                                     "-", tuple(estimate_ms(src, first.shapes, {}, p, s.target)["estimated_ms"]
+                                                for s in search.values()), engine_weight_bytes(onnx)))
+        t0 = first.started = time.perf_counter()  # the search's own time, not the references' above
+        result = run_search(first)
+        write_report(layout.precision_dir(precision), recipe.name, result, None)
+        by_name = result["candidates"]
+        own = next(iter(by_name.values()))  # the recipe's setting is the first candidate
+        default_full = first.measure(own, None)  # default and choice on the same (whole) set
+        tune_s = time.perf_counter() - t0
+        chosen = result["choice"]["name"] if result["choice"] else None
+        for name, r in result["rows"].items():
+            m = default_full if name == own.name else r.get("full") or r["screen"]
+            marks = [w for w, yes in (("recipe default", name == own.name), ("chosen", name == chosen)) if yes]
+            rows.append(TunedRow(f"{precision} {name}" + (f" **({', '.join(marks)})**" if marks else ""), precision,
+                                 f"{m['samples']}" + (" (all)" if m is default_full or "full" in r else " (screen)"),
+                                 m["value"], format_loss(m["loss"], budget.to_dict()),
+                                 "yes" if m["within_budget"] else "no",
+                                 tuple(s.latency(by_name[name])["estimated_ms"] for s in search.values()),
+                                 m["weight_bytes"], f"{m['seconds']}"))
+        for name, err in result.get("failed", {}).items():
+            rows.append(TunedRow(f"{precision} {name}", precision, "-", None, "failed", "-", (float("nan"),) * 2, 0,
+                                 note=err[:110] + ("..." if len(err) > 110 else "")))
+        notes.append(f"{precision}: budget {result['budget_text']} ({budget.source}); {len(result['rows'])} candidates "
+                     f"measured{', ' + str(len(result['failed'])) + ' failed' if result.get('failed') else ''}; "
+                     f"tune time {result['seconds']:.0f} s (search) / {tune_s:.0f} s (with the default on the whole "
+                     f"set); chosen: {chosen or 'nothing within the budget'}")
+    return {"rows": rows, "notes": notes, "metric": budget.metric, "recipe": f"tests/fixtures/{family}/{family}.yaml",
+            "profile": first.profile}
+
+
+def render_tuned(family: str, result: dict[str, Any], command: str) -> str:
+    metric = result["metric"]
+    profile = f", one {result['profile']} step" if result["profile"] else ""
+    lines = [f"<!-- family:{family}-tuned -->", f"## {family}, tuned (`orin-trt tune`)", "",
+             f"Recorded {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
+             f"({os.cpu_count()} CPU cores shared with other jobs, ONNX Runtime CPU). Recipe `{result['recipe']}` "
+             f"as shipped (its data, budget and `tune` defaults). Estimated latency: the analyze roofline summed per "
+             f"node, each node at the precision the candidate's graph gives it{profile} (an unfused floor that ranks "
+             f"candidates, not a measurement; FP16's AutoCast FP32 islands are not counted). Weights: the engine "
+             f"weight bytes the ONNX holds. Target: {TARGETS[family]}.", "", f"    {command}", "",
+             f"| candidate | measured on | {metric} | loss vs FP32 | within budget | est. ms {TARGET_PAIR[0]} "
+             f"| est. ms {TARGET_PAIR[1]} | weights MB | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        value = f"{r.value:.4f}" if r.value is not None else "n/a"
+        ms = " | ".join("n/a" if v != v else f"{v:.4f}" for v in r.ms)
+        weights = f"{r.weight_bytes / 1e6:.2f}" if r.weight_bytes else "n/a"
+        lines.append(f"| {r.name}{' — ' + r.note if r.note else ''} | {r.measured_on} | {value} | {r.loss} | "
+                     f"{r.within} | {ms} | {weights} | {r.seconds} |")
+    lines += [""] + [f"- {n}" for n in result["notes"]] + [f"<!-- /family:{family}-tuned -->"]
+    return "\n".join(lines) + "\n"
+
+
 def run_candidates(candidates: list[tuple[Row, Callable[[Path], None]]], score: Callable[[Path], dict[str, float]],
                    folder: Path) -> list[Row]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -422,17 +546,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section", default="", help="suffix of the results section, to keep a variant beside "
                         "the main run (e.g. '-256' for a run with --heldout 256)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "accuracy_budget.md")
+    parser.add_argument("--tuned", action="store_true", help="run `orin-trt tune` on each family's fixture recipe "
+                        "(vit, llama, unet) instead of the settings sweep: the `<family>-tuned` sections")
     args = parser.parse_args(argv)
     os.chdir(REPO)
     os.environ.setdefault("YOLO_CONFIG_DIR", str(args.work / "ultralytics"))
     command = "python benchmarks/accuracy_budget.py " + strip_paths(argv if argv is not None else sys.argv[1:])
     sections = {}
-    for family in args.family or FAMILIES:
-        folder = args.work / family
+    for family in args.family or (tuple(TUNED) if args.tuned else FAMILIES):
+        folder = args.work / (family + ("-tuned" if args.tuned else ""))
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        result = BENCHES[family](folder, heldout=args.heldout, calib=args.calib, seed=args.seed)
-        sections[family + args.section] = render_section(family + args.section, result, command.strip())
+        if args.tuned:
+            if family not in TUNED:
+                parser.error(f"--tuned --family {family}: the tuned sections cover {', '.join(TUNED)} "
+                             "(yolo's is `make demo`'s)")
+            sections[family + "-tuned"] = render_tuned(family, bench_tuned(family, folder), command.strip())
+        else:
+            result = BENCHES[family](folder, heldout=args.heldout, calib=args.calib, seed=args.seed)
+            sections[family + args.section] = render_section(family + args.section, result, command.strip())
         write_results(args.out, sections)
     print(args.out)
     return 0

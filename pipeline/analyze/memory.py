@@ -25,8 +25,16 @@ KV_BYTES = {n: p.kv_bytes for n, p in TABLE.items()}
 KV_INPUT = re.compile(r"past|cache", re.IGNORECASE)
 
 
-def weight_bytes(gemm_elems: int, other_elems: int, precision: str) -> int:
-    return int(gemm_elems * GEMM_WEIGHT_BYTES[precision] + other_elems * OTHER_WEIGHT_BYTES[precision])
+def gemm_bytes(precision: str, block_size: int | None = None) -> float:
+    """Bytes per GEMM-like weight; INT4 at a stated block size pays one FP16 scale per `block_size` weights
+    (the table's width assumes the default block)."""
+    if precision == "int4-awq" and block_size:
+        return 0.5 + 2.0 / block_size
+    return GEMM_WEIGHT_BYTES[precision]
+
+
+def weight_bytes(gemm_elems: int, other_elems: int, precision: str, block_size: int | None = None) -> int:
+    return int(gemm_elems * gemm_bytes(precision, block_size) + other_elems * OTHER_WEIGHT_BYTES[precision])
 
 
 def activation_peak_elems(model: Any, info: dict[str, TensorInfo], const: set[str]) -> int:

@@ -53,7 +53,7 @@ class Budget:
 
     @property
     def limit(self) -> float:
-        return next(v for v in (self.max_drop, self.max_increase_pct, self.max_ratio) if v is not None)
+        return next(getattr(self, k) for k in LIMIT_KEYS if getattr(self, k) is not None)
 
     def within(self, fp32: float, candidate: float) -> bool:
         # A hair of float slack, so a candidate equal to FP32 never fails a zero budget.
@@ -61,10 +61,22 @@ class Budget:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"metric": self.metric, "source": self.source}
-        for k in ("max_drop", "max_increase_pct", "max_ratio"):
+        for k in LIMIT_KEYS:
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
+
+
+LIMIT_KEYS = ("max_drop", "max_increase_pct", "max_ratio")
+UNITS = {"max_drop": "", "max_increase_pct": " %", "max_ratio": "x"}
+
+
+def format_loss(loss: float, budget: dict[str, Any]) -> str:
+    """A loss in its budget's unit, as reports print it: `+0.0041`, `+0.30 %`, `1.034x`."""
+    kind = next(k for k in LIMIT_KEYS if k in budget)
+    if kind == "max_ratio":
+        return f"{loss:.3f}x"
+    return f"{loss:+.2f} %" if kind == "max_increase_pct" else f"{loss:+.4f}"
 
 
 def resolve_budget(recipe: Recipe, precision: str) -> Budget:
@@ -81,9 +93,8 @@ def judge(budget: Budget, fp32: dict[str, Any], candidate: dict[str, Any], refer
     """The budget gate of one candidate: FP32's and the candidate's ground-truth metric on the same data."""
     f, c = float(fp32["metrics"][budget.metric]), float(candidate["metrics"][budget.metric])
     loss, passed = budget.loss(f, c), budget.within(f, c)
-    unit = {"max_increase_pct": " %", "max_ratio": "x"}.get(
-        next(k for k in ("max_drop", "max_increase_pct", "max_ratio") if getattr(budget, k) is not None), "")
-    message = (f"{budget.metric} against {reference}: FP32 {f:.4f}, candidate {c:.4f}, loss {loss:+.4f}{unit}, "
+    message = (f"{budget.metric} against {reference}: FP32 {f:.4f}, candidate {c:.4f}, "
+               f"loss {format_loss(loss, budget.to_dict())}, "
                f"budget {budget.describe()} ({budget.source})")
     return {"metric": budget.metric, "reference": reference, "fp32": f, "candidate": c, "loss": loss,
             "budget": budget.to_dict(), "budget_text": budget.describe(), "passed": passed, "message": message}

@@ -9,6 +9,7 @@ and a candidate (INT8, FP16) as a ratio to FP32's error on the same inputs.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,16 +31,39 @@ def noised_latents(x0: np.ndarray, timesteps: np.ndarray, alphas_cumprod: np.nda
     return (np.sqrt(a) * x0 + np.sqrt(1 - a) * eps).astype(np.float32), eps
 
 
+def check_heldout(heldout: dict[str, np.ndarray], where: str = "held-out latents") -> int:
+    """The number of held-out items, after checking every key is there with the same non-zero count."""
+    missing = [k for k in HELDOUT_KEYS if k not in heldout]
+    if missing:
+        raise PipelineError(f"{where} lack {', '.join(missing)} (need {', '.join(HELDOUT_KEYS)})")
+    n = len(heldout["sample"])
+    if not n or any(len(heldout[k]) != n for k in HELDOUT_KEYS):
+        raise PipelineError(f"{where}: sample, timestep, encoder_hidden_states and noise need the same "
+                            "non-zero count")
+    return n
+
+
+def load_heldout(path: Path) -> dict[str, np.ndarray]:
+    """An .npz of held-out noised latents (tests/fixtures/unet/make_latents.py writes one), checked."""
+    try:
+        with np.load(path) as npz:
+            heldout = {k: np.asarray(npz[k]) for k in npz.files}
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"eval.latents {path}: not a readable .npz ({e}); it holds "
+                            f"{', '.join(HELDOUT_KEYS)} of held-out noised latents") from e
+    check_heldout(heldout, f"eval.latents {path}")
+    return heldout
+
+
+def by_timestep(errors: np.ndarray, steps: np.ndarray) -> dict[int, float]:
+    """Mean error per timestep, the noisiest first."""
+    return {int(t): float(errors[steps == t].mean()) for t in sorted(set(steps.tolist()), reverse=True)}
+
+
 def epsilon_error(session: Any, heldout: dict[str, np.ndarray], batch: int = 4) -> dict[str, Any]:
     """Mean squared error of the predicted noise against the true noise, over an ONNX Runtime session
     (`sample`, `timestep`, `encoder_hidden_states` in; the noise prediction out) in batches of `batch`."""
-    missing = [k for k in HELDOUT_KEYS if k not in heldout]
-    if missing:
-        raise PipelineError(f"held-out latents lack {', '.join(missing)} (need {', '.join(HELDOUT_KEYS)})")
-    n = len(heldout["sample"])
-    if not n or any(len(heldout[k]) != n for k in HELDOUT_KEYS):
-        raise PipelineError("held-out latents: sample, timestep, encoder_hidden_states and noise need the same "
-                            "non-zero count")
+    n = check_heldout(heldout)
     output = session.get_outputs()[0].name
     per_sample = []
     for i in range(0, n, batch):
@@ -51,8 +75,7 @@ def epsilon_error(session: Any, heldout: dict[str, np.ndarray], batch: int = 4) 
         per_sample.append(err.reshape(len(err), -1).mean(axis=1))
     errors = np.concatenate(per_sample)
     steps = np.asarray(heldout["timestep"])
-    return {"mse": float(errors.mean()), "samples": n,
-            "by_timestep": {int(t): float(errors[steps == t].mean()) for t in sorted(set(steps.tolist()), reverse=True)}}
+    return {"mse": float(errors.mean()), "samples": n, "by_timestep": by_timestep(errors, steps)}
 
 
 def error_ratio(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:

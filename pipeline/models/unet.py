@@ -254,11 +254,14 @@ class UnetAdapter(ModelAdapter):
 
     def ground_truth(self, recipe: Recipe, model: Path, samples: int | None = None) -> dict[str, Any] | None:
         """The training objective as ground truth: mean squared error of the predicted noise against the
-        noise added, over the held-out latents (both halves of each guidance batch)."""
+        noise added, over `eval.latents` (held-out latents of the data) or, without them, over latents
+        drawn from N(0, 1) (both halves of each guidance batch)."""
         from ..runners import run
         from ..runners.onnxrt import onnxrt_runner
         from .image_data import spread
 
+        if recipe.section("eval").get("latents"):
+            return self._latents_truth(recipe, model, samples)
         feeds, noises = self._eval_set(recipe)
         chosen = spread(list(range(len(feeds))), samples) if samples else list(range(len(feeds)))  # across the schedule
         with onnxrt_runner(model) as runner:
@@ -270,6 +273,34 @@ class UnetAdapter(ModelAdapter):
                              f"{', '.join(map(str, steps))})", "samples": len(errors),
                 "metrics": {"eps_mse": float(np.mean(errors)),
                             **{f"eps_mse_t{t}": e for t, e in zip(steps, errors, strict=True)}}}
+
+    def _latents_truth(self, recipe: Recipe, model: Path, samples: int | None) -> dict[str, Any]:
+        """Epsilon error over the recipe's held-out latents, `samples` of them spread over the set (its
+        timesteps), in guidance-sized batches of two."""
+        from ..evaluation.denoise import by_timestep, load_heldout
+        from ..runners import run
+        from ..runners.onnxrt import onnxrt_runner
+        from .image_data import spread
+
+        path = recipe.resolve_path(recipe.section("eval")["latents"])
+        held = load_heldout(path)
+        sample, text = self._shapes(recipe)
+        if list(held["sample"].shape[1:]) != sample[1:] or list(held["encoder_hidden_states"].shape[1:]) != text[1:]:
+            raise PipelineError(f"eval.latents {path}: sample {list(held['sample'].shape)} / encoder_hidden_states "
+                                f"{list(held['encoder_hidden_states'].shape)} do not fit the profile's "
+                                f"{sample[1:]} / {text[1:]}")
+        everything = list(range(len(held["sample"])))
+        chosen = np.asarray(spread(everything, samples) if samples else everything)
+        batches = [chosen[i : i + 2] for i in range(0, len(chosen), 2)]
+        feeds = [{"sample": held["sample"][b].astype(np.float32), "timestep": held["timestep"][b].astype(np.float32),
+                  "encoder_hidden_states": held["encoder_hidden_states"][b].astype(np.float32)} for b in batches]
+        with onnxrt_runner(model) as runner:
+            preds = np.concatenate([np.asarray(o[0], np.float64) for o in run(runner, feeds, [OUTPUT])])
+        errors = ((preds - held["noise"][chosen]) ** 2).reshape(len(chosen), -1).mean(axis=1)
+        per_t = by_timestep(errors, np.asarray(held["timestep"])[chosen])
+        return {"reference": f"the added noise ({len(chosen)} held-out noised latents of {path.name}, timesteps "
+                             f"{', '.join(map(str, per_t))})", "samples": len(chosen),
+                "metrics": {"eps_mse": float(errors.mean()), **{f"eps_mse_t{t}": e for t, e in per_t.items()}}}
 
     def task_accuracy(self, recipe, output_names, reference, candidate) -> dict[str, Any]:
         out = output_names.index(OUTPUT)

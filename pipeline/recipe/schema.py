@@ -26,7 +26,7 @@ PATH_KEYS = {
     ("source", "onnx"),
     ("calibration", "images"), ("calibration", "data"), ("calibration", "text"), ("calibration", "embeddings"),
     ("eval", "images"), ("eval", "data"), ("eval", "coco"), ("eval", "labelled"), ("eval", "text"), ("eval", "embeddings"),
-    ("build", "timing_cache"),
+    ("eval", "latents"), ("build", "timing_cache"),
 }
 # Of those, the ones ultralytics also resolves by bare name (yolo11n.pt, yolo11n.yaml).
 NAME_OR_PATH_KEYS = {("source", "checkpoint"), ("source", "config")}
@@ -309,6 +309,10 @@ class UnetEval(Strict):
     points: int = Field(5, ge=1, description="held-out noised latents over the schedule")
     timesteps: list[int] | None = Field(None, description="explicit timesteps instead of points")
     embeddings: str = Field(BUILTIN, description="held-out text embeddings: an .npz, or builtin")
+    latents: str | None = Field(None, description="held-out noised latents of your data, the ground truth: an "
+                                ".npz with sample, timestep, encoder_hidden_states and noise (the added eps); null: "
+                                "x0 drawn from N(0, 1) at `points` timesteps (a stand-in far from a trained "
+                                "model's data)")
     loop_steps: int = Field(10, ge=1, description="steps of the closed-loop denoising check")
     guidance_scale: float = Field(7.5, description="guidance of the closed-loop check")
 

@@ -18,6 +18,7 @@ from ..core.cache import StageResult
 from ..core.integrity import require
 from ..core.log import log, warn
 from ..errors import PipelineError
+from ..evaluation.budget import format_loss
 from ..recipe.loader import Recipe
 
 
@@ -41,7 +42,8 @@ def tune(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force
     folder = layout.precision_dir(precision)
     paths = write_report(folder, recipe.name, result, None if settings.strict else fallback)
     if choice is None:
-        closest = "; ".join(f"{r['name']}: {r['metric']} loss {r['loss']:+.4f}" for r in result["closest"])
+        closest = "; ".join(f"{r['name']}: {r['metric']} loss {format_loss(r['loss'], result['budget'])}"
+                            for r in result["closest"])
         msg = (f"{paths['json']}: no {precision} candidate meets the budget {result['budget_text']} "
                f"(closest: {closest})")
         if settings.strict:
@@ -61,7 +63,8 @@ def tune(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, force
               "kept_out_blocks": [{"block": b, "sensitivity": g} for b, g in cand.sensitivity.items()],
               "tune_json": paths["json"].name}
     log("tune", f"{precision}: chose {choice['name']}: {choice['metric']} {choice['value']:.4f} "
-        f"(FP32 {choice['fp32']:.4f}, loss {choice['loss']:+.4f}, budget {result['budget_text']}), "
+        f"(FP32 {choice['fp32']:.4f}, loss {format_loss(choice['loss'], result['budget'])}, "
+        f"budget {result['budget_text']}), "
         f"{choice['estimated_ms']:.3f} ms estimated on {result['target']}; {paths['md']}")
     stage = calibrate(recipe, layout, precision, calib_root, force, target_dla, choice={
         "key": choice["key"], "options": cand.options, "extra_keep_out": cand.extra_keep_out,

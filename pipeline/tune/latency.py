@@ -39,8 +39,9 @@ def node_precisions(candidate_onnx: Path, precision: str, high_precision: str) -
 
 
 def estimate_ms(fp32_onnx: Path, shapes: dict[str, list[int]], per_node: dict[str, str], default: str,
-                target: Target) -> dict[str, Any]:
-    """Sum of per-node roofline floors (ms) and weight bytes, every node of the FP32 graph at its precision."""
+                target: Target, block_size: int | None = None) -> dict[str, Any]:
+    """Sum of per-node roofline floors (ms) and weight bytes, every node of the FP32 graph at its precision
+    (INT4 weights at `block_size`: a smaller block reads more scales)."""
     model = onnx_utils.load(fp32_onnx, with_weights=False)
     costs = node_costs(model, infer(model, shapes, Path(fp32_onnx).parent))
     total_s, weight_bytes = 0.0, 0
@@ -48,7 +49,7 @@ def estimate_ms(fp32_onnx: Path, shapes: dict[str, list[int]], per_node: dict[st
     for c in costs:
         p = per_node.get(c.name, default)
         by_precision[p] = by_precision.get(p, 0) + 1
-        weights = memory.weight_bytes(c.weight_elems_gemm, c.weight_elems_other, p)
+        weights = memory.weight_bytes(c.weight_elems_gemm, c.weight_elems_other, p, block_size)
         moved = c.act_elems * memory.ACTIVATION_BYTES[p] + weights
         seconds, _ = roofline.node_floor_s(c.flops, moved, target.peak_ops_per_s(memory.COMPUTE_DTYPE[p]),
                                            target.bandwidth_bytes_per_s)

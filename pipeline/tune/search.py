@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..analyze.weights import engine_weight_bytes
 from ..core import onnx_utils
 from ..core.artifacts import Layout, read_json, sha256_file, sha256_json, sha256_onnx, sha256_tree, write_json
 from ..core.cache import tool_versions
-from ..core.log import log, progress
+from ..core.log import log, progress, warn
 from ..errors import PipelineError
 from ..evaluation.budget import Budget, resolve_budget
 from ..models import get_adapter
@@ -72,7 +73,11 @@ class Search:
         from ..analyze.shapes import graph_inputs
 
         names = {v.name for v in graph_inputs(header)}
-        self.shapes = {n: s for n, s in recipe_shapes(self.recipe.profiles, None).items() if n in names}
+        # An LLM's time goes to decode (one token against the cache), where weight-only INT4 pays off;
+        # other models have one profile, its opt shapes.
+        self.profile = next((p.get("name") for p in self.recipe.profiles if p.get("phase") == "decode"), None)
+        self.shapes = {n: s for n, s in recipe_shapes(self.recipe.profiles, None, profile=self.profile).items()
+                       if n in names}
         self.base_key = {
             "onnx": sha256_onnx(self.src),
             "calibration": {"data": sha256_tree(self.data.path), "samples": self.data.count,
@@ -150,14 +155,18 @@ class Search:
         return {**self.judged(result), **self.latency(cand), "cached": cached}
 
     def latency(self, cand: Candidate) -> dict[str, Any]:
-        """The estimate on this search's target, cached per target (another target re-measures nothing)."""
-        path = self.cache_dir / self.key(cand) / f"latency-{self.target.key}.json"
+        """The estimate on this search's target, cached per target (another target re-measures nothing),
+        and the engine's weight bytes as the candidate's graph holds them (its block scales, a kept-out LM
+        head, an FP16 embedding table: what the nominal widths cannot see)."""
+        path = self.cache_dir / self.key(cand) / f"estimate-{self.target.key}{'-' + self.profile if self.profile else ''}.json"
         if path.is_file() and not self.force:
             return read_json(path)
         onnx, summary = self.quantized(cand)
         hp = summary.get("high_precision_dtype") or ("fp16" if self.precision == "int4-awq" else "fp32")
-        est = estimate_ms(self.src, self.shapes, node_precisions(onnx, self.precision, hp), hp, self.target)
-        out = {k: est[k] for k in ("estimated_ms", "weight_bytes", "nodes_by_precision")}
+        est = estimate_ms(self.src, self.shapes, node_precisions(onnx, self.precision, hp), hp, self.target,
+                          summary.get("block_size"))
+        out = {"estimated_ms": est["estimated_ms"], "weight_bytes": engine_weight_bytes(onnx),
+               "nodes_by_precision": est["nodes_by_precision"]}
         write_json(path, out)
         return out
 
@@ -199,11 +208,21 @@ def run_search(search: Search) -> dict[str, Any]:
     log(STAGE, f"{search.precision}: {len(todo)} candidates, budget {search.budget.describe()} "
         f"({search.budget.source}), screening on {s.screen_samples} held-out items, target {s.target}")
     by_name = {c.name: c for c in todo}
+    failed: dict[str, str] = {}
     for cand in progress(todo, f"tune[{search.precision}] screening", len(todo)):
-        if rows and search.out_of_time():  # the first (the recipe's own setting) always runs
+        if (rows or failed) and search.out_of_time():  # the first (the recipe's own setting) always runs
             skipped.append(cand.name)
             continue
-        rows[cand.name] = {"screen": search.measure(cand, s.screen_samples)}
+        try:
+            rows[cand.name] = {"screen": search.measure(cand, s.screen_samples)}
+        except PipelineError:
+            raise
+        except Exception as e:  # a tool's failure on one setting is that candidate's result, not the search's
+            failed[cand.name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+            warn(STAGE, f"{cand.name}: failed, left out of the search: {failed[cand.name]}")
+    if not rows:
+        raise PipelineError(f"tune: every {search.precision} candidate of {search.recipe.path} failed: "
+                            + "; ".join(f"{n}: {e}" for n, e in failed.items()))
     # Finalists: the fastest whose screening loss is within twice the budget (a small subset is noisy).
     promising = _rank([r["screen"] for r in rows.values() if r["screen"]["loss"] <= 2 * search.budget.limit
                        or search.budget.within(r["screen"]["fp32"], r["screen"]["value"])])
@@ -225,7 +244,8 @@ def run_search(search: Search) -> dict[str, Any]:
     choice = within[0] if within else None
     closest = sorted((r.get("full") or r["screen"] for r in rows.values()), key=lambda r: r["loss"])[:3]
     return {"precision": search.precision, "budget": search.budget.to_dict(), "budget_text": search.budget.describe(),
-            "target": s.target, "screen_samples": s.screen_samples, "rows": rows, "skipped_time_limit": skipped,
+            "target": s.target, "latency_profile": search.profile, "screen_samples": s.screen_samples, "rows": rows, "skipped_time_limit": skipped,
+            "failed": failed,
             "choice": choice, "closest": closest, "sensitivity": sensitivity,
             "candidates": {n: c for n, c in by_name.items()},
             "seconds": round(time.perf_counter() - search.started, 1)}

@@ -19,12 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "unet"
 
 
-def _scaled_sample_graph(path: Path, scale: float) -> ort.InferenceSession:
+def _scaled_sample_graph(path: Path, scale: float, size: int = 8) -> ort.InferenceSession:
     """A stand-in denoiser whose prediction is `scale * sample` (the other inputs are read, unused)."""
-    inputs = [helper.make_tensor_value_info("sample", TensorProto.FLOAT, ["b", 4, 8, 8]),
+    inputs = [helper.make_tensor_value_info("sample", TensorProto.FLOAT, ["b", 4, size, size]),
               helper.make_tensor_value_info("timestep", TensorProto.FLOAT, ["b"]),
               helper.make_tensor_value_info("encoder_hidden_states", TensorProto.FLOAT, ["b", 77, 64])]
-    out = helper.make_tensor_value_info("out_sample", TensorProto.FLOAT, ["b", 4, 8, 8])
+    out = helper.make_tensor_value_info("out_sample", TensorProto.FLOAT, ["b", 4, size, size])
     k = helper.make_tensor("k", TensorProto.FLOAT, [], [scale])
     graph = helper.make_graph([helper.make_node("Mul", ["sample", "k"], ["out_sample"])], "g", inputs, [out], [k])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -60,6 +60,33 @@ def test_bad_heldout_sets_are_errors(tmp_path: Path) -> None:
                                 "encoder_hidden_states": np.zeros((1, 77, 64))})
     with pytest.raises(PipelineError, match="timesteps must lie in 0..1"):
         noised_latents(np.zeros((1, 4, 8, 8)), np.array([2]), np.array([1.0, 0.5]), np.random.default_rng(0))
+
+
+def test_adapter_ground_truth_reads_the_recipes_held_out_latents(tmp_path: Path) -> None:
+    """`eval.latents`: the adapter's epsilon error is epsilon_error's over the same .npz, a subset spread
+    over its timesteps; a file without the noise is a one-line error naming the key and the file."""
+    from pipeline.models import get_adapter
+    from pipeline.recipe.loader import load_recipe
+
+    sys.path.insert(0, str(FIXTURE))
+    from make_latents import heldout_set
+
+    held = heldout_set(per_timestep=2)
+    np.savez(tmp_path / "held.npz", **held)
+    session = _scaled_sample_graph(tmp_path / "half.onnx", 0.5, size=32)
+    recipe = load_recipe(str(FIXTURE / "unet.yaml"), [f"eval.latents={tmp_path / 'held.npz'}"])
+    adapter = get_adapter("unet")
+    truth = adapter.ground_truth(recipe, tmp_path / "half.onnx")
+    direct = epsilon_error(session, held)
+    assert truth["samples"] == 12 and truth["metrics"]["eps_mse"] == pytest.approx(direct["mse"], rel=1e-9)
+    assert truth["metrics"]["eps_mse_t50"] == pytest.approx(direct["by_timestep"][50], rel=1e-9)
+    subset = adapter.ground_truth(recipe, tmp_path / "half.onnx", samples=6)
+    assert subset["samples"] == 6 and sorted(k for k in subset["metrics"] if k != "eps_mse") == sorted(
+        f"eps_mse_t{t}" for t in (999, 800, 600, 400, 200, 50))
+    np.savez(tmp_path / "bad.npz", **{k: v for k, v in held.items() if k != "noise"})
+    bad = load_recipe(str(FIXTURE / "unet.yaml"), [f"eval.latents={tmp_path / 'bad.npz'}"])
+    with pytest.raises(PipelineError, match=r"eval.latents .*bad.npz lack noise"):
+        adapter.ground_truth(bad, tmp_path / "half.onnx")
 
 
 @pytest.mark.slow
