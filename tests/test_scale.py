@@ -225,3 +225,42 @@ def test_saving_a_header_over_its_own_data_file_keeps_it_readable(tmp_path: Path
     for path in (src, tmp_path / "second" / "model.onnx"):
         w = {i.name: i for i in onnx_utils.load(path).graph.initializer}["w"]
         np.testing.assert_array_equal(numpy_helper.to_array(w), np.arange(4096, dtype=np.float32).reshape(64, 64))
+
+
+def test_fp16_ranges_measured_one_sample_at_a_time_keep_what_autocast_keeps(tmp_path: Path) -> None:
+    """AutoCast judged on ranges measured per sample (reductions inside the graph, nothing held) keeps the
+    same nodes in FP32 as AutoCast's own reference run over the stacked samples, which holds every tensor;
+    the range of each tensor is its true extreme over all samples."""
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    from pipeline.quantize.fp16 import autocast_fp16
+    from pipeline.quantize.tensor_ranges import tensor_ranges
+
+    (tmp_path / "export").mkdir()
+    src = _norm_mlp(tmp_path / "export", hidden=64)
+    rng = np.random.default_rng(3)
+    feeds = [{"x": rng.standard_normal((1, 16, 64)).astype(np.float32) * s} for s in (1, 1, 40)]
+    ranges = tensor_ranges(src, feeds)
+    import onnxruntime as ort
+
+    truth = ort.InferenceSession(onnx_utils.ort_model(src, ["h"]), providers=["CPUExecutionProvider"])
+    hs = [truth.run(["h"], f)[0] for f in feeds]
+    assert ranges["h"].absmax == pytest.approx(max(float(np.abs(h).max()) for h in hs), rel=1e-6)
+    assert ranges["h"].min_val == pytest.approx(min(float(h.min()) for h in hs), rel=1e-6)
+    assert ranges["h"].shape == (1, 16, 64) and "x" in ranges
+    # Only the third sample overflows data_max in `h`: a tool that looked at one sample would miss it.
+    assert max(float(np.abs(h).max()) for h in hs[:2]) < 512 < ranges["h"].absmax
+
+    dst = tmp_path / "out" / "model.onnx"
+    summary = autocast_fp16(src, dst, feeds, {"calibration_samples": 3}, {"nodes": [], "op_types": []})
+    npz = tmp_path / "calibration.npz"
+    np.savez(npz, x=np.concatenate([f["x"] for f in feeds]))
+    header = tmp_path / "reference" / "model.onnx"
+    onnx_utils.save(onnx_utils.load(src), header)
+    reference = convert_to_mixed_precision(onnx_path=str(header), low_precision_type="fp16", data_max=512.0,
+                                           keep_io_types=True, calibration_data=str(npz), providers=["cpu"])
+    del reference.graph.value_info[:]
+    from pipeline.quantize.fp16 import _fp32_compute_nodes
+
+    assert summary["kept_fp32_nodes"] == _fp32_compute_nodes(reference)
+    assert "mm0" in summary["kept_fp32_nodes"] and "norm" not in summary["kept_fp32_nodes"]
