@@ -228,7 +228,7 @@ def tail(path: Path, lines: int = 3) -> str:
 def measure(model: str, stage: str, root: Path, cgroup: Path | None, extra_args: list[str]) -> Row:
     from pipeline.core.artifacts import Layout, read_json
 
-    recipe_path = root / "recipes" / f"{model}.yaml"
+    recipe_path = root / "recipes" / f"{model}.recipe.yaml"
     layout = Layout(root / "engines", model)
     if stage == "export":
         cmd, precision = ["export"], None
@@ -292,7 +292,7 @@ def main() -> int:
     done = set() if args.redo else measured(args.results)
     (args.root / "recipes").mkdir(parents=True, exist_ok=True)
     for model in models:
-        (args.root / "recipes" / f"{model}.yaml").write_text(yaml.safe_dump(MODELS[model]["recipe"], sort_keys=False))
+        (args.root / "recipes" / f"{model}.recipe.yaml").write_text(yaml.safe_dump(MODELS[model]["recipe"], sort_keys=False))
         for stage in stages_for(model, stages):
             if (model, stage) in done:
                 print(f"[scale] {model} {stage}: measured already ({args.results}); --redo to measure again",
