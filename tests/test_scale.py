@@ -264,3 +264,60 @@ def test_fp16_ranges_measured_one_sample_at_a_time_keep_what_autocast_keeps(tmp_
 
     assert summary["kept_fp32_nodes"] == _fp32_compute_nodes(reference)
     assert "mm0" in summary["kept_fp32_nodes"] and "norm" not in summary["kept_fp32_nodes"]
+
+
+def test_the_host_plan_reads_the_cgroup_and_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Available memory: the smallest of MemAvailable, the memory cgroup's limit minus its resident memory
+    (v1 and v2 layouts) and ORIN_TRT_MEMORY_LIMIT."""
+    from pipeline.analyze import host
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/meminfo").write_text("MemTotal: 25165824 kB\nMemAvailable: 20971520 kB\n")
+    (tmp_path / "proc/self").mkdir()
+    (tmp_path / "proc/self/cgroup").write_text("12:cpu:/\n7:memory:/scale\n")
+    v1 = tmp_path / "sys/fs/cgroup/memory/scale"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(str(17 << 30))
+    (v1 / "memory.stat").write_text(f"cache 999\nrss 5\ntotal_rss {2 << 30}\n")
+    monkeypatch.delenv(host.ENV, raising=False)
+    assert host.memory_available(tmp_path) == 15 << 30  # the cgroup's 17 GiB less 2 GiB resident, not 20 GiB
+    (tmp_path / "proc/self/cgroup").write_text("0::/jobs/a\n")
+    v2 = tmp_path / "sys/fs/cgroup/jobs/a"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("max\n")
+    (v2 / "memory.stat").write_text("anon 1\n")
+    assert host.memory_available(tmp_path) == 20 << 30  # no limit there: MemAvailable
+    monkeypatch.setenv(host.ENV, "6G")
+    assert host.memory_available(tmp_path) == 6 << 30
+
+
+def test_auto_export_dtype_is_fp16_only_where_fp32_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.analyze import host
+    from pipeline.models.torch_export import export_dtype
+    from pipeline.recipe.loader import load_recipe
+
+    recipe = load_recipe("llama")
+    fp32 = 5 * 10**9  # Llama-3.2-1B's weights in FP32
+    need = host.stage_memory("export", fp32)
+    monkeypatch.setenv(host.ENV, str(need + (1 << 30)))
+    assert export_dtype(recipe, fp32, "Llama")[0] == "float32"
+    monkeypatch.setenv(host.ENV, str(need - (1 << 30)))
+    dtype, why = export_dtype(recipe, fp32, "Llama")
+    assert dtype == "float16" and "needs about" in why and "export.dtype: float32" in why
+    forced = load_recipe("llama", ["export.dtype=float32"])
+    assert export_dtype(forced, fp32, "Llama") == ("float32", "export.dtype: float32")
+
+
+def test_a_stage_the_host_cannot_take_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before loading anything: the stage, what it needs, what is available; exit 2, nothing written."""
+    from pipeline.analyze import host
+
+    from .test_bad_input import run_cli
+
+    monkeypatch.setenv(host.ENV, "300M")
+    root = tmp_path / "engines"
+    code, line = run_cli(capsys, "export", "--model", "llama", "--root", str(root), "--set", "export.dtype=float32")
+    assert code == 2
+    assert line.startswith("orin-trt: error: export: needs about 1.5 GiB of memory for") and "only 0.3 GiB" in line
+    assert not (root / "llama" / "model.onnx").exists()
