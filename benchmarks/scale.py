@@ -32,7 +32,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 GIB = 1 << 30
-DEFAULT_STAGES = ("export", "fp16", "int8", "int4", "build-fp32", "build-fp16", "build-int8", "build-int4")
+DEFAULT_STAGES = ("export", "fp32", "fp16", "int8", "int4", "build-fp32", "build-fp16", "build-int8", "build-int4")
 PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int4": "int4-awq"}
 
 LLAMA_3_2_1B = {
@@ -58,9 +58,10 @@ LATENT = [2, 4, 64, 64]  # 512x512 images, classifier-free guidance batch 2
 TEXT = [2, 77, 768]
 
 
-def _llama(name: str, config: dict[str, Any], samples: int) -> dict[str, Any]:
+def _llama(name: str, config: dict[str, Any], samples: int, dtype: str = "auto") -> dict[str, Any]:
     return {"base": "llama", "name": name, "description": f"{name} architecture, random weights",
             "source": {"pretrained": None, "tokenizer": "builtin", "config": config},
+            "export": {"dtype": dtype},
             "llm": {"max_batch": 1, "max_prompt": 128, "max_context": 256},
             "calibration": {"max_samples": samples, "sequence_length": 64},
             "eval": {"samples": 1, "sequence_length": 32}}
@@ -96,7 +97,8 @@ MODELS: dict[str, dict[str, Any]] = {
         "precisions": ("fp16", "int8"),
     },
     "llama-3.2-1b": {"recipe": _llama("llama-3.2-1b", LLAMA_3_2_1B, 8), "precisions": ("fp16", "int8", "int4")},
-    "llama-3-8b": {"recipe": _llama("llama-3-8b", LLAMA_3_8B, 8), "precisions": ("fp16", "int8", "int4")},
+    # 32 GB in FP32: exported from FP16 weights (16 GB), as a workstation would, for INT4 on the GPU machine.
+    "llama-3-8b": {"recipe": _llama("llama-3-8b", LLAMA_3_8B, 8, "float16"), "precisions": ("fp16", "int8", "int4")},
 }
 ORDER = ("vit-b16", "yolo11m", "sd15-unet", "llama-3.2-1b", "llama-3-8b")
 
