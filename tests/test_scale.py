@@ -321,3 +321,31 @@ def test_a_stage_the_host_cannot_take_is_refused_in_one_line(tmp_path: Path, cap
     assert code == 2
     assert line.startswith("orin-trt: error: export: needs about 1.5 GiB of memory for") and "only 0.3 GiB" in line
     assert not (root / "llama" / "model.onnx").exists()
+
+
+@pytest.mark.slow
+def test_an_fp16_export_keeps_the_fp32_interface_and_matches_pytorch_at_fp16(tmp_path: Path) -> None:
+    """export.dtype float16: the weights are FP16 in the ONNX (never FP32 in memory on the way), the
+    inputs, logits and KV cache keep the recipe's FP32 contract, and ONNX Runtime matches PyTorch's FP16
+    model (prefill + decode); the export report says which dtype and why."""
+    import collections
+
+    from pipeline.cli import main
+    from pipeline.core.artifacts import Layout, read_json
+
+    root = tmp_path / "engines"
+    assert main(["export", "--model", "llama", "--root", str(root), "--set", "export.dtype=float16"]) == 0
+    layout = Layout(root, "llama")
+    model = onnx_utils.load(layout.exported_onnx)
+    by_dtype: collections.Counter[int] = collections.Counter()
+    for init in model.graph.initializer:
+        by_dtype[init.data_type] += onnx_utils.tensor_bytes(init)
+    # The exporter's attention symbolic computes the attention output in FP32, and folds o_proj's weight
+    # to FP32 with it: the rest is FP16.
+    assert by_dtype[TensorProto.FLOAT16] > 0.85 * sum(by_dtype.values())
+    floats = [v for v in [*model.graph.input, *model.graph.output] if v.type.tensor_type.elem_type != TensorProto.INT64]
+    assert floats and all(v.type.tensor_type.elem_type == TensorProto.FLOAT for v in floats)
+    report = read_json(layout.export_report)
+    assert "weights exported in export.dtype: float16" in report["notes"]
+    assert any("prefill + 4 decode steps" in n for n in report["notes"])
+    assert min(p["cosine"] for p in report["parity"]["outputs"].values()) > 0.9999
