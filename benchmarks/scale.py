@@ -100,7 +100,12 @@ MODELS: dict[str, dict[str, Any]] = {
     # 32 GB in FP32: exported from FP16 weights (16 GB), as a workstation would, for INT4 on the GPU machine.
     "llama-3-8b": {"recipe": _llama("llama-3-8b", LLAMA_3_8B, 8, "float16"), "precisions": ("fp16", "int8", "int4")},
 }
-ORDER = ("vit-b16", "yolo11m", "sd15-unet", "llama-3.2-1b", "llama-3-8b")
+# The same architectures exported from FP16 weights (export.dtype: float16), in folders of their own.
+for _name in ("sd15-unet", "llama-3.2-1b"):
+    _fp16 = {**MODELS[_name]["recipe"], "name": f"{_name}-fp16w"}
+    _fp16["export"] = {**_fp16.get("export", {}), "dtype": "float16"}
+    MODELS[f"{_name}-fp16w"] = {**MODELS[_name], "recipe": _fp16}
+ORDER = ("vit-b16", "yolo11m", "sd15-unet", "llama-3.2-1b", "sd15-unet-fp16w", "llama-3.2-1b-fp16w", "llama-3-8b")
 
 COLUMNS = ("model", "stage", "status", "wall s", "peak RSS GiB", "cgroup peak GiB", "weights GB", "peak / weights",
            "goal GiB", "within goal", "outputs GB", "engine weights / activations MB", "host", "when", "note")
@@ -274,7 +279,7 @@ def stages_for(model: str, stages: list[str]) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", "--model", default=",".join(ORDER[:4]),
-                    help=f"comma-separated, of {', '.join(ORDER)} (default: all but llama-3-8b)")
+                    help=f"comma-separated, of {', '.join(ORDER)} (default: the first four)")
     ap.add_argument("--stages", default=",".join(DEFAULT_STAGES), help="comma-separated (default: every stage)")
     ap.add_argument("--root", type=Path, default=Path(os.environ.get("SCALE_ROOT", "/tmp/orin-trt-scale")))
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "scale.md")
