@@ -99,3 +99,16 @@ def require_memory(stage: str, weight_bytes: int, what: str) -> int:
                             f"of weights ({what}), only {free / GIB:.1f} GiB available on this host "
                             f"(a bigger host, a lower-precision export: export.dtype float16, or {ENV} to plan)")
     return need
+
+
+def plan_markdown(rows: list[tuple[str, str, int]]) -> str:
+    """A table of what stages need on this host; each row is (label, stage, weight bytes the stage reads:
+    export the parameters at the export dtype, calibrate / build the ONNX they read)."""
+    free = memory_available()
+    out = [f"\n## This host\n\nMemory a stage may use here: {free / GIB:.1f} GiB (the memory cgroup's room or "
+           f"MemAvailable, capped by {ENV}); needs from the ratios benchmarks/scale.py measured.\n",
+           "| stage | weights read | needs | fits |", "|---|---|---|---|"]
+    for label, stage, size in rows:
+        need = stage_memory(stage, size)
+        out.append(f"| {label} | {size / 1e9:.2f} GB | {need / GIB:.1f} GiB | {'yes' if need <= free else '**no**'} |")
+    return "\n".join(out) + "\n"
