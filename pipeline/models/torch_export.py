@@ -30,8 +30,13 @@ def export_module(
     the model's metadata_props (what deploy_info reads back)."""
     import torch
 
+    from ..core.log import log
+
     args = tuple(torch.from_numpy(a) for a in example.values())
     onnx_out.parent.mkdir(parents=True, exist_ok=True)
+    params = sum(p.numel() for p in module.parameters())
+    log("export", f"torch.onnx.export of {params / 1e6:.1f}M parameters at opset {opset} (minutes for a real-size "
+                  "model)...")
     with tempfile.TemporaryDirectory(prefix=".orin-trt-export-", dir=onnx_out.parent) as tmp:
         path = Path(tmp) / "model.onnx"
         with torch.no_grad():
@@ -42,6 +47,7 @@ def export_module(
                 module, args, str(path), input_names=list(example), output_names=output_names,
                 dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False,
             )
+        log("export", "exported; gathering the weights into one file")
         model = onnx_utils.load_header(path)  # large weights stay in the exporter's files, streamed
         onnx_utils.set_metadata(model, metadata or {})
         onnx_utils.save(model, onnx_out, external_data=None, base_dir=Path(tmp))

@@ -66,3 +66,11 @@ def announce(precision: str, what: str, src: Any, samples: int) -> None:
 
     size = onnx_utils.model_bytes(src) / 1e9
     log(f"calibrate[{precision}]", f"{what} on {size:.2f} GB of ONNX, {samples} calibration sample(s)...")
+
+
+def progress_level(src: Any) -> str:
+    """ModelOpt's log level: its step-by-step INFO lines on a model with external data (a large one, where
+    a step takes minutes and silence looks hung), warnings only otherwise."""
+    from ..core import onnx_utils
+
+    return "INFO" if onnx_utils.uses_external_data(src) else "WARNING"

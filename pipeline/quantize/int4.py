@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import onnx_utils
 from ..errors import PipelineError
-from . import announce, excluded_node_names
+from . import announce, excluded_node_names, progress_level
 from .embedding import fp16_embedding
 from .feeds import shapes_spec, stack
 
@@ -46,7 +46,7 @@ def int4_awq(
             nodes_to_exclude=[f"^{_escape(n)}$" for n in excluded] or None,
             use_external_data_format=onnx_utils.uses_external_data(src),
             output_path=str(out),
-            log_level="WARNING",
+            log_level=progress_level(src),
             **extra,
         )
         model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`

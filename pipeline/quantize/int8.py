@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import onnx_utils
 from ..errors import PipelineError
-from . import announce, excluded_node_names
+from . import announce, excluded_node_names, progress_level
 from .embedding import fp16_embedding
 from .feeds import shapes_spec, streaming_reader
 
@@ -84,7 +84,7 @@ def _modelopt(src: Path, out: Path, feeds: list, method: str, excluded: list[str
         target_dla=bool(options.get("target_dla")),  # DLA builds: Q/DQ on every tensor (stages/calibrate.py)
         use_external_data_format=onnx_utils.uses_external_data(src),
         output_path=str(out),
-        log_level="WARNING",
+        log_level=progress_level(src),
     )
 
 
