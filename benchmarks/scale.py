@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this tree's pipeline, also where it is not installed (the GPU machine)
 GIB = 1 << 30
 DEFAULT_STAGES = ("export", "fp32", "fp16", "int8", "int4", "build-fp32", "build-fp16", "build-int8", "build-int4")
 PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int4": "int4-awq"}
