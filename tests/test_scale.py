@@ -349,3 +349,31 @@ def test_an_fp16_export_keeps_the_fp32_interface_and_matches_pytorch_at_fp16(tmp
     assert "weights exported in export.dtype: float16" in report["notes"]
     assert any("prefill + 4 decode steps" in n for n in report["notes"])
     assert min(p["cosine"] for p in report["parity"]["outputs"].values()) > 0.9999
+
+
+def test_smoothquant_keeps_an_fp16_export_in_fp16(tmp_path: Path) -> None:
+    """An FP16 export's norm Mul takes no FP32 gamma: the smoothed model keeps the model's dtype and runs."""
+    from pipeline.quantize.smoothquant import smooth
+
+    rng = np.random.default_rng(0)
+    hidden = 64
+    inits = [numpy_helper.from_array(np.full(hidden, 1.5, np.float16), "gamma"),
+             numpy_helper.from_array(rng.standard_normal((hidden, hidden)).astype(np.float16), "w0")]
+    nodes = [helper.make_node("Mul", ["x", "gamma"], ["n"], name="norm"),
+             helper.make_node("MatMul", ["n", "w0"], ["y"], name="mm0")]
+    graph = helper.make_graph(nodes, "fp16", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 8, hidden])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 8, hidden])],
+                              initializer=inits)
+    src = tmp_path / "model.onnx"
+    onnx_utils.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), src)
+    x = rng.standard_normal((1, 8, hidden)).astype(np.float16)
+    x[..., 3] *= 30
+    dst = tmp_path / "out" / "model.onnx"
+    smooth(src, dst, [{"x": x}], alpha=0.5)
+    model = onnx_utils.load(dst)
+    assert {i.data_type for i in model.graph.initializer} == {TensorProto.FLOAT16}
+    import onnxruntime as ort
+
+    y = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ref = (x.astype(np.float32) * 1.5) @ numpy_helper.to_array(inits[1]).astype(np.float32)
+    np.testing.assert_allclose(y.astype(np.float32), ref, rtol=0.02, atol=0.5)
