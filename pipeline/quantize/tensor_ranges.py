@@ -47,15 +47,21 @@ def float_tensors(model: Any) -> list[str]:
 
 
 def _add_reductions(model: Any, names: list[str]) -> None:
+    """Each tensor's reductions placed right after the node that makes it, so that in ONNX Runtime's
+    priority-based order a tensor dies where it would without them."""
     from onnx import helper
 
-    for i, name in enumerate(names):
-        out = {s: f"{name}::range.{s}" for s in SUFFIXES}
-        model.graph.node.extend([
-            helper.make_node("ReduceMin", [name], [out["min"]], name=f"range_min_{i}", keepdims=0),
-            helper.make_node("ReduceMax", [name], [out["max"]], name=f"range_max_{i}", keepdims=0),
-            helper.make_node("Shape", [name], [out["shape"]], name=f"range_shape_{i}"),
-        ])
+    wanted = set(names)
+    nodes = []
+    for node in model.graph.node:
+        nodes.append(node)
+        for name in (o for o in node.output if o in wanted):
+            out = {s: f"{name}::range.{s}" for s in SUFFIXES}
+            nodes += [helper.make_node("ReduceMin", [name], [out["min"]], name=f"{name}::range_min", keepdims=0),
+                      helper.make_node("ReduceMax", [name], [out["max"]], name=f"{name}::range_max", keepdims=0),
+                      helper.make_node("Shape", [name], [out["shape"]], name=f"{name}::range_shape")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
 
 
 def tensor_ranges(onnx_path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, Range]:
@@ -71,6 +77,9 @@ def tensor_ranges(onnx_path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> di
         options = ort.SessionOptions()
         options.add_session_config_entry("session.disable_prepacking", "1")  # no second copy of the weights
         options.enable_cpu_mem_arena = False  # each tensor's memory goes back when it dies, not into a growing arena
+        # ONNX Runtime's default order ran the reductions late, every tensor alive until then (3.5x the
+        # memory of a plain inference on a UNet); by priority they run as soon as their tensor exists.
+        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
         session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                        providers=["CPUExecutionProvider"])
         wanted = [f"{n}::range.{s}" for n in names for s in SUFFIXES]
