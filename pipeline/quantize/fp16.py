@@ -69,6 +69,7 @@ def _reference_ranges(ranges: dict[str, Range]) -> Iterator[None]:
     rule reads as it reads its own multi-sample statistics) instead of running the model itself."""
     from unittest import mock
 
+    import onnx
     from modelopt.onnx.autocast import convert
     from modelopt.onnx.autocast.referencerunner import TensorStats
 
@@ -82,7 +83,18 @@ def _reference_ranges(ranges: dict[str, Range]) -> Iterator[None]:
         def run(self, inputs: Any = None) -> dict[str, Any]:
             return stats
 
-    with mock.patch.object(convert, "ReferenceRunner", Measured):
+    from modelopt.onnx.autocast import precisionconverter
+
+    real_deepcopy = precisionconverter.deepcopy
+
+    def no_model_copy(value: Any, memo: Any = None) -> Any:
+        # PrecisionConverter deep-copies the whole model, weights included (6 GB more for Llama-3.2-1B),
+        # to spare a caller's model that convert_to_mixed_precision never uses again; I/O snapshots are
+        # still copied.
+        return value if isinstance(value, onnx.ModelProto) else real_deepcopy(value, memo)
+
+    with mock.patch.object(convert, "ReferenceRunner", Measured), \
+            mock.patch.object(precisionconverter, "deepcopy", no_model_copy):
         yield
 
 
