@@ -51,8 +51,10 @@ def autocast_fp16(
     del model.graph.value_info[:]
     onnx_utils.inherit_metadata(model, src)
     onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)
-    casts = sum(1 for n in model.graph.node if n.op_type == "Cast")
-    fp32_nodes = _fp32_compute_nodes(model)
+    del model  # the weights; the summary reads the saved graph (shape inference cannot take a >2 GB proto)
+    header = onnx_utils.load_header(dst)
+    casts = sum(1 for n in header.graph.node if n.op_type == "Cast")
+    fp32_nodes = _fp32_compute_nodes(header)
     return {
         "precision": "fp16",
         "method": "modelopt.autocast",
