@@ -225,3 +225,156 @@ def test_saving_a_header_over_its_own_data_file_keeps_it_readable(tmp_path: Path
     for path in (src, tmp_path / "second" / "model.onnx"):
         w = {i.name: i for i in onnx_utils.load(path).graph.initializer}["w"]
         np.testing.assert_array_equal(numpy_helper.to_array(w), np.arange(4096, dtype=np.float32).reshape(64, 64))
+
+
+def test_fp16_ranges_measured_one_sample_at_a_time_keep_what_autocast_keeps(tmp_path: Path) -> None:
+    """AutoCast judged on ranges measured per sample (reductions inside the graph, nothing held) keeps the
+    same nodes in FP32 as AutoCast's own reference run over the stacked samples, which holds every tensor;
+    the range of each tensor is its true extreme over all samples."""
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    from pipeline.quantize.fp16 import autocast_fp16
+    from pipeline.quantize.tensor_ranges import tensor_ranges
+
+    (tmp_path / "export").mkdir()
+    src = _norm_mlp(tmp_path / "export", hidden=64)
+    rng = np.random.default_rng(3)
+    feeds = [{"x": rng.standard_normal((1, 16, 64)).astype(np.float32) * s} for s in (1, 1, 40)]
+    ranges = tensor_ranges(src, feeds)
+    import onnxruntime as ort
+
+    truth = ort.InferenceSession(onnx_utils.ort_model(src, ["h"]), providers=["CPUExecutionProvider"])
+    hs = [truth.run(["h"], f)[0] for f in feeds]
+    assert ranges["h"].absmax == pytest.approx(max(float(np.abs(h).max()) for h in hs), rel=1e-6)
+    assert ranges["h"].min_val == pytest.approx(min(float(h.min()) for h in hs), rel=1e-6)
+    assert ranges["h"].shape == (1, 16, 64) and "x" in ranges
+    # Only the third sample overflows data_max in `h`: a tool that looked at one sample would miss it.
+    assert max(float(np.abs(h).max()) for h in hs[:2]) < 512 < ranges["h"].absmax
+
+    dst = tmp_path / "out" / "model.onnx"
+    summary = autocast_fp16(src, dst, feeds, {"calibration_samples": 3}, {"nodes": [], "op_types": []})
+    npz = tmp_path / "calibration.npz"
+    np.savez(npz, x=np.concatenate([f["x"] for f in feeds]))
+    header = tmp_path / "reference" / "model.onnx"
+    onnx_utils.save(onnx_utils.load(src), header)
+    reference = convert_to_mixed_precision(onnx_path=str(header), low_precision_type="fp16", data_max=512.0,
+                                           keep_io_types=True, calibration_data=str(npz), providers=["cpu"])
+    del reference.graph.value_info[:]
+    from pipeline.quantize.fp16 import _fp32_compute_nodes
+
+    assert summary["kept_fp32_nodes"] == _fp32_compute_nodes(reference)
+    assert "mm0" in summary["kept_fp32_nodes"] and "norm" not in summary["kept_fp32_nodes"]
+
+
+def test_the_host_plan_reads_the_cgroup_and_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Available memory: the smallest of MemAvailable, the memory cgroup's limit minus its resident memory
+    (v1 and v2 layouts) and ORIN_TRT_MEMORY_LIMIT."""
+    from pipeline.analyze import host
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/meminfo").write_text("MemTotal: 25165824 kB\nMemAvailable: 20971520 kB\n")
+    (tmp_path / "proc/self").mkdir()
+    (tmp_path / "proc/self/cgroup").write_text("12:cpu:/\n7:memory:/scale\n")
+    v1 = tmp_path / "sys/fs/cgroup/memory/scale"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(str(17 << 30))
+    (v1 / "memory.stat").write_text(f"cache 999\nrss 5\ntotal_rss {2 << 30}\n")
+    monkeypatch.delenv(host.ENV, raising=False)
+    assert host.memory_available(tmp_path) == 15 << 30  # the cgroup's 17 GiB less 2 GiB resident, not 20 GiB
+    (tmp_path / "proc/self/cgroup").write_text("0::/jobs/a\n")
+    v2 = tmp_path / "sys/fs/cgroup/jobs/a"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("max\n")
+    (v2 / "memory.stat").write_text("anon 1\n")
+    assert host.memory_available(tmp_path) == 20 << 30  # no limit there: MemAvailable
+    monkeypatch.setenv(host.ENV, "6G")
+    assert host.memory_available(tmp_path) == 6 << 30
+
+
+def test_auto_export_dtype_is_fp16_only_where_fp32_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.analyze import host
+    from pipeline.models.torch_export import export_dtype
+    from pipeline.recipe.loader import load_recipe
+
+    recipe = load_recipe("llama")
+    fp32 = 5 * 10**9  # Llama-3.2-1B's weights in FP32
+    need = host.stage_memory("export", fp32)
+    monkeypatch.setenv(host.ENV, str(need + (1 << 30)))
+    assert export_dtype(recipe, fp32, "Llama")[0] == "float32"
+    monkeypatch.setenv(host.ENV, str(need - (1 << 30)))
+    dtype, why = export_dtype(recipe, fp32, "Llama")
+    assert dtype == "float16" and "needs about" in why and "export.dtype: float32" in why
+    forced = load_recipe("llama", ["export.dtype=float32"])
+    assert export_dtype(forced, fp32, "Llama") == ("float32", "export.dtype: float32")
+
+
+def test_a_stage_the_host_cannot_take_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before loading anything: the stage, what it needs, what is available; exit 2, nothing written."""
+    from pipeline.analyze import host
+
+    from .test_bad_input import run_cli
+
+    monkeypatch.setenv(host.ENV, "300M")
+    root = tmp_path / "engines"
+    code, line = run_cli(capsys, "export", "--model", "llama", "--root", str(root), "--set", "export.dtype=float32")
+    assert code == 2
+    assert line.startswith("orin-trt: error: export: needs about ") and "GiB of memory for" in line
+    assert "only 0.3 GiB available" in line
+    assert not (root / "llama" / "model.onnx").exists()
+
+
+@pytest.mark.slow
+def test_an_fp16_export_keeps_the_fp32_interface_and_matches_pytorch_at_fp16(tmp_path: Path) -> None:
+    """export.dtype float16: the weights are FP16 in the ONNX (never FP32 in memory on the way), the
+    inputs, logits and KV cache keep the recipe's FP32 contract, and ONNX Runtime matches PyTorch's FP16
+    model (prefill + decode); the export report says which dtype and why."""
+    import collections
+
+    from pipeline.cli import main
+    from pipeline.core.artifacts import Layout, read_json
+
+    root = tmp_path / "engines"
+    assert main(["export", "--model", "llama", "--root", str(root), "--set", "export.dtype=float16"]) == 0
+    layout = Layout(root, "llama")
+    model = onnx_utils.load(layout.exported_onnx)
+    by_dtype: collections.Counter[int] = collections.Counter()
+    for init in model.graph.initializer:
+        by_dtype[init.data_type] += onnx_utils.tensor_bytes(init)
+    # The exporter's attention symbolic computes the attention output in FP32, and folds o_proj's weight
+    # to FP32 with it: the rest is FP16.
+    assert by_dtype[TensorProto.FLOAT16] > 0.85 * sum(by_dtype.values())
+    floats = [v for v in [*model.graph.input, *model.graph.output] if v.type.tensor_type.elem_type != TensorProto.INT64]
+    assert floats and all(v.type.tensor_type.elem_type == TensorProto.FLOAT for v in floats)
+    report = read_json(layout.export_report)
+    assert "weights exported in export.dtype: float16" in report["notes"]
+    assert any("prefill + 4 decode steps" in n for n in report["notes"])
+    assert min(p["cosine"] for p in report["parity"]["outputs"].values()) > 0.9999
+
+
+def test_smoothquant_keeps_an_fp16_export_in_fp16(tmp_path: Path) -> None:
+    """An FP16 export's norm Mul takes no FP32 gamma: the smoothed model keeps the model's dtype and runs."""
+    from pipeline.quantize.smoothquant import smooth
+
+    rng = np.random.default_rng(0)
+    hidden = 64
+    inits = [numpy_helper.from_array(np.full(hidden, 1.5, np.float16), "gamma"),
+             numpy_helper.from_array(rng.standard_normal((hidden, hidden)).astype(np.float16), "w0")]
+    nodes = [helper.make_node("Mul", ["x", "gamma"], ["n"], name="norm"),
+             helper.make_node("MatMul", ["n", "w0"], ["y"], name="mm0")]
+    graph = helper.make_graph(nodes, "fp16", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 8, hidden])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 8, hidden])],
+                              initializer=inits)
+    src = tmp_path / "model.onnx"
+    onnx_utils.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), src)
+    x = rng.standard_normal((1, 8, hidden)).astype(np.float16)
+    x[..., 3] *= 30
+    dst = tmp_path / "out" / "model.onnx"
+    smooth(src, dst, [{"x": x}], alpha=0.5)
+    model = onnx_utils.load(dst)
+    assert {i.data_type for i in model.graph.initializer} == {TensorProto.FLOAT16}
+    import onnxruntime as ort
+
+    y = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ref = (x.astype(np.float32) * 1.5) @ numpy_helper.to_array(inits[1]).astype(np.float32)
+    np.testing.assert_allclose(y.astype(np.float32), ref, rtol=0.02, atol=0.5)

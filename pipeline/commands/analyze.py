@@ -12,6 +12,7 @@ from ._common import add_model_options
 
 def _analyze(args: argparse.Namespace) -> int:
     from ..analyze import DEFAULT_TARGET, parse_shape, recipe_context, recipe_shapes, write_analysis
+    from ..analyze.host import plan_markdown
     from ..analyze.render import markdown
     from ..core.artifacts import Layout
     from ..errors import PipelineError
@@ -35,6 +36,11 @@ def _analyze(args: argparse.Namespace) -> int:
         analysis = analyze_llm(LlmConfig.from_dict(raw), precision, target, args.batch or 1,
                                args.context or 2048, name=args.llm_config)
         print(markdown(analysis), end="")
+        params = int(analysis["totals"]["params"])
+        print(plan_markdown([("export, FP32 weights", "export", 4 * params),
+                             ("export, FP16 weights", "export", 2 * params),
+                             (f"calibrate[{precision}] of the FP16 export", f"calibrate[{precision}]", 2 * params),
+                             ("build (at most the FP16 export's size)", "build", 2 * params)]), end="")
         if args.out:
             print(write_analysis(analysis, target, args.out, f"analysis-{target.key}")["json"])
         return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
@@ -61,7 +67,7 @@ def _analyze(args: argparse.Namespace) -> int:
                             "or pass --onnx")
     from ..analyze.graph import analyze_onnx
     from ..analyze.shapes import graph_inputs
-    from ..core.onnx_utils import check_known_ops, load
+    from ..core.onnx_utils import check_known_ops, load, model_bytes
 
     header = load(onnx_path, with_weights=False)
     check_known_ops(header, onnx_path)  # an unknown op would count 0 FLOPs and "fit"
@@ -76,6 +82,11 @@ def _analyze(args: argparse.Namespace) -> int:
     paths = write_analysis(analysis, target, args.out or default_out,
                            f"analysis-{target.key}")
     print(markdown(analysis, paths.get("png").name if "png" in paths else None), end="")
+    size = model_bytes(onnx_path)
+    calibrated = layout.calibrated_onnx(precision)
+    print(plan_markdown([(f"calibrate[{precision}]", f"calibrate[{precision}]", size),
+                         (f"build[{precision}]", "build",
+                          model_bytes(calibrated) if calibrated.exists() and not args.onnx else size)]), end="")
     print(f"\nwritten: {', '.join(str(p) for p in paths.values())}")
     return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
 

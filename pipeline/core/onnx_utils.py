@@ -342,15 +342,18 @@ def save_header(model: Any, dst: Path, src: Path, edit: Any = None) -> Any:
     return result
 
 
-def ort_model(path: Path, extra_outputs: list[str] = ()) -> Any:
+def ort_model(path: Path, extra_outputs: list[str] = (), edit: Any = None) -> Any:
     """What to give `onnxruntime.InferenceSession` for the ONNX at `path` with `extra_outputs` added as
     graph outputs (intermediate tensors to read): the serialized bytes of a small model, or, for one with
     external data, the path of a header written beside `path` (ONNX Runtime resolves the data file relative
-    to it), so a model over 2 GB is never serialized into one protobuf. Remove a returned path when done."""
+    to it), so a model over 2 GB is never serialized into one protobuf. Remove a returned path when done.
+    `edit(model)` may first add nodes to the graph (its weights still on disk)."""
     import onnx
 
     path = Path(path)
     model = load_header(path)
+    if edit is not None:
+        edit(model)
     existing = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra_outputs if n not in existing)
     if not _external_tensors(model):

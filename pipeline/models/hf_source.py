@@ -3,8 +3,9 @@ config in the recipe with seeded random weights (offline default, announced loud
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,22 +29,40 @@ class HfSource:
     def describe(self) -> str:
         return str(self.folder) if self.folder else f"config in recipe (random weights, seed {self.seed})"
 
-    def load(self, model_class: Any, build: Callable[[dict[str, Any]], Any]) -> Any:
-        """`model_class.from_pretrained(folder)`, else `build(config)` with the seed; in eval mode.
-        Errors name the folder or the config."""
+    def load(self, model_class: Any, build: Callable[[dict[str, Any]], Any], dtype: str = "float32") -> Any:
+        """`model_class.from_pretrained(folder)`, else `build(config)` with the seed; in eval mode, its
+        weights in `dtype` from the start (no FP32 copy on the way). Errors name the folder or the config."""
         import torch
 
         name = model_class.__name__
         if self.folder:
             try:
-                return model_class.from_pretrained(str(self.folder)).eval()
+                # transformers 5 names it `dtype` and always loads without a first random copy; diffusers
+                # still says `torch_dtype` and needs low_cpu_mem_usage for that.
+                kwargs = ({"torch_dtype": getattr(torch, dtype), "low_cpu_mem_usage": True}
+                          if model_class.__module__.startswith("diffusers") else {"dtype": getattr(torch, dtype)})
+                return model_class.from_pretrained(str(self.folder), **kwargs).eval()
             except Exception as e:
                 raise PipelineError(f"{self.folder}: cannot load {name} ({e})") from e
         torch.manual_seed(self.seed)
         try:
-            return build(self.config).eval()
+            with default_dtype(dtype):
+                return build(self.config).eval()
         except Exception as e:
             raise PipelineError(f"source.config: not a valid {name} config ({e})") from e
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: str) -> Iterator[None]:
+    """Parameters created inside are `dtype` from the start: a random-weight FP16 model never exists in FP32."""
+    import torch
+
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
 
 
 def read_json_file(path: Path) -> dict[str, Any]:

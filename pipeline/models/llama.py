@@ -24,6 +24,8 @@ from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 
 # Files of a Hugging Face folder that define the model (weights, configs, tokenizer): the export's cache key.
 MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
+# An FP16 export's ONNX Runtime logits vs PyTorch's FP16 forward: each rounds every op to FP16 its own way.
+FP16_PARITY_RTOL = 1e-2
 
 
 def pretrained_dir(recipe: Recipe) -> Path | None:
@@ -178,20 +180,18 @@ class LlamaAdapter(ModelAdapter):
         return SourceInfo({"pretrained": src.get("pretrained"), "local": False, "config": src.get("config"),
                            "seed": src.get("seed", 0), "tokenizer": str(tok)}, tok_files)
 
-    def load(self, recipe: Recipe) -> tuple[Any, bool, str, list[str]]:
-        """The torch model in float32: the local folder, or the recipe's config with RANDOM weights."""
-        import torch
-        from transformers import LlamaConfig, LlamaForCausalLM
+    def _config(self, recipe: Recipe) -> tuple[Any, Path | None]:
+        """The LlamaConfig (the folder's, else the recipe's source.config) and the folder, if any."""
+        from transformers import LlamaConfig
 
         src = recipe.section("source")
         attn = recipe.section("export").get("attn_implementation", "sdpa")
         folder = pretrained_dir(recipe)
         if folder is not None:
             try:
-                model = LlamaForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation=attn)
+                return LlamaConfig.from_pretrained(str(folder), attn_implementation=attn), folder
             except Exception as e:
-                raise PipelineError(f"{folder}: cannot load LlamaForCausalLM ({e.__class__.__name__}: {e})") from e
-            return model.eval(), False, str(folder), []
+                raise PipelineError(f"{folder}: cannot read the Llama config ({e.__class__.__name__}: {e})") from e
         config = dict(src.get("config") or {})
         if not config:
             raise PipelineError(f"recipe {recipe.path}: source.pretrained {src.get('pretrained')!r} has no "
@@ -201,11 +201,29 @@ class LlamaAdapter(ModelAdapter):
         config.setdefault("bos_token_id", tokenizer.bos_token_id)
         config.setdefault("eos_token_id", tokenizer.eos_token_id)
         try:
-            cfg = LlamaConfig(**config, attn_implementation=attn)
+            return LlamaConfig(**config, attn_implementation=attn), None
         except Exception as e:
             raise PipelineError(f"recipe {recipe.path}: source.config is not a valid LlamaConfig ({e})") from e
+
+    def load(self, recipe: Recipe, dtype: str = "float32") -> tuple[Any, bool, str, list[str]]:
+        """The torch model with its weights in `dtype` from the start (never an FP32 copy of an FP16
+        export): the local folder, or the recipe's config with RANDOM weights."""
+        import torch
+        from transformers import LlamaForCausalLM
+
+        from .hf_source import default_dtype
+
+        src = recipe.section("source")
+        cfg, folder = self._config(recipe)
+        if folder is not None:
+            try:
+                model = LlamaForCausalLM.from_pretrained(str(folder), config=cfg, dtype=getattr(torch, dtype))
+            except Exception as e:
+                raise PipelineError(f"{folder}: cannot load LlamaForCausalLM ({e.__class__.__name__}: {e})") from e
+            return model.eval(), False, str(folder), []
         torch.manual_seed(int(src.get("seed", 0)))
-        model = LlamaForCausalLM(cfg).eval()
+        with default_dtype(dtype):
+            model = LlamaForCausalLM(cfg).eval()
         why = f"{src.get('pretrained')!r} is absent" if src.get("pretrained") else "no source.pretrained given"
         msg = (f"!!! {why}; building Llama from source.config with "
                "RANDOM WEIGHTS: perplexity and generations will be meaningless !!!")
@@ -214,13 +232,20 @@ class LlamaAdapter(ModelAdapter):
 
     def export(self, recipe: Recipe, onnx_out: Path, feeds: list[Feed]) -> ExportResult:
         import torch
+        from transformers import LlamaForCausalLM
 
         from ..core import onnx_utils
+        from .torch_export import choose_dtype, float_io
 
-        model, random_weights, source, notes = self.load(recipe)
+        cfg, _ = self._config(recipe)
+        dtype, why = choose_dtype(recipe, lambda: LlamaForCausalLM(cfg), "Llama")
+        model, random_weights, source, notes = self.load(recipe, dtype)
+        notes.append(f"weights exported in {why}")
         self._check_geometry(recipe, model.config)
         cache = recipe_cache(recipe)
-        wrapper = kv_wrapper(model)
+        # The ONNX keeps its FP32 logits and the recipe's cache dtype whatever the weights' dtype.
+        wrapper = float_io(kv_wrapper(model), dtype,
+                           [torch.float32] + [getattr(torch, cache.dtype)] * (2 * cache.layers))
         names_in, names_out = kv_cache.input_names(cache.layers), kv_cache.output_names(cache.layers)
         dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
                    "attention_mask": {0: "batch", 1: "total_sequence"}, "logit_positions": {0: "batch", 1: "logits"},
@@ -236,10 +261,12 @@ class LlamaAdapter(ModelAdapter):
             params = sum(p.numel() for p in model.parameters())
             weights = sum(p.numel() * p.element_size() for p in model.parameters())
             if model.config.tie_word_embeddings:  # the exporter stores the LM head's transposed copy too
-                weights += model.get_input_embeddings().weight.numel() * 4
+                embedding = model.get_input_embeddings().weight
+                weights += embedding.numel() * embedding.element_size()
             # The exporter's files in scratch, then model.onnx + data beside the output.
             require_free_disk("export", {Path(tmp): weights, onnx_out.parent: weights})
-            log("export", f"torch.onnx.export of {params / 1e6:.1f}M parameters at opset {opset} (minutes for 1B)...")
+            log("export", f"torch.onnx.export of {params / 1e6:.1f}M parameters ({dtype}) at opset {opset} "
+                          "(minutes for 1B)...")
             with torch.inference_mode():
                 torch.onnx.export(wrapper, args, str(path), input_names=names_in, output_names=names_out,
                                   dynamic_axes=dynamic, opset_version=opset,
@@ -279,13 +306,15 @@ class LlamaAdapter(ModelAdapter):
         tokens = [int(t) for t in tokens]
         prompt, forced = tokens[: len(tokens) - steps], tokens[len(tokens) - steps :]
         with torch.inference_mode():
-            reference = model(input_ids=torch.tensor([tokens])).logits[0, len(prompt) - 1 :].numpy()
+            reference = model(input_ids=torch.tensor([tokens])).logits[0, len(prompt) - 1 :].float().numpy()
         with onnxrt_session(onnx_path, len(tokens), len(prompt)) as session:
             got = [session.prefill(np.array([prompt]))[0, -1]]
             for token in forced:  # teacher forcing: feed the known next token
                 got.append(session.decode(np.array([token]))[0, -1])
         err = float(np.abs(np.stack(got) - reference).max())
         atol = float(cfg.get("parity", {}).get("atol", 1e-3))
+        if model.dtype != torch.float32:  # ONNX Runtime and PyTorch round FP16 differently, op by op
+            atol += FP16_PARITY_RTOL * float(np.abs(reference).max())
         if err > atol:
             raise PipelineError(f"{onnx_path}: prefill + {steps} decode steps on ONNX Runtime differ from one "
                                 f"PyTorch forward by {err:.3g} > export.parity.atol {atol}; the KV-cache export is wrong")

@@ -23,7 +23,7 @@ from ..processing.comparison import compare
 from ..recipe.loader import Recipe
 from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .hf_source import HfSource, announce_random, read_json_file, resolve_source, source_info
-from .torch_export import export_module, torch_outputs
+from .torch_export import choose_dtype, export_module, float_io, torch_outputs
 
 INPUTS = ("sample", "timestep", "encoder_hidden_states")
 OUTPUT = "out_sample"
@@ -63,10 +63,10 @@ class UnetAdapter(ModelAdapter):
         sched.set_timesteps(steps)
         return sched
 
-    def _load(self, source: HfSource) -> Any:
+    def _load(self, source: HfSource, dtype: str = "float32") -> Any:
         from diffusers import UNet2DConditionModel
 
-        return source.load(UNet2DConditionModel, lambda c: UNet2DConditionModel(**c))
+        return source.load(UNet2DConditionModel, lambda c: UNet2DConditionModel(**c), dtype)
 
     # ---- shapes -------------------------------------------------------------------------------------
     def _shapes(self, recipe: Recipe) -> tuple[list[int], list[int]]:
@@ -123,7 +123,11 @@ class UnetAdapter(ModelAdapter):
 
         source = self._source(recipe)
         notes = [] if source.folder else [announce_random("export", "UNet", source)]
-        unet = self._load(source)
+        from diffusers import UNet2DConditionModel
+
+        dtype, why = choose_dtype(recipe, lambda: UNet2DConditionModel(**source.config), "UNet")
+        notes.append(f"weights exported in {why}")
+        unet = self._load(source, dtype)
 
         class NoisePrediction(torch.nn.Module):
             def __init__(self, unet: Any) -> None:
@@ -133,7 +137,7 @@ class UnetAdapter(ModelAdapter):
             def forward(self, sample: Any, timestep: Any, encoder_hidden_states: Any) -> Any:
                 return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
 
-        wrapper = NoisePrediction(unet).eval()
+        wrapper = float_io(NoisePrediction(unet).eval(), dtype)
         dynamic = {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
                    "encoder_hidden_states": {0: "batch", 1: "sequence"}, OUTPUT: {0: "batch", 2: "height", 3: "width"}}
         opset = int(recipe.section("export").get("opset", 17))

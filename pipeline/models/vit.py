@@ -18,7 +18,7 @@ from .base import DataSet, ExportResult, Feed, ModelAdapter, SourceInfo
 from .classification_data import accuracy, agreement, builtin_heldout_crops, labelled_images
 from .hf_source import HfSource, announce_random, read_json_file, resolve_source, source_info
 from .image_data import BUILTIN, calibration_images, image_calibration_set, image_feeds, spread
-from .torch_export import export_module, torch_outputs
+from .torch_export import choose_dtype, export_module, float_io, torch_outputs
 
 PROCESSOR_FILE = "preprocessor_config.json"
 INPUT, OUTPUT = "pixel_values", "logits"
@@ -88,17 +88,24 @@ class VitAdapter(ModelAdapter):
                                 f"{want[1]}] to match the model")
         return spec
 
-    def _load(self, source: HfSource) -> Any:
+    def _load(self, source: HfSource, dtype: str = "float32") -> Any:
         from transformers import ViTConfig, ViTForImageClassification
 
-        return source.load(ViTForImageClassification, lambda c: ViTForImageClassification(ViTConfig(**c)))
+        return source.load(ViTForImageClassification, lambda c: ViTForImageClassification(ViTConfig(**c)), dtype)
+
+    def _dtype(self, recipe: Recipe, source: HfSource) -> tuple[str, str]:
+        from transformers import ViTConfig, ViTForImageClassification
+
+        return choose_dtype(recipe, lambda: ViTForImageClassification(ViTConfig(**source.config)), "ViT")
 
     def export(self, recipe: Recipe, onnx_out: Path, feeds: list[Feed]) -> ExportResult:
         import torch
 
         source = self._source(recipe)
         notes = [] if source.folder else [announce_random("export", "ViT", source)]
-        model = self._load(source)
+        dtype, why = self._dtype(recipe, source)
+        notes.append(f"weights exported in {why}")
+        model = self._load(source, dtype)
 
         class Logits(torch.nn.Module):
             def __init__(self, model: Any) -> None:
@@ -108,7 +115,7 @@ class VitAdapter(ModelAdapter):
             def forward(self, pixel_values: Any) -> Any:
                 return self.model(pixel_values=pixel_values).logits
 
-        wrapper = Logits(model).eval()
+        wrapper = float_io(Logits(model).eval(), dtype)
         opset = int(recipe.section("export").get("opset", 17))
         export_module(
             wrapper, feeds[0], onnx_out, [OUTPUT], {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset,

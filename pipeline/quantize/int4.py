@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import onnx_utils
 from ..errors import PipelineError
-from . import announce, excluded_node_names
+from . import announce, excluded_node_names, priority_order, progress_level
 from .embedding import fp16_embedding
 from .feeds import shapes_spec, stack
 
@@ -35,20 +35,21 @@ def int4_awq(
     with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         out = Path(tmp) / "model.int4.onnx"
         announce("int4-awq", f"ModelOpt INT4 ({method})", work, len(feeds))
-        quantize(
-            onnx_path=str(work),
-            quantize_mode="int4",
-            calibration_data=stack(feeds),
-            calibration_method=method,
-            calibration_shapes=shapes_spec({k: v[:1] for k, v in feeds[0].items()}),
-            calibration_eps=["cuda:0", "cpu"] if "cuda" in ort_providers() else ["cpu"],
-            block_size=block,
-            nodes_to_exclude=[f"^{_escape(n)}$" for n in excluded] or None,
-            use_external_data_format=onnx_utils.uses_external_data(src),
-            output_path=str(out),
-            log_level="WARNING",
-            **extra,
-        )
+        with priority_order():
+            quantize(
+                onnx_path=str(work),
+                quantize_mode="int4",
+                calibration_data=stack(feeds),
+                calibration_method=method,
+                calibration_shapes=shapes_spec({k: v[:1] for k, v in feeds[0].items()}),
+                calibration_eps=["cuda:0", "cpu"] if "cuda" in ort_providers() else ["cpu"],
+                block_size=block,
+                nodes_to_exclude=[f"^{_escape(n)}$" for n in excluded] or None,
+                use_external_data_format=onnx_utils.uses_external_data(src),
+                output_path=str(out),
+                log_level=progress_level(src),
+                **extra,
+            )
         model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
         onnx_utils.inherit_metadata(model, src)
         embedding = onnx_utils.save_header(model, dst, out, fp16_embedding)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import onnx_utils
 from ..errors import PipelineError
-from . import announce, excluded_node_names
+from . import announce, excluded_node_names, priority_order, progress_level
 from .embedding import fp16_embedding
 from .feeds import shapes_spec, streaming_reader
 
@@ -70,6 +70,12 @@ def _modelopt(src: Path, out: Path, feeds: list, method: str, excluded: list[str
     from ..runners import ort_providers
 
     eps = ["cuda:0", "cpu"] if "cuda" in ort_providers() else ["cpu"]
+    with priority_order():
+        _quantize(quantize, src, out, feeds, method, excluded, hp, options, eps)
+
+
+def _quantize(quantize: Any, src: Path, out: Path, feeds: list, method: str, excluded: list[str], hp: str,
+              options: dict[str, Any], eps: list[str]) -> None:
     quantize(
         onnx_path=str(src),
         quantize_mode="int8",
@@ -84,7 +90,7 @@ def _modelopt(src: Path, out: Path, feeds: list, method: str, excluded: list[str
         target_dla=bool(options.get("target_dla")),  # DLA builds: Q/DQ on every tensor (stages/calibrate.py)
         use_external_data_format=onnx_utils.uses_external_data(src),
         output_path=str(out),
-        log_level="WARNING",
+        log_level=progress_level(src),
     )
 
 

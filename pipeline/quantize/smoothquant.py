@@ -97,7 +97,7 @@ def activation_absmax(onnx_path: Path, names: list[str], feeds: list[dict[str, n
         amax: dict[str, np.ndarray] = {}
         for feed in progress(feeds, "smoothquant statistics"):
             for name, value in zip(names, session.run(names, feed), strict=True):
-                channel = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+                channel = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0).astype(np.float32)
                 amax[name] = channel if name not in amax else np.maximum(amax[name], channel)
     finally:
         if isinstance(model, Path):
@@ -134,8 +134,9 @@ def smooth(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], alpha: floa
             scale = np.maximum(scale, MIN_SCALE).astype(np.float32)
             # gamma may be shared by several norms (the exporter deduplicates equal initializers): give this
             # Mul its own copy.
-            gamma = numpy_helper.to_array(inits[site.gamma_source], base_dir=str(base)) / scale
-            own = numpy_helper.from_array(gamma.astype(np.float32), f"{site.mul.name}.smoothed_gamma")
+            gamma = numpy_helper.to_array(inits[site.gamma_source], base_dir=str(base))
+            # In the model's own dtype: an FP16 export's Mul takes no FP32 operand.
+            own = numpy_helper.from_array((gamma / scale).astype(gamma.dtype), f"{site.mul.name}.smoothed_gamma")
             model.graph.initializer.append(own)
             site.mul.input[site.gamma_index] = own.name
             for matmul in site.matmuls:

@@ -81,11 +81,17 @@ class Export(Strict):
     parity: Parity = Field(default_factory=Parity)
 
 
+class TorchExport(Export):
+    dtype: Literal["auto", "float32", "float16"] = Field(
+        "auto", description="dtype of the exported weights (I/O stays FP32): auto is float32 unless this host's "
+        "memory cannot take an FP32 export, then float16 (said in the log and export.json)")
+
+
 class YoloExport(Export):
     simplify: bool = Field(True, description="onnxslim after the export")
 
 
-class LlamaExport(Export):
+class LlamaExport(TorchExport):
     # ModelOpt cannot convert the opset of a model over 2 GB: its fallback only renames the opset, which is
     # sound from 18 on (ReduceMean's `axes` an input) and leaves an invalid graph below; 20 is the highest
     # the TorchScript exporter writes, and INT4's opset 21 differs from it in types only.
@@ -403,6 +409,7 @@ class YoloRecipe(RecipeBase):
 
 class VitRecipe(RecipeBase):
     family: Literal["vit"] = Field(description="a transformers ViTForImageClassification")
+    export: TorchExport = Field(default_factory=TorchExport)
     batch: Batch = Field(default_factory=lambda: Batch(max=8), description="batch range of the input shape "
                          "derived from the model's image_size (when inputs is not given)")
     source: HfSource = Field(default_factory=HfSource)
@@ -414,6 +421,7 @@ class VitRecipe(RecipeBase):
 
 class UnetRecipe(RecipeBase):
     family: Literal["unet"] = Field(description="a diffusers UNet2DConditionModel")
+    export: TorchExport = Field(default_factory=TorchExport)
     source: UnetSource = Field(default_factory=UnetSource)
     preprocess: UnetPreprocess = Field(default_factory=UnetPreprocess)
     postprocess: Empty = Field(default_factory=Empty)

@@ -46,6 +46,7 @@ def _profile_shapes(recipe: Recipe) -> list[dict[str, tuple[list[int], list[int]
 
 
 def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> dict:
+    from ..analyze.host import require_memory
     from ..trt.backend import select_backend
     from ..trt.build import BuildOptions, build_engine
     from ..trt.dla_build import dla_is_strongly_typed, require_dla
@@ -54,6 +55,7 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
     backend = select_backend()
     log(f"build[{precision}]", f"builder backend: {backend.describe()}")
     onnx_path = layout.calibrated_onnx(precision)
+    require_memory(f"build[{precision}]", onnx_utils.model_bytes(onnx_path), str(onnx_path))
     # One cache per TensorRT build unless the user names one (trtexec --timingCacheFile).
     timing_cache = Path(plan.timing_cache) if plan.timing_cache else \
         cache_dir / f"timing-{backend.name}-{backend.version}.cache"

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..analyze.host import require_memory
 from ..core import onnx_utils
 from ..core.artifacts import Layout, onnx_files, sha256_tree, write_json
 from ..core.cache import StageResult, StageSpec, run_stage
@@ -90,6 +91,7 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     times = 2 if options.get("smoothquant") else 1
     size = onnx_utils.model_bytes(src)
     require_free_disk(f"calibrate[{precision}]", {Path(tempfile.gettempdir()): times * size, dst.parent: times * size})
+    require_memory(f"calibrate[{precision}]", size, str(src))
     t0 = time.perf_counter()
     chosen = Path(choice["onnx"]) if choice is not None else None
     if chosen is not None and chosen.is_file() and not options.get("target_dla"):

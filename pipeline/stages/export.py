@@ -80,7 +80,7 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
         onnx_path = user_onnx(recipe)
         result = adapter.export(recipe, scratch, feeds) if onnx_path is None else _import(recipe, onnx_path, scratch)
         export_s = time.perf_counter() - t0
-        model = onnx_utils.load(scratch)
+        model = onnx_utils.load_header(scratch)  # weights stay on disk: the saves below stream them
         if _opset(model) < MIN_OPSET:
             raise PipelineError(f"{scratch}: exported at opset {_opset(model)}; orin-trt needs >= {MIN_OPSET}")
         onnx_utils.set_metadata(model, {
@@ -93,7 +93,6 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
         # `export.external_data: true` forces the >2 GB layout (weights in `<name>.data`) on any model, so
         # small models exercise the path a real SD UNet takes through every stage.
         forced = bool(recipe.section("export").get("external_data"))
-        onnx_utils.save(model, scratch, external_data=True if forced else None)
         onnx_utils.check(scratch)
         names = [o["name"] for o in onnx_utils.io_spec(model)["outputs"]]
         with onnxrt_runner(scratch) as runner:
@@ -103,7 +102,10 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
             _gate_parity(recipe, parity, scratch)
         else:  # no PyTorch to compare with: ONNX Runtime running it on the held-out inputs is the check
             parity = {}
-        onnx_utils.save(model, layout.exported_onnx, external_data=onnx_utils.uses_external_data(scratch))
+        # Metadata and layout go in with the one streamed copy into place (no re-save of the scratch: for
+        # an 8B model that was 16 GB more written and on disk at once).
+        onnx_utils.save(model, layout.exported_onnx, external_data=True if forced else None, base_dir=scratch.parent)
+        onnx_utils.check(layout.exported_onnx)
     finally:
         for leftover in (scratch, scratch.with_name(scratch.name + ".data")):
             if leftover.exists():

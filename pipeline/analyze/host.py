@@ -1,0 +1,118 @@
+"""Will a stage fit on this host? Its peak memory from the weights it reads, by the ratios measured on
+real architectures (benchmarks/results/scale.md), against the memory this process may use (the memory
+cgroup's limit where there is one, else the kernel's MemAvailable). A stage that would not fit is refused
+before it starts, in one line, instead of being killed by the kernel half way.
+
+`ORIN_TRT_MEMORY_LIMIT` (bytes, or with a K/M/G suffix) caps what is taken as available, to plan for a
+smaller host or to test the refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..core.log import log
+from ..errors import PipelineError
+
+GIB = 1 << 30
+# Peak RSS = RATIO x the weight bytes the stage reads + BASE (the interpreter, torch / ONNX Runtime /
+# ModelOpt code). Upper envelope of benchmarks/results/scale.md (ViT-B/16, SD-1.5 UNet, Llama-3.2-1B from
+# FP32 and FP16 weights, on the 2-core host): a row that passed gives its ratio, a row killed at the
+# 17 GiB cgroup a lower bound. export 2.2 (UNet, Llama FP16), fp16 4.3 (ViT) / 4.1 (Llama), int8 over 5.3
+# (killed: ModelOpt and ONNX Runtime's quantizer each hold the model, the calibration session a third copy,
+# FP16 weights upcast for the CPU), int4 awq_clip over 5.3 (killed in its clip search; rtn_dq 3.8), build
+# 3.8 (TensorRT-RTX on the FP16 Llama).
+RATIOS = {"export": 2.3, "calibrate[fp32]": 0.1, "calibrate[fp16]": 4.5, "calibrate[int8]": 8.0,
+          "calibrate[int4-awq]": 6.0, "build": 4.0}
+BASE = int(1.75 * GIB)
+ENV = "ORIN_TRT_MEMORY_LIMIT"
+_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": GIB, "T": 1 << 40}
+
+
+def stage_memory(stage: str, weight_bytes: int) -> int:
+    """Bytes of memory `stage` needs at its peak for a model of `weight_bytes` (build[<p>] reads as build)."""
+    key = "build" if stage.startswith("build") else stage
+    return int(RATIOS[key] * weight_bytes) + BASE
+
+
+def _parse_bytes(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text.upper())
+    if not m:
+        raise PipelineError(f"{ENV}={text!r}: expected bytes, e.g. 8G or 8589934592")
+    return int(float(m.group(1)) * _SUFFIX[m.group(2)])
+
+
+def _meminfo_available(root: Path) -> int | None:
+    try:
+        for line in (root / "proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _cgroup_available(root: Path) -> int | None:
+    """What this process's memory cgroup still allows: limit minus resident memory (page cache is
+    reclaimed before the kernel kills anything, so it does not count)."""
+    try:
+        lines = (root / "proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        rel = path.lstrip("/")
+        if "memory" in controllers.split(","):  # v1
+            folder = root / "sys/fs/cgroup/memory" / rel
+            limit_file, usage_key = folder / "memory.limit_in_bytes", "total_rss"
+        elif controllers == "":  # v2
+            folder = root / "sys/fs/cgroup" / rel
+            limit_file, usage_key = folder / "memory.max", "anon"
+        else:
+            continue
+        try:
+            limit_text = limit_file.read_text().strip()
+            stats = dict(s.split() for s in (folder / "memory.stat").read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if limit_text == "max" or int(limit_text) >= 1 << 60:
+            continue
+        return int(limit_text) - int(stats.get(usage_key, 0))
+    return None
+
+
+def memory_available(root: Path = Path("/")) -> int:
+    """The memory a stage may use on this host: the smallest of MemAvailable, the cgroup's room and
+    ORIN_TRT_MEMORY_LIMIT."""
+    found = [v for v in (_meminfo_available(root), _cgroup_available(root)) if v is not None]
+    if os.environ.get(ENV):
+        found.append(_parse_bytes(os.environ[ENV]))
+    return min(found) if found else 1 << 62
+
+
+def require_memory(stage: str, weight_bytes: int, what: str) -> int:
+    """Say what `stage` needs on this host, and refuse it (PipelineError, exit 2) when that exceeds what
+    is available. `what` names the weights (e.g. the ONNX read)."""
+    need, free = stage_memory(stage, weight_bytes), memory_available()
+    log(stage, f"needs about {need / GIB:.1f} GiB of memory at its peak for {weight_bytes / 1e9:.2f} GB of "
+               f"weights ({what}); {free / GIB:.1f} GiB available")
+    if need > free:
+        raise PipelineError(f"{stage}: needs about {need / GIB:.1f} GiB of memory for {weight_bytes / 1e9:.2f} GB "
+                            f"of weights ({what}), only {free / GIB:.1f} GiB available on this host "
+                            f"(a bigger host, a lower-precision export: export.dtype float16, or {ENV} to plan)")
+    return need
+
+
+def plan_markdown(rows: list[tuple[str, str, int]]) -> str:
+    """A table of what stages need on this host; each row is (label, stage, weight bytes the stage reads:
+    export the parameters at the export dtype, calibrate / build the ONNX they read)."""
+    free = memory_available()
+    out = [f"\n## This host\n\nMemory a stage may use here: {free / GIB:.1f} GiB (the memory cgroup's room or "
+           f"MemAvailable, capped by {ENV}); needs from the ratios benchmarks/scale.py measured.\n",
+           "| stage | weights read | needs | fits |", "|---|---|---|---|"]
+    for label, stage, size in rows:
+        need = stage_memory(stage, size)
+        out.append(f"| {label} | {size / 1e9:.2f} GB | {need / GIB:.1f} GiB | {'yes' if need <= free else '**no**'} |")
+    return "\n".join(out) + "\n"
