@@ -43,6 +43,16 @@ def recipe_tokenizer_dir(recipe: Recipe) -> Path:
     return tokenizer_dir(recipe.section("source").get("tokenizer"), pretrained_dir(recipe))
 
 
+def _tokenizer_key(tok: Path) -> str:
+    """The tokenizer as the export's cache key and digest name it: the built-in one relative to the package,
+    so an export stays valid when the checkout moves (its files are hashed as inputs either way)."""
+    package = Path(__file__).resolve().parents[1]
+    try:
+        return f"pipeline/{tok.resolve().relative_to(package).as_posix()}"
+    except ValueError:
+        return str(tok)
+
+
 def phase_profile(recipe: Recipe, phase: str) -> dict[str, Any]:
     for p in recipe.profiles:
         if p.get("phase") == phase:
@@ -176,9 +186,9 @@ class LlamaAdapter(ModelAdapter):
         folder = pretrained_dir(recipe)
         if folder is not None:
             files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES)
-            return SourceInfo({"pretrained": str(folder), "tokenizer": str(tok)}, files + tok_files)
+            return SourceInfo({"pretrained": str(folder), "tokenizer": _tokenizer_key(tok)}, files + tok_files)
         return SourceInfo({"pretrained": src.get("pretrained"), "local": False, "config": src.get("config"),
-                           "seed": src.get("seed", 0), "tokenizer": str(tok)}, tok_files)
+                           "seed": src.get("seed", 0), "tokenizer": _tokenizer_key(tok)}, tok_files)
 
     def _config(self, recipe: Recipe) -> tuple[Any, Path | None]:
         """The LlamaConfig (the folder's, else the recipe's source.config) and the folder, if any."""
