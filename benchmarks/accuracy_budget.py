@@ -191,6 +191,12 @@ def _peer_rows(src: Path, feeds: list[dict[str, np.ndarray]]) -> list[tuple[Row,
 
 
 # ---- ViT ------------------------------------------------------------------------------------------
+def _export_fp32(adapter: Any, fp32: Path, recipe: Any, feeds: list[dict[str, np.ndarray]]) -> list[str]:
+    """The fixture's FP32 ONNX through the pipeline's own export; returns its node names (for keep-outs)."""
+    adapter.export(recipe, fp32, feeds)
+    return [n.name for n in onnx_utils.load(fp32, with_weights=False).graph.node]
+
+
 def bench_vit(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -213,8 +219,7 @@ def bench_vit(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any]
     labels = np.asarray([c for _, c in pairs])
     feeds = image_feeds(list_images(calib_dir), spec, "calibration")
     fp32 = work / "vit-fp32.onnx"
-    adapter.export(recipe, fp32, feeds[:1])
-    names = [n.name for n in onnx_utils.load(fp32, with_weights=False).graph.node]
+    names = _export_fp32(adapter, fp32, recipe, feeds[:1])
     int8 = recipe.precision_options("int8")
     exclude = resolve_exclusions("int8", int8, {}, names)
     fp16_opts = recipe.precision_options("fp16")
@@ -254,8 +259,7 @@ def bench_llama(work: Path, heldout: int, calib: int, seed: int) -> dict[str, An
     feeds = adapter.calibration_feeds(recipe, data)[:calib]
     ids = adapter.heldout_ids(recipe)
     fp32 = work / "llama-fp32.onnx"
-    adapter.export(recipe, fp32, adapter.eval_feeds(recipe))
-    names = [n.name for n in onnx_utils.load(fp32, with_weights=False).graph.node]
+    names = _export_fp32(adapter, fp32, recipe, adapter.eval_feeds(recipe))
     lm_head = [n for n in names if "lm_head" in n and n.endswith("MatMul")]
     window, lim = int(recipe.section("eval").get("perplexity_window", 128)), limits(recipe)
 
@@ -310,8 +314,7 @@ def bench_unet(work: Path, heldout: int, calib: int, seed: int) -> dict[str, Any
     feeds = adapter.calibration_feeds(recipe, adapter.calibration_set(recipe, work / "calib"))[:calib]
     held = heldout_set(per_timestep=16, seed=seed)
     fp32 = work / "unet-fp32.onnx"
-    adapter.export(recipe, fp32, feeds[:1])
-    names = [n.name for n in onnx_utils.load(fp32, with_weights=False).graph.node]
+    names = _export_fp32(adapter, fp32, recipe, feeds[:1])
     int8 = recipe.precision_options("int8")
     exclude = resolve_exclusions("int8", int8, {}, names)
     fp16_opts = recipe.precision_options("fp16")
