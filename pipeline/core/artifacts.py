@@ -68,7 +68,8 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes(target: Path, data: bytes) -> None:
+def write_bytes(target: Path, data: Any) -> None:
+    """`data`: anything with the buffer protocol (bytes, a TensorRT IHostMemory), written without a copy."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
 

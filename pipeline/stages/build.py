@@ -87,10 +87,10 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
     write_bytes(engine_path, out.plan)
     manifest = _manifest(recipe, layout, precision, plan.options(), out)
     write_manifest(layout.manifest(precision), manifest)
-    log(f"build[{precision}]", f"{engine_path} ({len(out.plan) / 1e6:.1f} MB) in {out.seconds:.1f} s with "
+    log(f"build[{precision}]", f"{engine_path} ({out.plan_bytes / 1e6:.1f} MB) in {out.seconds:.1f} s with "
         f"{backend.describe()}")
     return {"backend": backend.name, "backend_version": backend.version, "seconds": out.seconds,
-            "engine_bytes": len(out.plan), "memory": out.memory}
+            "engine_bytes": out.plan_bytes, "memory": out.memory}
 
 
 def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, Any], out: Any) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
         "precision": precision,
         "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "pipeline_version": __version__,
-        "engine": {"file": engine_path.name, "bytes": len(out.plan), "sha256": sha256_file(engine_path)},
+        "engine": {"file": engine_path.name, "bytes": out.plan_bytes, "sha256": sha256_file(engine_path)},
         "onnx": {"file": onnx_path.name, "sha256": sha256_onnx(onnx_path),
                  "external_data": onnx_utils.uses_external_data(onnx_path)},
         "calibration": None if not cal.get("calibration") else {
@@ -143,7 +143,7 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
         # TensorRT-RTX builds for its own default GPU set; a TensorRT build is for the build machine's GPU,
         # and on a Jetson that is SM 8.7 under its L4T release (the drift guard compares these).
         "system": _built_for(out.backend, opts),
-        "memory": {"engine_bytes": len(out.plan), "weights_bytes": out.memory.get("weights_bytes"),
+        "memory": {"engine_bytes": out.plan_bytes, "weights_bytes": out.memory.get("weights_bytes"),
                    "activation_bytes": out.memory.get("activation_bytes")},
         **adapter.deploy_info(recipe, meta),
     }
