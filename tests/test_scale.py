@@ -130,6 +130,28 @@ def test_header_save_streams_external_weights_into_a_new_file(tmp_path: Path) ->
         onnx_utils.save(onnx_utils.load_header(dst), tmp_path / "again.onnx")
 
 
+def test_an_export_moves_its_scratch_data_into_place_without_a_copy(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    scratch = _small_model(tmp_path, external=True)
+    inode = (tmp_path / "model.onnx.data").stat().st_ino
+    header = onnx_utils.load_header(scratch)
+    onnx_utils.set_metadata(header, {"k": "v"})
+    final = tmp_path / "final.onnx"
+    onnx_utils.save_moving(header, final, scratch)
+    data = tmp_path / "final.onnx.data"
+    assert data.stat().st_ino == inode and not (tmp_path / "model.onnx.data").exists()  # renamed, not copied
+    assert stat.S_IMODE(data.stat().st_mode) == stat.S_IMODE(final.stat().st_mode) == onnx_utils.file_mode()
+    assert onnx_utils.metadata(onnx_utils.load(final)) == {"k": "v"}
+    x = np.ones((1, 64), np.float32)
+    y = ort.InferenceSession(str(final), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, x @ np.arange(4096, dtype=np.float32).reshape(64, 64))
+    # A header whose weights lie elsewhere is copied as `save` copies, its source left alone.
+    elsewhere = tmp_path / "other" / "model.onnx"
+    onnx_utils.save_moving(onnx_utils.load_header(final), elsewhere, final)
+    assert data.exists() and (elsewhere.parent / "model.onnx.data").stat().st_ino != inode
+
+
 def test_ort_model_of_an_external_data_model_is_a_header_beside_it(tmp_path: Path) -> None:
     src = _small_model(tmp_path, external=True)
     header = onnx_utils.ort_model(src, ["y"])

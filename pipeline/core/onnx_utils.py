@@ -179,6 +179,38 @@ def save(model: Any, path: Path, external_data: bool | None = None, base_dir: Pa
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def save_moving(model: Any, path: Path, scratch: Path, external_data: bool | None = None) -> None:
+    """`save(model, path, ...)` for a header whose large tensors all lie in `scratch`'s data file, a file
+    the caller is done with: that file is renamed into place as `<path>.data` instead of copied (an 8B
+    LLM's export: 16 GB less written, and never twice on disk), and the header saved over it. Anything
+    else (tensors inline or in other files) takes `save`'s streamed copy."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo
+
+    path, scratch = Path(path), Path(scratch)
+    source = scratch.parent / (scratch.name + ".data")
+    referenced = _external_tensors(model)
+    inline = [t for t in model.graph.initializer if t.HasField("raw_data") and len(t.raw_data) >= _INLINE_BYTES]
+    if external_data is False or not referenced or inline or source.parent.resolve() != path.parent.resolve() or \
+            any((scratch.parent / ExternalDataInfo(t).location).resolve() != source.resolve() for t in referenced):
+        save(model, path, external_data=external_data, base_dir=scratch.parent)
+        return
+    data_name = path.name + ".data"
+    for tensor in referenced:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = data_name
+    tmp_model = path.parent / f".{path.name}.{os.getpid()}.header"
+    try:
+        onnx.save_model(model, str(tmp_model))
+        os.chmod(tmp_model, file_mode())
+        os.chmod(source, file_mode())
+        os.replace(source, path.parent / data_name)
+        os.replace(tmp_model, path)
+    finally:
+        tmp_model.unlink(missing_ok=True)
+
+
 # Tensors under this many bytes stay inside the ONNX (onnx's own default threshold).
 _INLINE_BYTES = 1024
 _ALIGN = 64  # offsets of the data file: cache-line aligned, as ONNX Runtime's mmap likes

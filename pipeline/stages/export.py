@@ -107,9 +107,9 @@ def _export(recipe: Recipe, layout: Layout, adapter: Any) -> dict[str, Any]:
             _gate_parity(recipe, parity, scratch)
         else:  # no PyTorch to compare with: ONNX Runtime running it on the held-out inputs is the check
             parity = {}
-        # Metadata and layout go in with the one streamed copy into place (no re-save of the scratch: for
-        # an 8B model that was 16 GB more written and on disk at once).
-        onnx_utils.save(model, layout.exported_onnx, external_data=True if forced else None, base_dir=scratch.parent)
+        # Metadata and layout go in with the header; the scratch's data file is renamed into place, not
+        # copied (for an 8B model a copy was 16 GB more written and on disk at once).
+        onnx_utils.save_moving(model, layout.exported_onnx, scratch, external_data=True if forced else None)
         onnx_utils.check(layout.exported_onnx)
     finally:
         for leftover in (scratch, scratch.with_name(scratch.name + ".data")):
