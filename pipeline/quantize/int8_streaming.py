@@ -32,14 +32,17 @@ shared constants, per-tensor Q/DQ on float initializers read by non-GEMM ops (no
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..analyze.host import RATIOS as host_ratios
 from ..core import onnx_utils
 from ..core.log import log, progress
 from ..errors import PipelineError
@@ -48,6 +51,11 @@ from .tensor_ranges import FLOATS, tensor_ranges
 GEMM_LIKE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 MHA_MAX_SEQ = 512  # ModelOpt's INT8 rule: an attention over a longer sequence keeps its BMMs in float
 FLOAT16_SCALES_OPSET = 19  # QuantizeLinear / DequantizeLinear take FP16 scales from opset 19
+# The host plan's entry (analyze/host.py RATIOS): peak = ratio x weight bytes + base. One ONNX Runtime
+# session holds the weights once; registered here until host.py lists it.
+MEMORY_STAGE = "calibrate[int8-streaming]"
+MEMORY_RATIO = 2.0
+host_ratios.setdefault(MEMORY_STAGE, MEMORY_RATIO)
 
 
 @dataclass
@@ -118,6 +126,29 @@ def _inputs_to_quantize(node: Any) -> list[int]:
     return list(range(len(node.input))) if cls is QDQOperatorBase else [0]
 
 
+@contextlib.contextmanager
+def _weights_unread() -> Iterator[None]:
+    """graphsurgeon constants whose data lies on disk read as zero-stride zeros of their shape and dtype:
+    ModelOpt's placement reads a weight's values only for its shape (the K of a MatMul), and loading them
+    would put the model in memory (graphsurgeon keeps what it loaded)."""
+    from onnx.external_data_helper import uses_external_data
+    from onnx_graphsurgeon.importers.onnx_importer import get_numpy_type
+    from onnx_graphsurgeon.ir import tensor as gs_tensor
+
+    original = gs_tensor.LazyValues.load
+
+    def load(self: Any) -> np.ndarray:
+        if uses_external_data(self.tensor):
+            return np.broadcast_to(np.zeros((), get_numpy_type(self.dtype)), tuple(self.shape))
+        return original(self)
+
+    gs_tensor.LazyValues.load = load
+    try:
+        yield
+    finally:
+        gs_tensor.LazyValues.load = original
+
+
 def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]]) -> Placement:
     """ModelOpt's INT8 placement on the header `model` (see the module docstring)."""
     import onnx_graphsurgeon as gs
@@ -129,17 +160,18 @@ def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]
     )
     from modelopt.onnx.quantization.ort_utils import configure_ort
 
-    graph = gs.import_onnx(model)  # initializers stay lazy: nothing read from the data file
-    graph.toposort()
-    infos = _inferred(model, shapes)
-    spec = ",".join(f"{k}:{'x'.join(str(d) for d in v)}" for k, v in shapes.items())
-    matmuls = [n for n in graph.nodes if n.op in ("MatMul", "Gemm")]
-    exclude = list(dict.fromkeys([*excluded, *_mha_to_exclude(graph, infos)]))
-    exclude += _exclude_matmuls_by_shape_inference(copy.deepcopy(model), matmuls, spec) if matmuls else []
-    exclude += find_nodes_from_convs_to_exclude(graph, quantize_mode="int8")
-    exclude = list(dict.fromkeys(exclude))
-    _, op_types = configure_ort(list({n.op for n in graph.nodes}), [], None, ["cpu"])
-    chosen, no_quantize = mo_int8._find_nodes_to_quantize(graph, op_types, exclude)
+    with _weights_unread():
+        graph = gs.import_onnx(model)
+        graph.toposort()
+        infos = _inferred(model, shapes)
+        spec = ",".join(f"{k}:{'x'.join(str(d) for d in v)}" for k, v in shapes.items())
+        matmuls = [n for n in graph.nodes if n.op in ("MatMul", "Gemm")]
+        exclude = list(dict.fromkeys([*excluded, *_mha_to_exclude(graph, infos)]))
+        exclude += _exclude_matmuls_by_shape_inference(copy.deepcopy(model), matmuls, spec) if matmuls else []
+        exclude += find_nodes_from_convs_to_exclude(graph, quantize_mode="int8")
+        exclude = list(dict.fromkeys(exclude))
+        _, op_types = configure_ort(list({n.op for n in graph.nodes}), [], None, ["cpu"])
+        chosen, no_quantize = mo_int8._find_nodes_to_quantize(graph, op_types, exclude)
     skip = set(exclude)
     names = list(dict.fromkeys(n.name for n in chosen if n.name not in skip))
 
