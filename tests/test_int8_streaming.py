@@ -233,5 +233,6 @@ def test_external_data_model_quantizes_in_bounded_memory_where_modelopt_does_not
     bound = base + 1.5 * weights
     streaming = _peak_gib(src, tmp_path / "s" / "model.onnx", hidden, {"method": "max"})
     modelopt = _peak_gib(src, tmp_path / "m" / "model.onnx", hidden, {"method": "max", "calibrator": "modelopt"})
+    print(f"libraries {base:.2f} GiB, weights {weights:.2f} GiB: streaming {streaming:.2f}, modelopt {modelopt:.2f} GiB")
     assert streaming < bound < modelopt, (base, weights, streaming, modelopt)
     assert (tmp_path / "s" / "model.onnx.data").stat().st_size < 0.3 * weights * (1 << 30)

@@ -90,7 +90,8 @@ def tensor_ranges(onnx_path: Path, feeds: Sequence[dict[str, np.ndarray]],
                                        providers=["CPUExecutionProvider"])
         wanted = [f"{n}::range.{s}" for n in names for s in SUFFIXES]
         for feed in progress(feeds, "tensor ranges (one sample at a time)", len(feeds)):
-            values = dict(zip(wanted, session.run(wanted, feed), strict=True))
+            # (run with no names would return the graph's outputs: none wanted, nothing run)
+            values = dict(zip(wanted, session.run(wanted, feed), strict=True)) if wanted else {}
             stats = {}
             for n in names:
                 lo, hi = float(values[f"{n}::range.min"]), float(values[f"{n}::range.max"])
