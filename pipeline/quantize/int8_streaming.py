@@ -71,6 +71,7 @@ class Placement:
     keep_float: set[tuple[str, str]] = field(default_factory=set)
     groups: dict[str, set[str]] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
+    types: dict[str, int] = field(default_factory=dict)  # tensor -> ONNX element type (shape inference)
 
 
 def _inferred(model: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
@@ -207,7 +208,8 @@ def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]
             readers[tensor].append(node.name)
     activations = [t for t in dict.fromkeys(activations) if any((r, t) not in keep for r in readers[t])]
     groups = get_concat_eliminated_tensors(model, names) if names else {}
-    return Placement(names, activations, weights, keep, groups or {}, exclude)
+    types = {k: v.type.tensor_type.elem_type for k, v in infos.items()}
+    return Placement(names, activations, weights, keep, groups or {}, exclude, types)
 
 
 def _scale(lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
@@ -234,11 +236,6 @@ def quantize_weight(weight: np.ndarray, scale: np.ndarray, axis: int) -> np.ndar
     shape[axis] = -1
     q = np.rint(weight.astype(np.float32) / scale.astype(np.float32).reshape(shape))
     return np.clip(q, -127, 127).astype(np.int8)
-
-
-def _elem_types(model: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
-    infos = _inferred(model, shapes)
-    return {k: v.type.tensor_type.elem_type for k, v in infos.items()}
 
 
 def insert_activation_qdq(model: Any, plan: Placement, scales: dict[str, np.ndarray]) -> None:
@@ -335,7 +332,7 @@ def quantize_streaming(src: Path, feeds: list[dict[str, np.ndarray]], excluded: 
     model = onnx_utils.load_header(src)
     shapes = _shapes(feeds[0])
     plan = placement(model, excluded, shapes)
-    types = _elem_types(model, shapes)
+    types = plan.types
     inits = {i.name: i.data_type for i in model.graph.initializer}
     fp16 = any(types.get(t) == 10 for t in plan.activations) or any(inits[w] == 10 for w in plan.weights)
     if fp16 and _opset(model) < FLOAT16_SCALES_OPSET:
