@@ -26,8 +26,12 @@ header (`onnx_utils.load_header`, weights left on disk), and:
 Not reproduced: ModelOpt's Q -> DQ pair on the float weight (here INT8 weight + DQ, what ModelOpt writes
 with `dq_only=True`: the same values, a quarter of the bytes), its opset upgrade (the source's opset is
 kept: opset 13 has per-axis Q/DQ; FP16 scales need 19, refused below), its preprocessing's duplication of
-shared constants, per-tensor Q/DQ on float initializers read by non-GEMM ops (none in these models),
-`high_precision_dtype: fp16`, entropy calibration and DLA placement (ModelOpt's path does those).
+shared constants, per-tensor Q/DQ on float initializers read by non-GEMM ops (none in these models), the
+per-channel Q/DQ on the scale of a LayerNormalization fed by a Conv (its input is quantized), the MHA rule's
+inference run (an attention whose length shape inference cannot tell is quantized), `high_precision_dtype:
+fp16`, entropy calibration and DLA placement (ModelOpt's path does those). On the trained UNet and Llama
+fixtures the output is ModelOpt max's Q/DQ exactly: the same tensors and readers, scales within 1e-6, the
+same INT8 weights, the same engine weights (tests/test_int8_streaming.py).
 """
 
 from __future__ import annotations
