@@ -1,5 +1,7 @@
 """INT8 post-training quantization into QDQ: ModelOpt for entropy / max, ONNX Runtime's quantizer
-(symmetric, per-channel, the same QDQ form) for percentile, which ModelOpt's ONNX path lacks."""
+(symmetric, per-channel, the same QDQ form) for percentile, which ModelOpt's ONNX path lacks, and for max
+on a model with external data the streaming quantizer (int8_streaming.py: ModelOpt's placement in the
+memory of one ONNX Runtime session), which `precisions.int8.calibrator` picks."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ def ptq_int8(
                             "use entropy or max for a --dla build")
     excluded = excluded_node_names(src, exclude)
     hp = options.get("high_precision_dtype", "fp32")
+    calibrator = choose_calibrator(src, options)
     with tempfile.TemporaryDirectory(prefix="orin-trt-int8-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
         smoothing = None
         if options.get("smoothquant"):  # LLMs: migrate activation outliers into the weights first
@@ -38,20 +41,31 @@ def ptq_int8(
             smoothing = smooth(work, smoothed, feeds, float(options["smoothquant"].get("alpha", 0.5)))
             work = smoothed
         out = Path(tmp) / "model.int8.onnx"
-        announce("int8", "ONNX Runtime quantize_static (percentile)" if method == "percentile"
-                 else f"ModelOpt INT8 ({method})", work, len(feeds))
-        if method == "percentile":
-            _in_fresh_interpreter(_ort_percentile, work, out, feeds, excluded, float(options.get("percentile", 99.99)))
+        announce("int8", TOOLS[calibrator], work, len(feeds))
+        if calibrator == "streaming":
+            from .int8_streaming import quantize_streaming, quantize_weights
+
+            model, plan = quantize_streaming(work, feeds, excluded)
+            out = work  # the header's weights lie beside `work`; they are quantized while saving
+
+            def finish(m: Any, base: Path, side: onnx_utils.SideData | None) -> dict[str, Any]:
+                quantize_weights(m, plan.weights, base, side)
+                return fp16_embedding(m, base, side)
         else:
-            _modelopt(work, out, feeds, method, excluded, hp, options)
-        model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
+            if calibrator == "onnxruntime":
+                _in_fresh_interpreter(_ort_percentile, work, out, feeds, excluded, float(options.get("percentile", 99.99)))
+            else:
+                _modelopt(work, out, feeds, method, excluded, hp, options)
+            model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
+            finish = fp16_embedding
         onnx_utils.inherit_metadata(model, src)
-        embedding = onnx_utils.save_header(model, dst, out, fp16_embedding)
+        embedding = onnx_utils.save_header(model, dst, out, finish)
     ops = [n.op_type for n in model.graph.node]
     return {
         "precision": "int8",
         "method": method,
-        "tool": "onnxruntime.quantize_static" if method == "percentile" else "modelopt.onnx.quantization",
+        "calibrator": calibrator,
+        "tool": TOOLS[calibrator],
         "high_precision_dtype": hp if method != "percentile" else "fp32",
         "calibration_samples": len(feeds),
         "quantize_linear": ops.count("QuantizeLinear"),
@@ -61,6 +75,31 @@ def ptq_int8(
         "smoothquant": smoothing,
         "embedding": embedding,
     }
+
+
+TOOLS = {"modelopt": "modelopt.onnx.quantization", "onnxruntime": "onnxruntime.quantize_static",
+         "streaming": "orin-trt int8_streaming (ModelOpt placement, ONNX Runtime max ranges)"}
+
+
+def choose_calibrator(src: Path, options: dict[str, Any]) -> str:
+    """`precisions.int8.calibrator`: which tool runs (a key of TOOLS). auto: streaming for method max on an
+    ONNX with external data (ModelOpt holds three copies of such a model, docs/memory.md) unless an option
+    only ModelOpt has is set; modelopt otherwise (ONNX Runtime for percentile)."""
+    method, asked = options.get("method", "entropy"), options.get("calibrator", "auto")
+    if method == "percentile":
+        if asked == "streaming":
+            raise PipelineError("precisions.int8.calibrator: streaming calibrates with method max only, not "
+                                "'percentile'")
+        return "onnxruntime"
+    if asked == "streaming":
+        from .int8_streaming import check_supported
+
+        check_supported(options)
+        return "streaming"
+    if asked == "auto" and method == "max" and onnx_utils.uses_external_data(src) and not options.get("target_dla") \
+            and options.get("high_precision_dtype", "fp32") == "fp32" and not options.get("op_types_to_quantize"):
+        return "streaming"
+    return "modelopt"
 
 
 def _modelopt(src: Path, out: Path, feeds: list, method: str, excluded: list[str], hp: str,

@@ -64,12 +64,18 @@ def _add_reductions(model: Any, names: list[str]) -> None:
     model.graph.node.extend(nodes)
 
 
-def tensor_ranges(onnx_path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, Range]:
-    """absmax / min / max of every float tensor (graph inputs included) over `feeds`, and its shape on the
-    first; a tensor with no elements is left out (nothing to overflow)."""
+def tensor_ranges(onnx_path: Path, feeds: Sequence[dict[str, np.ndarray]],
+                  names: Sequence[str] | None = None) -> dict[str, Range]:
+    """absmax / min / max of every float tensor (graph inputs included) over `feeds`, or of `names` only,
+    and its shape on the first; a tensor with no elements is left out (nothing to overflow)."""
     import onnxruntime as ort
 
-    names = float_tensors(onnx_utils.load_header(onnx_path))
+    header = onnx_utils.load_header(onnx_path)
+    if names is None:
+        names = float_tensors(header)
+    else:  # graph inputs come from the feeds themselves
+        made = {o for n in header.graph.node for o in n.output}
+        names = [n for n in dict.fromkeys(names) if n in made]
     model = onnx_utils.ort_model(onnx_path, [f"{n}::range.{s}" for n in names for s in SUFFIXES],
                                  edit=lambda m: _add_reductions(m, names))
     ranges: dict[str, Range] = {}
@@ -84,7 +90,8 @@ def tensor_ranges(onnx_path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> di
                                        providers=["CPUExecutionProvider"])
         wanted = [f"{n}::range.{s}" for n in names for s in SUFFIXES]
         for feed in progress(feeds, "tensor ranges (one sample at a time)", len(feeds)):
-            values = dict(zip(wanted, session.run(wanted, feed), strict=True))
+            # (run with no names would return the graph's outputs: none wanted, nothing run)
+            values = dict(zip(wanted, session.run(wanted, feed), strict=True)) if wanted else {}
             stats = {}
             for n in names:
                 lo, hi = float(values[f"{n}::range.min"]), float(values[f"{n}::range.max"])

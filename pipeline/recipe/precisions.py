@@ -55,6 +55,10 @@ class Int8Options(Strict):
                                             "first (LLMs); null: plain W8A8")
     target_dla: bool = Field(False, description="Q/DQ placed for the DLA (ModelOpt target_dla: every tensor "
                              "gets a scale); set by itself for a --dla build")
+    calibrator: Literal["auto", "modelopt", "streaming"] = Field(
+        "auto", description="method max: ModelOpt, or orin-trt's streaming quantizer (ModelOpt's placement, "
+        "one ONNX Runtime session, one weight at a time: models over 2 GB); auto: streaming for an ONNX "
+        "with external data")
 
 
 class Int4AwqOptions(Strict):

@@ -69,6 +69,18 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
     return run_stage(spec, lambda: _calibrate(recipe, layout, precision, adapter, data, options, choice), force)
 
 
+def memory_stage(precision: str, src: Path, options: dict[str, Any]) -> str:
+    """The host plan's key for this calibration: the streaming INT8 quantizer has its own ratio."""
+    if precision == "int8":
+        from ..quantize.int8 import choose_calibrator
+
+        if choose_calibrator(src, options) == "streaming":
+            from ..quantize.int8_streaming import MEMORY_STAGE
+
+            return MEMORY_STAGE
+    return f"calibrate[{precision}]"
+
+
 def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, data: DataSet | None,
                options: dict[str, Any], choice: dict[str, Any] | None = None) -> dict:
     src, dst = layout.exported_onnx, layout.calibrated_onnx(precision)
@@ -91,7 +103,7 @@ def _calibrate(recipe: Recipe, layout: Layout, precision: str, adapter: Any, dat
     times = 2 if options.get("smoothquant") else 1
     size = onnx_utils.model_bytes(src)
     require_free_disk(f"calibrate[{precision}]", {Path(tempfile.gettempdir()): times * size, dst.parent: times * size})
-    require_memory(f"calibrate[{precision}]", size, str(src))
+    require_memory(memory_stage(precision, src, options), size, str(src))
     t0 = time.perf_counter()
     chosen = Path(choice["onnx"]) if choice is not None else None
     if chosen is not None and chosen.is_file() and not options.get("target_dla"):
