@@ -156,6 +156,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from tests.test_fp16_on_disk import _feeds, in_memory_autocast, NONE
 from pipeline.quantize.fp16 import autocast_fp16
+import onnxruntime, modelopt.onnx.autocast, modelopt.onnx.autocast.precisionconverter  # what both paths import
 fn = autocast_fp16 if sys.argv[2] == "on-disk" else in_memory_autocast
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 fn(Path(sys.argv[3]), Path(sys.argv[4]), _feeds(int(sys.argv[5])), {}, NONE)
@@ -174,7 +175,8 @@ def _peak_gib(path: str, src: Path, dst: Path, hidden: int) -> tuple[float, floa
 @pytest.mark.slow
 def test_on_disk_autocast_holds_about_the_weights_once_where_in_memory_autocast_holds_them_many_times(
         tmp_path: Path) -> None:
-    """A 302 MB FP32 model (18 MatMuls of 2048 x 2048 in external data), each path in a child process.
+    """A 302 MB FP32 model (18 MatMuls of 2048 x 2048 in external data), each path in a child process
+    (its peak RSS above what it holds after importing ONNX Runtime and ModelOpt).
     On disk the peak is ONNX Runtime's session for the ranges (the weights once, read from the path);
     in memory AutoCast holds the FP32 weights, their FP16 conversion and shape inference's serialized
     copies on top."""
@@ -188,7 +190,8 @@ def test_on_disk_autocast_holds_about_the_weights_once_where_in_memory_autocast_
     in_memory, _ = _peak_gib("in-memory", src, tmp_path / "in-memory" / "model.onnx", hidden)
     print(f"weights {weights_gib:.2f} GiB; after imports {base:.2f}; peak on disk {on_disk:.2f}, "
           f"in memory {in_memory:.2f} GiB")
-    assert on_disk - base < 1.6 * weights_gib < in_memory - base
+    # Measured: 1.03x the weights above the imports on disk, 4.6x in memory.
+    assert on_disk - base < 1.5 * weights_gib and in_memory - base > 3 * weights_gib
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20 >= in_memory  # the children's own peak
 
     dst = tmp_path / "on-disk" / "model.onnx"
