@@ -29,13 +29,13 @@ def in_memory_autocast(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]],
                        exclude: dict) -> None:
     """The reference: AutoCast as it runs unpatched on its input (every weight loaded into the proto by
     `convert_to_mixed_precision`), judged on the same measured ranges, saved as the pipeline saved it."""
-    from pipeline.quantize.fp16 import _reference_ranges, convert
+    from pipeline.quantize.fp16 import _reference_ranges, run_autocast
     from pipeline.quantize.tensor_ranges import tensor_ranges
 
     ranges = tensor_ranges(src, feeds[: int(options.get("calibration_samples", 4))])
     with tempfile.TemporaryDirectory() as tmp, onnx_utils.tool_input(src, Path(tmp)) as work, \
             _reference_ranges(ranges):
-        model = convert(work, options, exclude)
+        model = run_autocast(work, options, exclude)
     del model.graph.value_info[:]
     onnx_utils.inherit_metadata(model, src)
     onnx_utils.save(model, dst, external_data=onnx_utils.uses_external_data(src) or None)

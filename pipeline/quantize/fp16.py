@@ -32,7 +32,7 @@ def autocast_fp16(
     log("calibrate[fp16]", f"ranges of {len(ranges)} tensors measured; converting")
     with tempfile.TemporaryDirectory(prefix="orin-trt-fp16-") as tmp, _header_input(src, Path(tmp)) as work, \
             _reference_ranges(ranges), _weights_on_disk(work.parent) as folder:
-        model = convert(work, options, exclude)
+        model = run_autocast(work, options, exclude)
         # AutoCast leaves value_info from before the conversion; ONNX Runtime then rejects buffer reuse.
         del model.graph.value_info[:]
         onnx_utils.inherit_metadata(model, src)
@@ -53,7 +53,7 @@ def autocast_fp16(
     }
 
 
-def convert(work: Path, options: dict[str, Any], exclude: dict) -> Any:
+def run_autocast(work: Path, options: dict[str, Any], exclude: dict) -> Any:
     """ModelOpt AutoCast on the ONNX at `work` with the recipe's options (what it holds in memory is up to
     the patches around it)."""
     from modelopt.onnx.autocast import convert_to_mixed_precision
