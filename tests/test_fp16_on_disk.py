@@ -63,13 +63,15 @@ def assert_same_model(a: Path, b: Path) -> None:
         assert Path(str(a) + ".data").read_bytes() == Path(str(b) + ".data").read_bytes()
 
 
-def _fixture(family: str, work: Path) -> tuple[Path, list[dict[str, np.ndarray]], dict[str, Any], dict]:
-    """The trained fixture's FP32 export, calibration feeds, fp16 options and exclusions of its recipe."""
+def _fixture(family: str, work: Path, sets: list[str]) -> tuple[Path, list[dict[str, np.ndarray]], dict[str, Any],
+                                                             dict]:
+    """The trained fixture's export (FP32 unless `sets` say otherwise), calibration feeds, fp16 options and
+    exclusions of its recipe."""
     from pipeline.models import get_adapter
     from pipeline.quantize import resolve_exclusions
     from pipeline.recipe.loader import load_recipe
 
-    recipe = load_recipe(str(FIXTURES / family / f"{family}.yaml"))
+    recipe = load_recipe(str(FIXTURES / family / f"{family}.yaml"), sets)
     adapter = get_adapter(recipe.family)
     if family == "vit":
         from pipeline.models.image_data import image_feeds
@@ -90,12 +92,15 @@ def _fixture(family: str, work: Path) -> tuple[Path, list[dict[str, np.ndarray]]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["vit", "unet", "llama"])
-def test_on_disk_autocast_makes_what_in_memory_autocast_makes_on_the_trained_fixtures(tmp_path: Path,
-                                                                                      family: str) -> None:
+@pytest.mark.parametrize(("family", "sets"), [("vit", []), ("unet", []), ("llama", []),
+                                             ("llama", ["export.dtype=float16"])],
+                         ids=["vit", "unet", "llama", "llama-fp16-weights"])
+def test_on_disk_autocast_makes_what_in_memory_autocast_makes_on_the_trained_fixtures(tmp_path: Path, family: str,
+                                                                                      sets: list[str]) -> None:
+    """FP16-weight Llama: AutoCast casts the weights of the nodes it keeps in FP32 up (the other way)."""
     from pipeline.quantize.fp16 import autocast_fp16
 
-    src, feeds, options, exclude = _fixture(family, tmp_path)
+    src, feeds, options, exclude = _fixture(family, tmp_path, sets)
     in_memory_autocast(src, tmp_path / "reference" / "model.onnx", feeds, options, exclude)
     summary = autocast_fp16(src, tmp_path / "on-disk" / "model.onnx", feeds, options, exclude)
     assert_same_model(tmp_path / "reference" / "model.onnx", tmp_path / "on-disk" / "model.onnx")
