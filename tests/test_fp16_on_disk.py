@@ -192,11 +192,11 @@ def test_on_disk_autocast_holds_about_the_weights_once_where_in_memory_autocast_
     src = write_matmul_chain(tmp_path / "export", hidden, layers)
     weights_gib = hidden * hidden * 4 * layers / 2**30
     on_disk, base = _peak_gib("on-disk", src, tmp_path / "on-disk" / "model.onnx", hidden)
-    in_memory, _ = _peak_gib("in-memory", src, tmp_path / "in-memory" / "model.onnx", hidden)
-    print(f"weights {weights_gib:.2f} GiB; after imports {base:.2f}; peak on disk {on_disk:.2f}, "
-          f"in memory {in_memory:.2f} GiB")
+    in_memory, base_in_memory = _peak_gib("in-memory", src, tmp_path / "in-memory" / "model.onnx", hidden)
+    print(f"weights {weights_gib:.2f} GiB; on disk {base:.2f} after the imports, {on_disk:.2f} at the peak; "
+          f"in memory {base_in_memory:.2f}, {in_memory:.2f}")
     # Measured: 1.03x the weights above the imports on disk, 4.6x in memory.
-    assert on_disk - base < 1.5 * weights_gib and in_memory - base > 3 * weights_gib
+    assert on_disk - base < 2 * weights_gib < in_memory - base_in_memory
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20 >= in_memory  # the children's own peak
 
     dst = tmp_path / "on-disk" / "model.onnx"
