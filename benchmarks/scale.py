@@ -153,12 +153,18 @@ def measured(results: Path) -> set[tuple[str, str]]:
 
 
 def append(results: Path, row: Row) -> None:
+    """The row after the table's last row (notes below the table stay below it)."""
+    from pipeline.core.artifacts import write_text
+
     results.parent.mkdir(parents=True, exist_ok=True)
-    new = not results.exists() or "| model | stage |" not in results.read_text(encoding="utf-8")
-    with open(results, "a", encoding="utf-8") as f:
-        if new:
-            f.write("\n| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
-        f.write("| " + " | ".join(row.cells()) + " |\n")
+    lines = results.read_text(encoding="utf-8").splitlines() if results.exists() else []
+    line = "| " + " | ".join(row.cells()) + " |"
+    if not any(ln.startswith("| model | stage |") for ln in lines):
+        lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS), line]
+    else:
+        last = max(i for i, ln in enumerate(lines) if ln.startswith("|"))
+        lines.insert(last + 1, line)
+    write_text(results, "\n".join(lines) + "\n")
 
 
 # ---- the memory probe --------------------------------------------------------------------------------

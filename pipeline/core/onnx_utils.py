@@ -323,7 +323,18 @@ def read_array(tensor: Any, base_dir: Path) -> Any:
             count *= int(d)
         return np.fromfile(Path(base_dir) / info.location, dtype=dtype, count=count,
                            offset=int(info.offset or 0)).reshape(tuple(tensor.dims))
+    if uses_external_data(tensor):
+        # numpy_helper loads the data into the tensor it is given: a copy of the reference takes it instead.
+        copy = type(tensor)()
+        copy.CopyFrom(tensor)
+        tensor = copy
     return numpy_helper.to_array(tensor, base_dir=str(base_dir)).copy()
+
+
+def loaded_bytes(model: Any) -> int:
+    """Bytes of `model` as one protobuf once its referenced weights are read in (what decides whether it
+    can be saved as one file), without reading them."""
+    return model.ByteSize() + sum(tensor_bytes(t) for t in _external_tensors(model))
 
 
 class SideData:
@@ -338,16 +349,22 @@ class SideData:
 
     def store(self, tensor: Any, array: Any) -> None:
         import numpy as np
-        from onnx import TensorProto, helper
+        from onnx import helper
 
         array = np.ascontiguousarray(array)
-        with open(self.path, "ab") as f:
-            offset = f.tell()
-            f.write(memoryview(array).cast("B"))  # no bytes copy of a multi-GB tensor
-        length = array.nbytes
         del tensor.dims[:]
         tensor.dims.extend(array.shape)
         tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        self.store_bytes(tensor, memoryview(array).cast("B"))  # no bytes copy of a multi-GB tensor
+
+    def store_bytes(self, tensor: Any, data: Any) -> None:
+        """Move `data`, the bytes of `tensor` at its dims and type, to the file; `tensor` references them."""
+        from onnx import TensorProto
+
+        with open(self.path, "ab") as f:
+            offset = f.tell()
+            f.write(data)
+            length = f.tell() - offset
         tensor.ClearField("raw_data")
         del tensor.external_data[:]
         for key, value in (("location", self.name), ("offset", str(offset)), ("length", str(length))):
