@@ -305,17 +305,24 @@ class SideData:
         self.path.write_bytes(b"")
 
     def store(self, tensor: Any, array: Any) -> None:
-        import numpy as np
-        from onnx import TensorProto, helper
+        from onnx import helper
 
-        array = np.ascontiguousarray(array)
+        self.store_raw(tensor, array, array.shape, helper.np_dtype_to_tensor_dtype(array.dtype))
+
+    def store_raw(self, tensor: Any, raw: Any, dims: Any, data_type: int) -> None:
+        """`raw` (an array) written as the bytes of a tensor of `dims` and `data_type`: a packed INT4 weight
+        is half a byte per element, which no numpy dtype says."""
+        import numpy as np
+        from onnx import TensorProto
+
+        raw = np.ascontiguousarray(raw)
         with open(self.path, "ab") as f:
             offset = f.tell()
-            f.write(memoryview(array).cast("B"))  # no bytes copy of a multi-GB tensor
-        length = array.nbytes
+            f.write(memoryview(raw).cast("B"))  # no bytes copy of a multi-GB tensor
+        length = raw.nbytes
         del tensor.dims[:]
-        tensor.dims.extend(array.shape)
-        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(dims)
+        tensor.data_type = data_type
         tensor.ClearField("raw_data")
         del tensor.external_data[:]
         for key, value in (("location", self.name), ("offset", str(offset)), ("length", str(length))):
