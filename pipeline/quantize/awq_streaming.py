@@ -46,16 +46,30 @@ def alphas() -> list[float]:
     return [round(float(k), 2) for k in grid] + [1.0]
 
 
-def kept_rows(total: int, max_tokens: int = MAX_TOKENS) -> int:
+def token_stride(total: int, max_tokens: int = MAX_TOKENS) -> int:
     """The stride of `_clip_search`'s `x[0 :: max(1, n // max_tokens)]`."""
     return max(1, total // max_tokens)
 
 
+def _qdq(w3: np.ndarray, amax: np.ndarray, alpha: Any, num_bits: int) -> np.ndarray:
+    """`dq_tensor(*quant_tensor(w, block, alpha=alpha)[:2], block)` for `w3` [n_block, block, cols] and its
+    per-block `amax` [n_block, cols], operation for operation in `w`'s dtype (find_scales: amax * alpha / 7,
+    clipped at CLIP_MIN; rtn: rint, clipped to [-8, 7]; dq: times the scale), without its transposes."""
+    from modelopt.onnx.quantization.int4 import CLIP_MIN
+
+    maxq, minq = 2 ** (num_bits - 1) - 1, -(2 ** (num_bits - 1))
+    scale = np.clip((amax * alpha) / maxq, CLIP_MIN, None)[:, None, :]
+    q = np.rint(w3 / scale)
+    np.clip(q, minq, maxq, out=q)
+    q *= scale
+    return q
+
+
 def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, columns: int = COLUMNS) -> np.ndarray:
     """Best clip alpha per (output column, block) of `w` [ci, co] for activation rows `x` [tokens, ci]
-    (already strided): `_clip_search`'s loss, mean over tokens of (x_b . (w_b - dq(q(w_b, alpha))))^2,
-    flattened as AWQClipHelper.best_alpha is (column-major over blocks), float32."""
-    from modelopt.onnx.quantization.quant_utils import _pad, dq_tensor, quant_tensor
+    (already strided): `_clip_search`'s loss, the mean over tokens of (x_b . (w_b - qdq(w_b, alpha)))^2,
+    first minimum over AWQClipHelper's grid; [co, n_block] float32 (AWQClipHelper.best_alpha reshaped)."""
+    from modelopt.onnx.quantization.quant_utils import _pad
 
     ci, co = w.shape
     if ci % block:
@@ -66,17 +80,37 @@ def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, col
     best_alpha = np.ones((co, n_block), dtype=np.float32)
     grid = alphas()
     for s in range(0, co, columns):
-        ws = w[:, s:s + columns]
-        w32 = ws.astype(np.float32, copy=False).reshape(n_block, block, -1)
+        w3 = np.ascontiguousarray(w[:, s:s + columns]).reshape(n_block, block, -1)
+        amax = np.abs(w3).max(axis=1)
+        w32 = w3.astype(np.float32)
         lo, la = best_loss[s:s + columns], best_alpha[s:s + columns]  # views
         for alpha in grid:
-            qw, scales, _ = quant_tensor(ws, block, alpha=alpha, num_bits=num_bits)
-            dq = dq_tensor(qw, scales, block).astype(np.float32, copy=False).reshape(n_block, block, -1)
-            err = np.matmul(xb, w32 - dq)  # [n_block, tokens, cols]: output error per block
-            loss = np.mean(np.square(err), axis=1).T  # [cols, n_block]
+            diff = _qdq(w3, amax, alpha, num_bits).astype(np.float32, copy=False)
+            np.subtract(w32, diff, out=diff)
+            err = np.matmul(xb, diff)  # [n_block, tokens, cols]: each block's share of the output error
+            loss = np.mean(np.square(err, out=err), axis=1).T  # [cols, n_block]
             better = loss < lo
             lo[better], la[better] = loss[better], alpha
-    return best_alpha.reshape(-1)
+    return best_alpha
+
+
+def quantize(w: np.ndarray, block: int, alpha: np.ndarray, num_bits: int = 4,
+             columns: int = COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """ModelOpt's `quant_tensor(w, block, alpha=alpha.reshape(-1))` a column slice at a time (the same
+    values: each column's blocks are their own), so its temporaries are a slice's, not the weight's:
+    INT4 values as int8 [ci, co] and scales [n_block, co] in `w`'s dtype."""
+    from modelopt.onnx.quantization.quant_utils import quant_tensor
+
+    ci, co = w.shape
+    qw = np.empty((ci, co), dtype=np.int8)
+    scales = None
+    for s in range(0, co, columns):
+        q, scale, _ = quant_tensor(w[:, s:s + columns], block, alpha=alpha[s:s + columns].reshape(-1),
+                                   num_bits=num_bits)
+        if scales is None:
+            scales = np.empty((scale.shape[0], co), dtype=scale.dtype)
+        qw[:, s:s + columns], scales[:, s:s + columns] = q, scale
+    return qw, scales
 
 
 # ---- the graph: ModelOpt's preprocessing and DQ form, on a header --------------------------------------
@@ -196,7 +230,7 @@ def collect_rows(path: Path, feeds: Sequence[dict[str, np.ndarray]], names: list
             if _signature(feed) not in rows_by_shape:
                 rows_by_shape[_signature(feed)] = {n: v.size // v.shape[-1] for n, v in run(feed).items()}
         total = {n: sum(rows_by_shape[_signature(f)][n] for f in feeds) for n in names}
-        stride = {n: kept_rows(total[n]) for n in names}
+        stride = {n: token_stride(total[n]) for n in names}
         kept: dict[str, list[np.ndarray]] = {n: [] for n in names}
         offset = dict.fromkeys(names, 0)
         for i, feed in enumerate(progress(feeds, "AWQ-clip activations (one sample at a time)", len(feeds))):
@@ -230,7 +264,6 @@ def awq_clip(src: Path, feeds: Sequence[dict[str, np.ndarray]], block: int, excl
     from modelopt.onnx.quantization.int4 import _change_input_type
     from modelopt.onnx.quantization.quant_utils import (
         get_num_bits,
-        quant_tensor,
         reshape_scales_for_per_channel_nodes,
         update_block_size,
     )
@@ -255,7 +288,7 @@ def awq_clip(src: Path, feeds: Sequence[dict[str, np.ndarray]], block: int, excl
             num_bits = get_num_bits(layer_info, weight.name)
             size = update_block_size(block, layer_info, weight.name, w=w)
             best = clip_alphas(rows[act.name], w, size, num_bits)
-            qw, scale, _ = quant_tensor(w, size, alpha=best, num_bits=num_bits)
+            qw, scale = quantize(w, size, best, num_bits)
             del w, best
             if transpose:
                 qw, scale = qw.T, scale.T
