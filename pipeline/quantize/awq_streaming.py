@@ -24,6 +24,7 @@ float rounding may pick the other one (tests/test_awq_streaming.py measures how 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from ..core.log import log, progress
 
 MAX_TOKENS = 64  # _clip_search's default
 COLUMNS = 2048  # output columns searched at once: [blocks, tokens, columns] float32 per alpha
+MAX_THREADS = 8  # column slices searched at once (each holds a few [in_features, COLUMNS] arrays)
 INT4_MIN_OPSET = 21
 
 
@@ -51,14 +53,12 @@ def token_stride(total: int, max_tokens: int = MAX_TOKENS) -> int:
     return max(1, total // max_tokens)
 
 
-def _qdq(w3: np.ndarray, amax: np.ndarray, alpha: Any, num_bits: int) -> np.ndarray:
+def _qdq(w3: np.ndarray, amax: np.ndarray, alpha: Any, num_bits: int, clip_min: float) -> np.ndarray:
     """`dq_tensor(*quant_tensor(w, block, alpha=alpha)[:2], block)` for `w3` [n_block, block, cols] and its
     per-block `amax` [n_block, cols], operation for operation in `w`'s dtype (find_scales: amax * alpha / 7,
     clipped at CLIP_MIN; rtn: rint, clipped to [-8, 7]; dq: times the scale), without its transposes."""
-    from modelopt.onnx.quantization.int4 import CLIP_MIN
-
     maxq, minq = 2 ** (num_bits - 1) - 1, -(2 ** (num_bits - 1))
-    scale = np.clip((amax * alpha) / maxq, CLIP_MIN, None)[:, None, :]
+    scale = np.clip((amax * alpha) / maxq, clip_min, None)[:, None, :]
     q = np.rint(w3 / scale)
     np.clip(q, minq, maxq, out=q)
     q *= scale
@@ -68,7 +68,11 @@ def _qdq(w3: np.ndarray, amax: np.ndarray, alpha: Any, num_bits: int) -> np.ndar
 def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, columns: int = COLUMNS) -> np.ndarray:
     """Best clip alpha per (output column, block) of `w` [ci, co] for activation rows `x` [tokens, ci]
     (already strided): `_clip_search`'s loss, the mean over tokens of (x_b . (w_b - qdq(w_b, alpha)))^2,
-    first minimum over AWQClipHelper's grid; [co, n_block] float32 (AWQClipHelper.best_alpha reshaped)."""
+    first minimum over AWQClipHelper's grid; [co, n_block] float32 (AWQClipHelper.best_alpha reshaped).
+    Column slices are independent: they run on a thread each (numpy and BLAS release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelopt.onnx.quantization.int4 import CLIP_MIN
     from modelopt.onnx.quantization.quant_utils import _pad
 
     ci, co = w.shape
@@ -76,21 +80,25 @@ def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, col
         w, x = _pad(w, block), _pad(x.T, block).T
     n_block = w.shape[0] // block
     xb = np.ascontiguousarray(x.reshape(x.shape[0], n_block, block).transpose(1, 0, 2), dtype=np.float32)
-    best_loss = np.full((co, n_block), np.inf, dtype=np.float32)
     best_alpha = np.ones((co, n_block), dtype=np.float32)
     grid = alphas()
-    for s in range(0, co, columns):
+
+    def search(s: int) -> None:
         w3 = np.ascontiguousarray(w[:, s:s + columns]).reshape(n_block, block, -1)
         amax = np.abs(w3).max(axis=1)
         w32 = w3.astype(np.float32)
-        lo, la = best_loss[s:s + columns], best_alpha[s:s + columns]  # views
+        lo = np.full((w3.shape[2], n_block), np.inf, dtype=np.float32)
+        la = best_alpha[s:s + columns]  # a view: each slice writes its own rows
         for alpha in grid:
-            diff = _qdq(w3, amax, alpha, num_bits).astype(np.float32, copy=False)
+            diff = _qdq(w3, amax, alpha, num_bits, CLIP_MIN).astype(np.float32, copy=False)
             np.subtract(w32, diff, out=diff)
             err = np.matmul(xb, diff)  # [n_block, tokens, cols]: each block's share of the output error
             loss = np.mean(np.square(err, out=err), axis=1).T  # [cols, n_block]
             better = loss < lo
             lo[better], la[better] = loss[better], alpha
+
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(os.sched_getaffinity(0)))) as pool:
+        list(pool.map(search, range(0, co, columns)))
     return best_alpha
 
 
