@@ -126,9 +126,15 @@ def preprocess(model: Any) -> Any:
     """What `modelopt.onnx.quantization.quantize(quantize_mode="int4")` does to the graph before its INT4
     step (`_preprocess_onnx`), with only proto edits: weights are references and stay on disk."""
     import onnx
+    import onnx_graphsurgeon as gs
+    from modelopt.onnx.trt_utils import MAX_IR_VERSION
     from modelopt.onnx.utils import clear_stale_value_info, duplicate_shared_constants, name_onnx_nodes
 
     model = onnx.shape_inference.infer_shapes(model)
+    graph = gs.import_onnx(model)  # load_onnx_model's toposort: the node order ModelOpt works on
+    graph.toposort()
+    model = gs.export_onnx(graph)
+    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
     clear_stale_value_info(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     if opset < INT4_MIN_OPSET:
