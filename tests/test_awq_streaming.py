@@ -47,6 +47,29 @@ def test_clip_search_picks_modelopts_alphas(ci: int, co: int, tokens: int) -> No
     assert np.array_equal(qw, q2) and np.array_equal(scale, s2) and s2.dtype == scale.dtype
 
 
+def test_one_pass_keeps_the_rows_the_search_uses(tmp_path: Path) -> None:
+    """`x[0 :: n // 64]` of the concatenated MatMul inputs, from one run per sample, with samples of
+    different lengths (the stride needs the total before the first sample's rows are picked)."""
+    from onnx import TensorProto, helper
+
+    gamma = np.linspace(0.5, 2.0, 16, dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "gamma"], ["normed"]), helper.make_node("MatMul", ["normed", "w"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "seq", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "seq", 8])],
+        initializer=[numpy_helper.from_array(gamma, "gamma"),
+                     numpy_helper.from_array(np.ones((16, 8), np.float32), "w")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(path))
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, n, 16), dtype=np.float32)} for n in (50, 9, 50, 200, 7)]
+    rows = awq_streaming.collect_rows(path, feeds, ["normed", "x"])
+    everything = np.concatenate([f["x"].reshape(-1, 16) for f in feeds])  # 316 rows: stride 4
+    np.testing.assert_allclose(rows["normed"], (everything * gamma)[:: 316 // 64], rtol=1e-6)
+    np.testing.assert_array_equal(rows["x"], everything[:: 316 // 64])  # a graph input comes from the feeds
+    assert rows["x"].shape == (79, 16) and list(tmp_path.iterdir()) == [path]
+
+
 def test_streaming_with_another_method_is_a_one_line_error(tmp_path: Path) -> None:
     from pipeline.quantize.int4 import calibrator
 
