@@ -47,6 +47,24 @@ def test_clip_search_picks_modelopts_alphas(ci: int, co: int, tokens: int) -> No
     assert np.array_equal(qw, q2) and np.array_equal(scale, s2) and s2.dtype == scale.dtype
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_slice_quantization_is_quant_tensor_then_dq_tensor(dtype: type) -> None:
+    """The search's quantize-dequantize of a slice, value for value ModelOpt's, in the weight's dtype
+    (FP16 through FP32 with a rounding after each operation, as numpy's FP16 does)."""
+    from modelopt.onnx.quantization.int4 import CLIP_MIN
+    from modelopt.onnx.quantization.quant_utils import dq_tensor, quant_tensor
+
+    w = (np.random.default_rng(3).standard_normal((384, 300), dtype=np.float32) * 0.03).astype(dtype)
+    w[:, 5] = 0  # an all-zero block: the scale clips at CLIP_MIN
+    w[7, 9] = 60000 if dtype == np.float16 else 1e6
+    w3 = w.reshape(3, 128, 300)
+    for alpha in awq_streaming.alphas():
+        q, scale, _ = quant_tensor(w, 128, alpha=alpha)
+        ref = dq_tensor(q, scale, 128)
+        ours = awq_streaming._qdq(w3, np.abs(w3).max(axis=1), alpha, 4, CLIP_MIN).reshape(w.shape)
+        assert ref.dtype == dtype and np.array_equal(ref.astype(np.float32), ours), alpha
+
+
 def test_one_pass_keeps_the_rows_the_search_uses(tmp_path: Path) -> None:
     """`x[0 :: n // 64]` of the concatenated MatMul inputs, from one run per sample, with samples of
     different lengths (the stride needs the total before the first sample's rows are picked)."""

@@ -57,13 +57,29 @@ def token_stride(total: int, max_tokens: int = MAX_TOKENS) -> int:
 def _qdq(w3: np.ndarray, amax: np.ndarray, alpha: Any, num_bits: int, clip_min: float) -> np.ndarray:
     """`dq_tensor(*quant_tensor(w, block, alpha=alpha)[:2], block)` for `w3` [n_block, block, cols] and its
     per-block `amax` [n_block, cols], operation for operation in `w`'s dtype (find_scales: amax * alpha / 7,
-    clipped at CLIP_MIN; rtn: rint, clipped to [-8, 7]; dq: times the scale), without its transposes."""
+    clipped at CLIP_MIN; rtn: rint, clipped to [-8, 7]; dq: times the scale), without its transposes;
+    float32 for an FP16 weight (`_qdq_fp16`: the same values)."""
+    if w3.dtype == np.float16:
+        return _qdq_fp16(w3, amax, alpha, num_bits, clip_min)
     maxq, minq = 2 ** (num_bits - 1) - 1, -(2 ** (num_bits - 1))
     scale = np.clip((amax * alpha) / maxq, clip_min, None)[:, None, :]
     q = np.rint(w3 / scale)
     np.clip(q, minq, maxq, out=q)
     q *= scale
     return q
+
+
+def _qdq_fp16(w3: np.ndarray, amax: np.ndarray, alpha: float, num_bits: int, clip_min: float) -> np.ndarray:
+    """`_qdq` of an FP16 weight, as float32. numpy's FP16 arithmetic is FP32 arithmetic rounded to FP16
+    after each operation (exact: FP32 holds 2 x 11 + 2 bits), done here with vectorized casts, 2x faster."""
+    f16, f32 = np.float16, np.float32
+    maxq, minq = 2 ** (num_bits - 1) - 1, -(2 ** (num_bits - 1))
+    scaled = (amax.astype(f32) * f32(f16(alpha))).astype(f16)
+    scale = np.clip((scaled.astype(f32) / maxq).astype(f16), clip_min, None)[:, None, :].astype(f32)
+    q = np.rint((w3.astype(f32) / scale).astype(f16).astype(f32))
+    np.clip(q, minq, maxq, out=q)
+    q *= scale
+    return q.astype(f16).astype(f32)
 
 
 def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, columns: int = COLUMNS) -> np.ndarray:
