@@ -20,7 +20,8 @@ weight and, in `_clip_search`, re-quantizes the whole weight per alpha per 1024-
 
 Losses are summed in float32 in another order than ModelOpt's, so a block whose two best alphas tie to
 float rounding may pick the other one (tests/test_awq_streaming.py measures how often: none on the
-trained Llama fixture, whose output equals ModelOpt's byte for byte).
+trained Llama fixture, whose output equals ModelOpt's byte for byte). ModelOpt also sums an FP16 weight's
+products in FP16, where rounding outweighs the gaps between alphas; here they are FP32 (docs/memory.md).
 """
 
 from __future__ import annotations
