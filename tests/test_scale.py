@@ -170,9 +170,11 @@ def _folder_state(folder: Path) -> dict[str, tuple[str, int]]:
     ("int8", {"method": "max"}),
     ("int8", {"method": "max", "smoothquant": {"alpha": 0.5}}),
     ("int8", {"method": "percentile"}),
-    ("int4-awq", {"method": "awq_clip", "block_size": 128}),
+    ("int4-awq", {"method": "awq_clip", "block_size": 128, "calibrator": "modelopt"}),
+    ("int4-awq", {"method": "awq_clip", "block_size": 128}),  # external data: the streamed awq_clip
     ("fp16", {}),
-], ids=["modelopt-int8", "smoothquant-int8", "ort-quantize_static", "modelopt-int4", "autocast-fp16"])
+], ids=["modelopt-int8", "smoothquant-int8", "ort-quantize_static", "modelopt-int4", "streamed-int4",
+        "autocast-fp16"])
 def test_quantizers_read_the_weights_in_place_and_never_write_them(tmp_path: Path, quantizer: str,
                                                                  options: dict) -> None:
     """Each tool gets a header copy beside the export's data file (no multi-GB copy): the export's files are
