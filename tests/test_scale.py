@@ -21,30 +21,31 @@ HIDDEN, OUT, MATMULS = 8192, 24576, 3
 BIG_BYTES = HIDDEN * OUT * 4 * MATMULS
 
 
-def _write_big_norm_mlp(folder: Path) -> Path:
-    """x -> Mul(gamma) -> three MatMuls (an RMSNorm feeding q/k/v): the shape SmoothQuant rewrites. The
-    header references `model.onnx.data`, which is written a chunk at a time from a seeded generator."""
+def write_norm_mlp(folder: Path, hidden: int = HIDDEN, out: int = OUT, matmuls: int = MATMULS) -> Path:
+    """x -> Mul(gamma) -> `matmuls` MatMuls [hidden, out] (an RMSNorm feeding q/k/v): the shape SmoothQuant
+    rewrites. The header references `model.onnx.data`, which is written a chunk at a time from a seeded
+    generator."""
     rng = np.random.default_rng(0)
     path, data = folder / "model.onnx", folder / "model.onnx.data"
     inits, offset = [], 0
     with open(data, "wb") as f:
-        for i in range(MATMULS):
-            tensor = TensorProto(name=f"w{i}", data_type=TensorProto.FLOAT, dims=[HIDDEN, OUT])
-            rows = 512
-            for _ in range(HIDDEN // rows):
-                f.write((rng.random((rows, OUT), dtype=np.float32) - 0.5).tobytes())
-            length = HIDDEN * OUT * 4
+        for i in range(matmuls):
+            tensor = TensorProto(name=f"w{i}", data_type=TensorProto.FLOAT, dims=[hidden, out])
+            rows = min(512, hidden)
+            for _ in range(hidden // rows):
+                f.write((rng.random((rows, out), dtype=np.float32) - 0.5).tobytes())
+            length = hidden * out * 4
             for key, value in (("location", data.name), ("offset", str(offset)), ("length", str(length))):
                 tensor.external_data.add(key=key, value=value)
             tensor.data_location = TensorProto.EXTERNAL
             inits.append(tensor)
             offset += length
-    gamma = numpy_helper.from_array(np.ones(HIDDEN, np.float32), "gamma")
+    gamma = numpy_helper.from_array(np.ones(hidden, np.float32), "gamma")
     nodes = [helper.make_node("Mul", ["x", "gamma"], ["normed"], name="norm")]
-    nodes += [helper.make_node("MatMul", ["normed", f"w{i}"], [f"y{i}"], name=f"proj{i}") for i in range(MATMULS)]
+    nodes += [helper.make_node("MatMul", ["normed", f"w{i}"], [f"y{i}"], name=f"proj{i}") for i in range(matmuls)]
     graph = helper.make_graph(
-        nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "seq", HIDDEN])],
-        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, "seq", OUT]) for i in range(MATMULS)],
+        nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "seq", hidden])],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, "seq", out]) for i in range(matmuls)],
         initializer=[gamma, *inits])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     onnx.save_model(model, str(path))
@@ -63,7 +64,7 @@ def test_smoothquant_on_a_model_over_2gb_never_serializes_it_whole(tmp_path: Pat
     need = 3 * BIG_BYTES + (1 << 30)  # the model, the smoothed weights' side file, the output
     if _free_bytes(tmp_path) < need:
         pytest.skip(f"needs {need / 1e9:.1f} GB free under {tmp_path}, has {_free_bytes(tmp_path) / 1e9:.1f}")
-    src = _write_big_norm_mlp(tmp_path)
+    src = write_norm_mlp(tmp_path)
     assert (tmp_path / "model.onnx.data").stat().st_size == BIG_BYTES > 2**31
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 4, HIDDEN), dtype=np.float32)
@@ -192,9 +193,11 @@ def _folder_state(folder: Path) -> dict[str, tuple[str, int]]:
     ("int8", {"method": "max"}),
     ("int8", {"method": "max", "smoothquant": {"alpha": 0.5}}),
     ("int8", {"method": "percentile"}),
-    ("int4-awq", {"method": "awq_clip", "block_size": 128}),
+    ("int4-awq", {"method": "awq_clip", "block_size": 128, "calibrator": "modelopt"}),
+    ("int4-awq", {"method": "awq_clip", "block_size": 128}),  # external data: the streamed awq_clip
     ("fp16", {}),
-], ids=["modelopt-int8", "streaming-int8", "smoothquant-streaming-int8", "ort-quantize_static", "modelopt-int4", "autocast-fp16"])
+], ids=["modelopt-int8", "streaming-int8", "smoothquant-streaming-int8", "ort-quantize_static",
+        "modelopt-int4", "streamed-int4", "autocast-fp16"])
 def test_quantizers_read_the_weights_in_place_and_never_write_them(tmp_path: Path, quantizer: str,
                                                                  options: dict) -> None:
     """Each tool gets a header copy beside the export's data file (no multi-GB copy): the export's files are

@@ -24,12 +24,14 @@ GIB = 1 << 30
 # (killed: ModelOpt and ONNX Runtime's quantizer each hold the model, the calibration session a third copy,
 # FP16 weights upcast for the CPU), int4 awq_clip over 5.3 (killed in its clip search; rtn_dq 3.8), build
 # 3.8 (TensorRT-RTX on the FP16 Llama).
-# The streaming INT8 quantizer holds one ONNX Runtime session: measured 1.6 (SD-1.5 UNet) and 0.7
-# (Llama-3.2-1B with SmoothQuant); 2 leaves room for FP16 weights the CPU provider upcasts.
+# The streaming INT8 quantizer and the streamed awq_clip hold one ONNX Runtime session, then one weight:
+# INT8 1.6 (SD-1.5 UNet) and 0.7 (Llama-3.2-1B with SmoothQuant), awq_clip 0.64 (Llama-3.2-1B FP32) and
+# 0.81 (FP16); 2 leaves room for FP16 weights the CPU provider upcasts.
 # AutoCast on a header (quantize/fp16.py) holds the ranges session, then one tensor: 1.54 (SD-1.5 UNet),
 # 1.13 (Llama-3.2-1B from FP16 weights), 0.58 (from FP32), 0.8 (ViT-B/16).
 RATIOS = {"export": 2.3, "calibrate[fp32]": 0.1, "calibrate[fp16]": 1.6, "calibrate[int8]": 8.0,
-          "calibrate[int8-streaming]": 2.0, "calibrate[int4-awq]": 6.0, "build": 4.0}
+          "calibrate[int8-streaming]": 2.0, "calibrate[int4-awq]": 6.0, "calibrate[int4-awq-streaming]": 2.0,
+          "build": 4.0}
 BASE = int(1.75 * GIB)
 ENV = "ORIN_TRT_MEMORY_LIMIT"
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": GIB, "T": 1 << 40}

@@ -348,14 +348,20 @@ class SideData:
         self.path.write_bytes(b"")
 
     def store(self, tensor: Any, array: Any) -> None:
-        import numpy as np
         from onnx import helper
 
-        array = np.ascontiguousarray(array)
+        self.store_raw(tensor, array, array.shape, helper.np_dtype_to_tensor_dtype(array.dtype))
+
+    def store_raw(self, tensor: Any, raw: Any, dims: Any, data_type: int) -> None:
+        """`raw` (an array) written as the bytes of a tensor of `dims` and `data_type`: a packed INT4 weight
+        is half a byte per element, which no numpy dtype says."""
+        import numpy as np
+
+        raw = np.ascontiguousarray(raw)
         del tensor.dims[:]
-        tensor.dims.extend(array.shape)
-        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-        self.store_bytes(tensor, memoryview(array).cast("B"))  # no bytes copy of a multi-GB tensor
+        tensor.dims.extend(dims)
+        tensor.data_type = data_type
+        self.store_bytes(tensor, memoryview(raw).cast("B"))  # no bytes copy of a multi-GB tensor
 
     def store_bytes(self, tensor: Any, data: Any) -> None:
         """Move `data`, the bytes of `tensor` at its dims and type, to the file; `tensor` references them."""

@@ -18,18 +18,51 @@ from .feeds import shapes_spec, stack
 DEFAULT_BLOCK = 128
 
 
+def calibrator(src: Path, method: str, choice: str) -> str:
+    """`precisions.int4-awq.calibrator` resolved: ModelOpt's awq_clip holds the model several times over
+    (killed at 17 GiB on Llama-3.2-1B), so a model with external data gets the streamed one."""
+    if choice == "streaming" and method != "awq_clip":
+        raise PipelineError(f"precisions.int4-awq.calibrator: streaming runs method awq_clip only, not {method!r} "
+                            "(set calibrator: modelopt or auto)")
+    if choice == "auto":
+        return "streaming" if method == "awq_clip" and onnx_utils.uses_external_data(src) else "modelopt"
+    return choice
+
+
 def int4_awq(
     src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], options: dict[str, Any], exclude: dict
 ) -> dict[str, Any]:
-    from modelopt.onnx.quantization import quantize
-
-    from ..runners import ort_providers
-
     method = options.get("method", "awq_clip")  # method and block size are validated by the schema
     block = int(options.get("block_size", DEFAULT_BLOCK))
     if not feeds:
         raise PipelineError("precisions.int4-awq: AWQ needs calibration samples, got none")
+    who = calibrator(src, method, options.get("calibrator", "auto"))
     excluded = excluded_node_names(src, exclude)
+    if who == "streaming":
+        from .awq_streaming import awq_clip
+
+        announce("int4-awq", "streaming INT4 AWQ-clip (ModelOpt's math, one weight at a time)", src, len(feeds))
+        model, quantize_weights = awq_clip(src, feeds, block, excluded)
+
+        def edit(header: Any, base_dir: Path, side: Any) -> Any:
+            quantize_weights(header, base_dir, side)
+            onnx_utils.inherit_metadata(header, src)
+            return fp16_embedding(header, base_dir, side)
+
+        embedding = onnx_utils.save_header(model, dst, src, edit)
+        tool = "orin-trt streaming awq_clip (quantize/awq_streaming.py, ModelOpt's int4 functions)"
+    else:
+        model, embedding = _modelopt(src, dst, feeds, method, block, excluded)
+        tool = "modelopt.onnx.quantization (int4)"
+    return _summary(model, method, tool, block, len(feeds), excluded, embedding) | {"calibrator": who}
+
+
+def _modelopt(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, block: int,
+              excluded: list[str]) -> tuple[Any, Any]:
+    from modelopt.onnx.quantization import quantize
+
+    from ..runners import ort_providers
+
     # modelopt 0.47's awq_lite calls cupy's `.get()` on its numpy (CPU) fallback when fusing nodes.
     extra = {"awqlite_fuse_nodes": False} if method == "awq_lite" else {}
     with tempfile.TemporaryDirectory(prefix="orin-trt-int4-") as tmp, onnx_utils.tool_input(src, Path(tmp)) as work:
@@ -53,14 +86,19 @@ def int4_awq(
         model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
         onnx_utils.inherit_metadata(model, src)
         embedding = onnx_utils.save_header(model, dst, out, fp16_embedding)
+    return model, embedding
+
+
+def _summary(model: Any, method: str, tool: str, block: int, samples: int, excluded: list[str],
+             embedding: Any) -> dict[str, Any]:
     int4_weights = [i for i in model.graph.initializer if i.data_type in (22, 21)]  # INT4, UINT4
     return {
         "precision": "int4-awq",
         "method": method,
-        "tool": "modelopt.onnx.quantization (int4)",
+        "tool": tool,
         "block_size": block,
         "high_precision_dtype": "fp32",
-        "calibration_samples": len(feeds),
+        "calibration_samples": samples,
         "int4_weights": len(int4_weights),
         "int4_weight_bytes": sum(onnx_utils.tensor_bytes(i) for i in int4_weights),
         "dequantize_linear": sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear"),

@@ -54,7 +54,6 @@ from .tensor_ranges import FLOATS, tensor_ranges
 GEMM_LIKE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 MHA_MAX_SEQ = 512  # ModelOpt's INT8 rule: an attention over a longer sequence keeps its BMMs in float
 FLOAT16_SCALES_OPSET = 19  # QuantizeLinear / DequantizeLinear take FP16 scales from opset 19
-MEMORY_STAGE = "calibrate[int8-streaming]"  # its own ratio in the host plan (analyze/host.py RATIOS)
 
 
 @dataclass

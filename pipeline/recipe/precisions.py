@@ -65,6 +65,10 @@ class Int4AwqOptions(Strict):
     keep_out: KeepOut = Field(default_factory=KeepOut, description="MatMuls kept out of INT4")
     method: Literal["awq_clip", "awq_lite", "rtn_dq"] = Field("awq_clip", description="ModelOpt INT4 algorithm")
     block_size: int = Field(128, description="weights per FP scale (a power of two)")
+    calibrator: Literal["auto", "modelopt", "streaming"] = Field(
+        "auto", description="who runs awq_clip: ModelOpt itself (loads the model whole), or "
+        "quantize/awq_streaming.py (the same math one weight at a time); auto = streaming for a model with "
+        "external data")
 
     @field_validator("block_size")
     @classmethod

@@ -70,14 +70,17 @@ def calibrate(recipe: Recipe, layout: Layout, precision: str, calib_root: Path, 
 
 
 def memory_stage(precision: str, src: Path, options: dict[str, Any]) -> str:
-    """The host plan's key for this calibration: the streaming INT8 quantizer has its own ratio."""
+    """The host plan's key for this calibration: the streaming quantizers have their own ratios."""
     if precision == "int8":
         from ..quantize.int8 import choose_calibrator
 
         if choose_calibrator(src, options) == "streaming":
-            from ..quantize.int8_streaming import MEMORY_STAGE
+            return "calibrate[int8-streaming]"
+    if precision == "int4-awq":
+        from ..quantize.int4 import calibrator
 
-            return MEMORY_STAGE
+        if calibrator(src, options.get("method", "awq_clip"), options.get("calibrator", "auto")) == "streaming":
+            return "calibrate[int4-awq-streaming]"
     return f"calibrate[{precision}]"
 
 
