@@ -100,13 +100,18 @@ MODELS: dict[str, dict[str, Any]] = {
     "llama-3.2-1b": {"recipe": _llama("llama-3.2-1b", LLAMA_3_2_1B, 8), "precisions": ("fp16", "int8", "int4")},
     # 32 GB in FP32: exported from FP16 weights (16 GB), as a workstation would, for INT4 on the GPU machine.
     "llama-3-8b": {"recipe": _llama("llama-3-8b", LLAMA_3_8B, 8, "float16"), "precisions": ("fp16", "int8", "int4")},
+    # Llama-3-8B's tensors (4096 hidden, 14,336 MLP, the untied 128,256 x 4096 embedding and head) with 4 of
+    # its 32 layers, from FP16 weights (3.85 GB): what the 8B's stages hold per byte, measurable on this host.
+    "llama-3-8b-4l": {"recipe": _llama("llama-3-8b-4l", {**LLAMA_3_8B, "num_hidden_layers": 4}, 8, "float16"),
+                      "precisions": ("fp16", "int8", "int4")},
 }
 # The same architectures exported from FP16 weights (export.dtype: float16), in folders of their own.
 for _name in ("sd15-unet", "llama-3.2-1b"):
     _fp16 = {**MODELS[_name]["recipe"], "name": f"{_name}-fp16w"}
     _fp16["export"] = {**_fp16.get("export", {}), "dtype": "float16"}
     MODELS[f"{_name}-fp16w"] = {**MODELS[_name], "recipe": _fp16}
-ORDER = ("vit-b16", "yolo11m", "sd15-unet", "llama-3.2-1b", "sd15-unet-fp16w", "llama-3.2-1b-fp16w", "llama-3-8b")
+ORDER = ("vit-b16", "yolo11m", "sd15-unet", "llama-3.2-1b", "sd15-unet-fp16w", "llama-3.2-1b-fp16w", "llama-3-8b",
+         "llama-3-8b-4l")
 
 COLUMNS = ("model", "stage", "status", "wall s", "peak RSS GiB", "cgroup peak GiB", "weights GB", "peak / weights",
            "goal GiB", "within goal", "outputs GB", "engine weights / activations MB", "host", "when", "note")

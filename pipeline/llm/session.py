@@ -313,7 +313,9 @@ class OnnxrtDecodeSession(DecodeSession):
         import onnxruntime as ort
 
         super().__init__(name, geometry, force_staging)
-        options = ort.SessionOptions()
+        from ..runners.onnxrt import session_options
+
+        options = session_options(onnx_path)
         options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
         self.ort = ort.InferenceSession(str(onnx_path), options, providers=providers or ["CPUExecutionProvider"])
         self.binding = self.ort.io_binding()

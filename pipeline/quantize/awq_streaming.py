@@ -235,11 +235,12 @@ def _session(path: Path, names: list[str]) -> tuple[Any, Any]:
     from ..runners import ort_providers
 
     model = onnx_utils.ort_model(path, names)
-    options = ort.SessionOptions()
+    from ..runners.onnxrt import session_options
+
+    options = session_options(path, priority=True)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # ModelOpt's: same activations
     options.add_session_config_entry("session.disable_prepacking", "1")  # no second copy of the weights
     options.enable_cpu_mem_arena = False
-    options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     providers = [{"cuda": "CUDAExecutionProvider"}.get(p, "CPUExecutionProvider") for p in ort_providers()]
     session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=providers)
     return session, model

@@ -89,10 +89,9 @@ def activation_absmax(onnx_path: Path, names: list[str], feeds: list[dict[str, n
 
     model = onnx_utils.ort_model(onnx_path, names)
     try:
-        options = ort.SessionOptions()
-        # MatMul weights prepacked for the CPU would be a second copy of every weight, for a few samples.
-        options.add_session_config_entry("session.disable_prepacking", "1")
-        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+        from ..runners.onnxrt import session_options
+
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(onnx_path),
                                        providers=["CPUExecutionProvider"])
         amax: dict[str, np.ndarray] = {}
         for feed in progress(feeds, "smoothquant statistics"):

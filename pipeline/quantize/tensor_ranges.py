@@ -80,12 +80,13 @@ def tensor_ranges(onnx_path: Path, feeds: Sequence[dict[str, np.ndarray]],
                                  edit=lambda m: _add_reductions(m, names))
     ranges: dict[str, Range] = {}
     try:
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.disable_prepacking", "1")  # no second copy of the weights
+        from ..runners.onnxrt import session_options
+
+        options = session_options(onnx_path, priority=True)
         options.enable_cpu_mem_arena = False  # each tensor's memory goes back when it dies, not into a growing arena
+        options.add_session_config_entry("session.disable_prepacking", "1")  # no second copy of the weights
         # ONNX Runtime's default order ran the reductions late, every tensor alive until then (3.5x the
         # memory of a plain inference on a UNet); by priority they run as soon as their tensor exists.
-        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
         session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                        providers=["CPUExecutionProvider"])
         wanted = [f"{n}::range.{s}" for n in names for s in SUFFIXES]
