@@ -37,9 +37,16 @@ def _analyze(args: argparse.Namespace) -> int:
                                args.context or 2048, name=args.llm_config)
         print(markdown(analysis), end="")
         params = int(analysis["totals"]["params"])
+        from ..analyze.host import RATIOS
+
+        # An export over 2 GB keeps external data, where `calibrator: auto` runs the streaming quantizer of
+        # the Llama recipe's methods (INT8 max, INT4 awq_clip).
+        calibrate, what = f"calibrate[{precision}]", f"calibrate[{precision}] of the FP16 export"
+        if 2 * params > 2**31 and f"calibrate[{precision}-streaming]" in RATIOS:
+            calibrate, what = f"calibrate[{precision}-streaming]", what + " (streaming quantizer)"
         print(plan_markdown([("export, FP32 weights", "export", 4 * params),
                              ("export, FP16 weights", "export", 2 * params),
-                             (f"calibrate[{precision}] of the FP16 export", f"calibrate[{precision}]", 2 * params),
+                             (what, calibrate, 2 * params),
                              ("build (at most the FP16 export's size)", "build", 2 * params)]), end="")
         if args.out:
             print(write_analysis(analysis, target, args.out, f"analysis-{target.key}")["json"])
