@@ -188,7 +188,8 @@ src, dst, who, hidden = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(s
 rng = np.random.default_rng(1)
 feeds = [{"x": rng.standard_normal((1, 64, hidden), dtype=np.float32)} for _ in range(8)]
 s = int4_awq(src, dst, feeds, {"calibrator": who}, {"nodes": [], "op_types": []})
-print(json.dumps({k: s[k] for k in ("calibrator", "int4_weights", "dequantize_linear")}))
+from tests.memory_probe import peak_kib
+print(json.dumps({"peak_kib": peak_kib(), **{k: s[k] for k in ("calibrator", "int4_weights", "dequantize_linear")}}))
 """
 
 
@@ -197,9 +198,9 @@ def _quantize_in_child(src: Path, dst: Path, who: str, hidden: int) -> tuple[dic
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(src), str(dst), who, str(hidden)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss * 1024
+    assert child.wait() == 0, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    return summary, summary.pop("peak_kib") * 1024
 
 
 @pytest.mark.slow

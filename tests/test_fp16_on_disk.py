@@ -163,9 +163,10 @@ from tests.test_fp16_on_disk import _feeds, in_memory_autocast, NONE
 from pipeline.quantize.fp16 import autocast_fp16
 import onnxruntime, modelopt.onnx.autocast, modelopt.onnx.autocast.precisionconverter  # what both paths import
 fn = autocast_fp16 if sys.argv[2] == "on-disk" else in_memory_autocast
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from tests.memory_probe import peak_kib
+base = peak_kib()
 fn(Path(sys.argv[3]), Path(sys.argv[4]), _feeds(int(sys.argv[5])), {}, NONE)
-print(json.dumps({"base_kib": base, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"base_kib": base, "peak_kib": peak_kib()}))
 """
 
 

@@ -207,8 +207,9 @@ import numpy as np
 sys.path.insert(0, {repo!r})
 from pipeline.quantize import get_quantizer
 from tests.test_int8_streaming import _feeds
+from tests.memory_probe import peak_kib
 get_quantizer("int8")({src!r}, {dst!r}, _feeds({hidden}, 2), {options!r}, {{"nodes": [], "op_types": []}})
-print(json.dumps({{"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+print(json.dumps({{"maxrss_kib": peak_kib()}}))
 """
 
 
