@@ -153,24 +153,6 @@ def test_an_export_moves_its_scratch_data_into_place_without_a_copy(tmp_path: Pa
     assert data.exists() and (elsewhere.parent / "model.onnx.data").stat().st_ino != inode
 
 
-def test_fp32_shares_the_exports_data_file_by_a_hard_link(tmp_path: Path) -> None:
-    import onnxruntime as ort
-
-    from pipeline.quantize.passthrough import passthrough
-
-    src = _small_model(tmp_path, external=True)
-    dst = tmp_path / "fp32" / "model.onnx"
-    passthrough(src, dst, [], {}, {})
-    data, source_data = dst.parent / "model.onnx.data", tmp_path / "model.onnx.data"
-    assert data.stat().st_ino == source_data.stat().st_ino and source_data.exists()  # one file, two names
-    x = np.ones((1, 64), np.float32)
-    y = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    np.testing.assert_array_equal(y, x @ np.arange(4096, dtype=np.float32).reshape(64, 64))
-    onnx_utils.save(onnx_utils.load_header(src), src, base_dir=src.parent)  # a new export replaces its file...
-    assert data.stat().st_ino != source_data.stat().st_ino  # ...by rename: the FP32 model keeps its own weights
-    assert ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].shape == y.shape
-
-
 def test_ort_model_of_an_external_data_model_is_a_header_beside_it(tmp_path: Path) -> None:
     src = _small_model(tmp_path, external=True)
     header = onnx_utils.ort_model(src, ["y"])

@@ -179,13 +179,11 @@ def save(model: Any, path: Path, external_data: bool | None = None, base_dir: Pa
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def save_moving(model: Any, path: Path, scratch: Path, external_data: bool | None = None,
-                link: bool = False) -> None:
-    """`save(model, path, ...)` for a header whose large tensors all lie in `scratch`'s data file, as they
-    are: that file becomes `<path>.data` without a copy, renamed (a scratch the caller is done with: an 8B
-    LLM's export, 16 GB less written and never twice on disk) or, with `link`, hard-linked (a stage that
-    keeps the weights as they are: FP32 shares the export's file), and the header is saved over it. A
-    link across file systems, tensors inline or in other files take `save`'s streamed copy."""
+def save_moving(model: Any, path: Path, scratch: Path, external_data: bool | None = None) -> None:
+    """`save(model, path, ...)` for a header whose large tensors all lie in `scratch`'s data file, a file
+    the caller is done with: that file is renamed into place as `<path>.data` instead of copied (an 8B
+    LLM's export: 16 GB less written, and never twice on disk), and the header saved over it. Anything
+    else (tensors inline or in other files) takes `save`'s streamed copy."""
     import onnx
     from onnx.external_data_helper import ExternalDataInfo
 
@@ -193,21 +191,11 @@ def save_moving(model: Any, path: Path, scratch: Path, external_data: bool | Non
     source = scratch.parent / (scratch.name + ".data")
     referenced = _external_tensors(model)
     inline = [t for t in model.graph.initializer if t.HasField("raw_data") and len(t.raw_data) >= _INLINE_BYTES]
-    same_folder = link or source.parent.resolve() == path.parent.resolve()
-    if external_data is False or not referenced or inline or not same_folder or \
+    if external_data is False or not referenced or inline or source.parent.resolve() != path.parent.resolve() or \
             any((scratch.parent / ExternalDataInfo(t).location).resolve() != source.resolve() for t in referenced):
         save(model, path, external_data=external_data, base_dir=scratch.parent)
         return
     data_name = path.name + ".data"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.parent / f".{data_name}.{os.getpid()}.link"
-    if link:
-        try:
-            staged.unlink(missing_ok=True)
-            os.link(source, staged)
-        except OSError:  # another file system, or one without hard links
-            save(model, path, external_data=external_data, base_dir=scratch.parent)
-            return
     for tensor in referenced:
         for entry in tensor.external_data:
             if entry.key == "location":
@@ -216,13 +204,11 @@ def save_moving(model: Any, path: Path, scratch: Path, external_data: bool | Non
     try:
         onnx.save_model(model, str(tmp_model))
         os.chmod(tmp_model, file_mode())
-        if not link:
-            os.chmod(source, file_mode())
-        os.replace(staged if link else source, path.parent / data_name)
+        os.chmod(source, file_mode())
+        os.replace(source, path.parent / data_name)
         os.replace(tmp_model, path)
     finally:
         tmp_model.unlink(missing_ok=True)
-        staged.unlink(missing_ok=True)
 
 
 # Tensors under this many bytes stay inside the ONNX (onnx's own default threshold).
