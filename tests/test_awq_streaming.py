@@ -89,12 +89,12 @@ def test_one_pass_keeps_the_rows_the_search_uses(tmp_path: Path) -> None:
 
 
 def test_streaming_with_another_method_is_a_one_line_error(tmp_path: Path) -> None:
-    from pipeline.quantize.int4 import calibrator
+    from pipeline.quantize.int4 import choose_calibrator
 
     with pytest.raises(PipelineError, match=r"precisions\.int4-awq\.calibrator: streaming runs method awq_clip"):
-        calibrator(tmp_path / "model.onnx", "rtn_dq", "streaming")
-    assert calibrator(tmp_path / "model.onnx", "awq_clip", "auto") == "modelopt"  # no external data
-    assert calibrator(tmp_path / "model.onnx", "awq_lite", "auto") == "modelopt"
+        choose_calibrator(tmp_path / "model.onnx", {"method": "rtn_dq", "calibrator": "streaming"})
+    assert choose_calibrator(tmp_path / "model.onnx", {"method": "awq_clip"}) == "modelopt"  # no external data
+    assert choose_calibrator(tmp_path / "model.onnx", {"method": "awq_lite"}) == "modelopt"
 
 
 # ---- the trained Llama fixture: ModelOpt's awq_clip and the streamed one ---------------------------------

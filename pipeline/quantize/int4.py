@@ -18,9 +18,10 @@ from .feeds import shapes_spec, stack
 DEFAULT_BLOCK = 128
 
 
-def calibrator(src: Path, method: str, choice: str) -> str:
+def choose_calibrator(src: Path, options: dict[str, Any]) -> str:
     """`precisions.int4-awq.calibrator` resolved: ModelOpt's awq_clip holds the model several times over
     (killed at 17 GiB on Llama-3.2-1B), so a model with external data gets the streamed one."""
+    method, choice = options.get("method", "awq_clip"), options.get("calibrator", "auto")
     if choice == "streaming" and method != "awq_clip":
         raise PipelineError(f"precisions.int4-awq.calibrator: streaming runs method awq_clip only, not {method!r} "
                             "(set calibrator: modelopt or auto)")
@@ -36,7 +37,7 @@ def int4_awq(
     block = int(options.get("block_size", DEFAULT_BLOCK))
     if not feeds:
         raise PipelineError("precisions.int4-awq: AWQ needs calibration samples, got none")
-    who = calibrator(src, method, options.get("calibrator", "auto"))
+    who = choose_calibrator(src, options)
     excluded = excluded_node_names(src, exclude)
     if who == "streaming":
         from .awq_streaming import awq_clip

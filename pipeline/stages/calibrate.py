@@ -77,9 +77,9 @@ def memory_stage(precision: str, src: Path, options: dict[str, Any]) -> str:
         if choose_calibrator(src, options) == "streaming":
             return "calibrate[int8-streaming]"
     if precision == "int4-awq":
-        from ..quantize.int4 import calibrator
+        from ..quantize.int4 import choose_calibrator as int4_calibrator
 
-        if calibrator(src, options.get("method", "awq_clip"), options.get("calibrator", "auto")) == "streaming":
+        if int4_calibrator(src, options) == "streaming":
             return "calibrate[int4-awq-streaming]"
     return f"calibrate[{precision}]"
 
