@@ -101,7 +101,7 @@ MODELS: dict[str, dict[str, Any]] = {
     # 32 GB in FP32: exported from FP16 weights (16 GB), as a workstation would, for INT4 on the GPU machine.
     "llama-3-8b": {"recipe": _llama("llama-3-8b", LLAMA_3_8B, 8, "float16"), "precisions": ("fp16", "int8", "int4")},
     # Llama-3-8B's tensors (4096 hidden, 14,336 MLP, the untied 128,256 x 4096 embedding and head) with 4 of
-    # its 32 layers, from FP16 weights (3.85 GB): what the 8B's stages hold per byte, measurable on this host.
+    # its 32 layers, from FP16 weights (3.98 GB of ONNX): what the 8B's stages hold per byte, measurable on this host.
     "llama-3-8b-4l": {"recipe": _llama("llama-3-8b-4l", {**LLAMA_3_8B, "num_hidden_layers": 4}, 8, "float16"),
                       "precisions": ("fp16", "int8", "int4")},
 }
