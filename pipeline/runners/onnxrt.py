@@ -28,9 +28,9 @@ def session_options(onnx_path: Path, priority: bool = False) -> Any:
     one) gets no prepacked weights (the CPU MatMul would otherwise hold a second, packed copy of every weight
     for the few inferences a check, a calibration or a profile runs) and no memory arena (activations freed
     as they die); with FP16 weights also no graph optimizations: the CPU provider has no FP16 MatMul, and
-    constant folding of the Casts it inserts stores an FP32 copy of every FP16 weight (5.0 GiB at load for
-    Llama-3.2-1B's 3.1 GB, measured; 0.07 GiB unoptimized, where the Casts run per inference on the
-    memory-mapped FP16 weights). `priority`: nodes run in priority order (calibrators' reductions run as soon
+    constant folding of the Casts it inserts stores an FP32 copy of every FP16 weight (opening Llama-3.2-1B's
+    3.1 GB FP16 export: 4.95 GiB, against 0.03 GiB unoptimized, where the Casts run per inference on the
+    memory-mapped FP16 weights; benchmarks/ort_fp16_session_memory.py). `priority`: nodes run in priority order (calibrators' reductions run as soon
     as their tensor exists instead of keeping it alive)."""
     import onnxruntime as ort
 
