@@ -47,6 +47,20 @@ def test_clip_search_picks_modelopts_alphas(ci: int, co: int, tokens: int) -> No
     assert np.array_equal(qw, q2) and np.array_equal(scale, s2) and s2.dtype == scale.dtype
 
 
+def test_clip_search_is_the_same_for_any_column_slicing() -> None:
+    """Slices are sized to the host's cores (`slice_columns`): the alphas must not depend on the split."""
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((256, 1000), dtype=np.float32) * 0.05
+    x = rng.standard_normal((64, 256), dtype=np.float32)
+    x[:, 7] *= 30
+    whole = awq_streaming.clip_alphas(x, w, 128, columns=1000)
+    for columns in (128, 333, None):
+        assert np.array_equal(awq_streaming.clip_alphas(x, w, 128, columns=columns), whole), columns
+    assert awq_streaming.slice_columns(4096, 16) == 256  # Llama-3-8B's down projection: a slice per core
+    assert awq_streaming.slice_columns(128256, 16) == awq_streaming.COLUMNS
+    assert awq_streaming.slice_columns(300, 16) == awq_streaming.MIN_COLUMNS
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_slice_quantization_is_quant_tensor_then_dq_tensor(dtype: type) -> None:
     """The search's quantize-dequantize of a slice, value for value ModelOpt's, in the weight's dtype
