@@ -351,17 +351,36 @@ def test_a_stage_the_host_cannot_take_is_refused_in_one_line(tmp_path: Path, cap
 
 
 @pytest.mark.slow
-def test_an_fp16_export_keeps_the_fp32_interface_and_matches_pytorch_at_fp16(tmp_path: Path) -> None:
+def test_an_fp16_export_keeps_the_fp32_interface_and_matches_pytorch_at_fp16(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """export.dtype float16: the weights are FP16 in the ONNX (never FP32 in memory on the way), the
     inputs, logits and KV cache keep the recipe's FP32 contract, and ONNX Runtime matches PyTorch's FP16
-    model (prefill + decode); the export report says which dtype and why."""
+    model (prefill + decode); the export report says which dtype and why. The PyTorch model is gone
+    before ONNX Runtime opens the file (model and session together were the 8B export's peak)."""
     import collections
+    import gc
 
+    from transformers import LlamaForCausalLM
+
+    import pipeline.llm.session as llm_session
+    import pipeline.runners.onnxrt as onnxrt
     from pipeline.cli import main
     from pipeline.core.artifacts import Layout, read_json
 
+    alive_at_open: list[int] = []
+
+    def recording(opener):  # noqa: ANN001, ANN202 - wraps the two ONNX Runtime openers of the export
+        def open_session(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            gc.collect()
+            alive_at_open.append(sum(isinstance(o, LlamaForCausalLM) for o in gc.get_objects()))
+            return opener(*args, **kwargs)
+        return open_session
+
+    monkeypatch.setattr(llm_session, "onnxrt_session", recording(llm_session.onnxrt_session))
+    monkeypatch.setattr(onnxrt, "onnxrt_runner", recording(onnxrt.onnxrt_runner))
     root = tmp_path / "engines"
     assert main(["export", "--model", "llama", "--root", str(root), "--set", "export.dtype=float16"]) == 0
+    assert alive_at_open == [0, 0]  # the decode check, then the stage's parity run
     layout = Layout(root, "llama")
     model = onnx_utils.load(layout.exported_onnx)
     by_dtype: collections.Counter[int] = collections.Counter()
