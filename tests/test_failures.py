@@ -254,7 +254,8 @@ def test_a_build_on_an_unknown_op_keeps_the_parsers_words(tmp_path: Path) -> Non
     path = tmp_path / "foo.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(PipelineError) as e:
-        build_engine(path, BuildOptions(profiles=[{}], workspace_bytes=1 << 24))
+        build_engine(path, BuildOptions(profiles=[{}], workspace_bytes=1 << 24), tmp_path / "foo.engine")
+    assert not (tmp_path / "foo.engine").exists()  # nothing half-written
     message = str(e.value)
     assert message.startswith(f"{path}: engine build failed (Could not parse ONNX correctly; In node 1 with name: "
                               "my_foo and operator: FooOp")

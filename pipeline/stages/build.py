@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import __version__
 from ..core import onnx_utils
-from ..core.artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx, write_bytes
+from ..core.artifacts import Layout, onnx_files, read_json, sha256_file, sha256_onnx
 from ..core.cache import StageResult, StageSpec, run_stage
 from ..core.integrity import check_onnx_belongs, require
 from ..core.log import log
@@ -69,6 +69,7 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
             translated = translate_for_dla(plan, onnx_path, layout.precision_dir(precision) / "dla", backend.version)
             if translated:
                 onnx_path, calibration_cache = translated
+    engine_path = layout.engine(precision)
     out = build_engine(onnx_path, BuildOptions(
         profiles=_profile_shapes(recipe),
         workspace_bytes=plan.workspace_bytes,
@@ -82,9 +83,7 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
         calibration_cache=calibration_cache,
         strip_weights=plan.strip_weights,
         target=plan.target,
-    ))
-    engine_path = layout.engine(precision)
-    write_bytes(engine_path, out.plan)
+    ), engine_path)
     manifest = _manifest(recipe, layout, precision, plan.options(), out)
     write_manifest(layout.manifest(precision), manifest)
     log(f"build[{precision}]", f"{engine_path} ({out.plan_bytes / 1e6:.1f} MB) in {out.seconds:.1f} s with "

@@ -2,7 +2,8 @@
 
 Precision comes from the ONNX (AutoCast FP16, QDQ INT8, INT4 weight-only), never from builder flags:
 the one path that works on TensorRT 10.3 (JetPack 6), on TensorRT 11 (flags removed) and on TensorRT-RTX.
-`EngineBytesFromNetwork` serializes without deserializing, so no GPU is needed where the backend allows.
+The builder serializes without deserializing, so no GPU is needed where the backend allows, and writes the
+plan into the engine file as it serializes where it can (`build_serialized_network_to_stream`).
 """
 
 from __future__ import annotations
@@ -39,19 +40,13 @@ class BuildOptions:
 
 @dataclass
 class BuildOutput:
-    # TensorRT's IHostMemory itself (a buffer, written to the file as it is): a bytes() copy of it held
-    # a second engine's worth of memory at the build's peak (4.9 GB for an FP16 Llama-3.2-1B).
-    plan: Any
+    plan_bytes: int  # the engine file's size: build_engine wrote it
     backend: Backend
     seconds: float
     memory: dict[str, int | None]
     timing_cache: Path | None
     log_lines: list[str] = field(default_factory=list)
     strongly_typed: bool = True  # False only for TensorRT 10.x DLA builds (implicit precision flags)
-
-    @property
-    def plan_bytes(self) -> int:
-        return memoryview(self.plan).nbytes
 
 
 class _RecordingLogger:
@@ -202,11 +197,53 @@ def _parser_errors(trt: Any, onnx_path: Path) -> list[str]:
     return errors
 
 
-def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
+def _stream_writer(trt: Any, out: Any) -> Any:
+    class Writer(trt.IStreamWriter):
+        def __init__(self) -> None:
+            trt.IStreamWriter.__init__(self)
+            self.written = 0
+
+        def write(self, data: Any) -> int:
+            out.write(data)
+            self.written += len(data)
+            return len(data)
+
+    return Writer()
+
+
+def _serialize(trt: Any, builder: Any, network: Any, config: Any, target: Path) -> int:
+    """Build and write the plan into `target`; its size. Streamed where the builder can (TensorRT-RTX,
+    TensorRT's later 10.x releases): a serialized copy of the whole engine at the end of the build was 2 GB of
+    an FP16 Llama-3.2-1B build's 10.4 GB peak (benchmarks/results/scale.md). TensorRT 10.3 (JetPack 6) returns
+    the plan in its own buffer, written as it is."""
+    with open(target, "wb") as out:
+        if hasattr(builder, "build_serialized_network_to_stream"):
+            writer = _stream_writer(trt, out)
+            if not builder.build_serialized_network_to_stream(network, config, writer):
+                raise RuntimeError("the builder returned no engine")
+            return writer.written
+        plan = builder.build_serialized_network(network, config)
+        if not plan:
+            raise RuntimeError("the builder returned no engine")
+        out.write(plan)
+        return memoryview(plan).nbytes
+
+
+def _save_timing_cache(config: Any, path: Path) -> None:
+    from ..core.artifacts import write_bytes
+
+    cache = config.get_timing_cache()
+    if cache is not None:
+        write_bytes(path, cache.serialize())
+
+
+def build_engine(onnx_path: Path, opts: BuildOptions, engine_path: Path) -> BuildOutput:
+    """Build `onnx_path` into `engine_path` (written atomically: nothing there unless the build succeeds)."""
+    from ..core.artifacts import atomic_path
+
     backend = select_backend()
     trt = backend.module
-    from polygraphy.backend.trt import EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
-    from polygraphy.exception import PolygraphyException
+    from polygraphy.backend.trt import NetworkFromOnnxPath, Profile
 
     recorder = _install_logger(trt)
     profiles = []
@@ -224,12 +261,19 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
     from .dla_build import dla_is_strongly_typed
 
     strongly_typed = opts.dla_core is None or dla_is_strongly_typed(backend, opts.target)
-    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)
-    config = _create_config(backend, opts, profiles)
     t0 = time.perf_counter()
     try:
-        plan = EngineBytesFromNetwork(network, config, save_timing_cache=str(cache) if cache else None)()
-    except PolygraphyException as e:
+        # Polygraphy's loaders make the network and the config; the build is ours, to stream the plan.
+        builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)()
+        config = _create_config(backend, opts, profiles)(builder, network)
+        with atomic_path(engine_path) as tmp:
+            size = _serialize(trt, builder, network, config, tmp)
+        if cache is not None:
+            _save_timing_cache(config, cache)
+        del config, parser, network, builder  # the network's weights and the builder's memory, now
+    except PipelineError:
+        raise
+    except Exception as e:
         # Polygraphy logs the parser's own words (op and node) and raises a bare "Could not parse";
         # the one-line error keeps the parser's words, else the builder's last error lines.
         errors = _parser_errors(trt, onnx_path) or [
@@ -237,4 +281,4 @@ def build_engine(onnx_path: Path, opts: BuildOptions) -> BuildOutput:
         raise PipelineError(f"{onnx_path}: engine build failed ({e}; {' | '.join(errors)})") from e
     seconds = time.perf_counter() - t0
     lines = list(recorder.logger.lines)
-    return BuildOutput(plan, backend, seconds, memory_from_log(lines), cache, lines, strongly_typed)
+    return BuildOutput(size, backend, seconds, memory_from_log(lines), cache, lines, strongly_typed)
