@@ -11,7 +11,11 @@ wait4's ru_maxrss; with `--cgroup`, the cgroup's peak resident anonymous memory 
 bytes, the builder's weights / activation memory (the manifest), and peak RSS against the goal: at most
 2 x the weight bytes at the export precision + 2 GiB.
 
-With `--cgroup` each child joins that memory cgroup first, so an out-of-memory kill hits only it.
+With `--cgroup` each child joins that memory cgroup first, so an out-of-memory kill hits only it. With
+`--fit` as well, each stage after export runs in `<cgroup>/goal`, limited to its goal, its input files
+dropped from the page cache first: a stage whose peak RSS counts clean pages of a mapped weights file (the
+TensorRT parser maps the ONNX's data) shows whether it runs to its end in that much memory. The row then
+records the anonymous peak and the limit.
 """
 
 from __future__ import annotations
@@ -114,7 +118,8 @@ ORDER = ("vit-b16", "yolo11m", "sd15-unet", "llama-3.2-1b", "sd15-unet-fp16w", "
          "llama-3-8b-4l")
 
 COLUMNS = ("model", "stage", "status", "wall s", "peak RSS GiB", "cgroup peak GiB", "weights GB", "peak / weights",
-           "goal GiB", "within goal", "outputs GB", "engine weights / activations MB", "host", "when", "note")
+           "goal GiB", "within goal", "outputs GB", "engine weights / activations MB", "host", "when", "note",
+           "anon peak GiB", "cgroup limit GiB")
 
 
 @dataclass
@@ -125,6 +130,8 @@ class Row:
     wall_s: float = 0.0
     peak_rss: int = 0
     cgroup_peak: int | None = None
+    anon_peak: int | None = None  # the cgroup's resident anonymous memory: what cannot be reclaimed
+    limit: int | None = None  # the memory cgroup's limit the child ran under (--fit: the goal)
     weights: int | None = None
     outputs: int | None = None
     engine: tuple[int | None, int | None] | None = None
@@ -136,13 +143,27 @@ class Row:
         ratio = f"{self.peak_rss / self.weights:.2f}" if self.weights else "-"
         eng = "-" if not self.engine else " / ".join(f"{(v or 0) / 1e6:.0f}" for v in self.engine)
         return [self.model, self.stage, self.status, f"{self.wall_s:.0f}", f"{self.peak_rss / GIB:.1f}",
-                "-" if self.cgroup_peak is None else f"{self.cgroup_peak / GIB:.1f}",
-                "-" if not self.weights else f"{self.weights / 1e9:.2f}", ratio,
-                "-" if goal is None else f"{goal / GIB:.1f}",
-                "-" if goal is None else ("yes" if self.peak_rss <= goal else "**no**"),
+                _gib(self.cgroup_peak), "-" if not self.weights else f"{self.weights / 1e9:.2f}", ratio,
+                _gib(goal), self.within_goal(goal),
                 "-" if self.outputs is None else f"{self.outputs / 1e9:.2f}", eng,
                 f"{platform.node() or 'host'} {os.cpu_count()} cores", dt.datetime.now(dt.timezone.utc).strftime(
-                    "%Y-%m-%d %H:%M"), self.note.replace("|", "/").replace("\n", " ")[:300]]
+                    "%Y-%m-%d %H:%M"), self.note.replace("|", "/").replace("\n", " ")[:300],
+                _gib(self.anon_peak), _gib(self.limit)]
+
+    def within_goal(self, goal: int | None) -> str:
+        """yes when the peak RSS is under the goal, or when the stage ran to its end in a cgroup limited
+        to the goal (peak RSS then counts pages of mapped weight files the kernel reclaims under the limit)."""
+        if goal is None:
+            return "-"
+        if self.peak_rss <= goal:
+            return "yes"
+        if self.status == "ok" and self.limit is not None and self.limit <= goal:
+            return "yes, in the goal"
+        return "**no**"
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / GIB:.1f}"
 
 
 # ---- the results file --------------------------------------------------------------------------------
@@ -175,36 +196,58 @@ def append(results: Path, row: Row) -> None:
 # ---- the memory probe --------------------------------------------------------------------------------
 class CgroupPeak:
     """Samples the cgroup's resident anonymous + mapped-file memory (memory.stat), not its page cache,
-    which memory.max_usage_in_bytes counts and the writes of a multi-GB ONNX fill."""
+    which memory.max_usage_in_bytes counts and the writes of a multi-GB ONNX fill; and the anonymous part
+    alone (mapped weight files are clean pages the kernel reclaims before it kills anything)."""
 
     def __init__(self, cgroup: Path | None) -> None:
         self.stat = cgroup / "memory.stat" if cgroup else None
         self.peak: int | None = None
+        self.anon: int | None = None
         self._stop = threading.Event()
 
-    def _read(self) -> int:
+    def _read(self) -> tuple[int, int]:
         values = dict(line.split() for line in self.stat.read_text().splitlines())  # type: ignore[union-attr]
-        return int(values.get("total_rss", values.get("rss", 0))) + int(values.get("total_mapped_file", 0))
+        anon = int(values.get("total_rss", values.get("rss", 0)))
+        return anon + int(values.get("total_mapped_file", 0)), anon
 
     def __enter__(self) -> CgroupPeak:
         if self.stat and self.stat.exists():
             self.base = self._read()
-            self.peak = 0
+            self.peak = self.anon = 0
             self._thread = threading.Thread(target=self._loop, daemon=True)
             self._thread.start()
         return self
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
-            self.peak = max(self.peak or 0, self._read() - self.base)
+            both, anon = self._read()
+            self.peak = max(self.peak or 0, both - self.base[0])
+            self.anon = max(self.anon or 0, anon - self.base[1])
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
 
 
-def run_child(cmd: list[str], log_path: Path, cgroup: Path | None) -> tuple[int, float, int, int | None]:
+def goal_cgroup(parent: Path, limit: int, inputs: list[Path]) -> Path:
+    """`parent`/goal, a memory cgroup (v1) limited to `limit` bytes, with `inputs` dropped from the page
+    cache first: pages cached by an earlier stage are charged to whichever cgroup read them, so a stage
+    reading them again would not be held to the limit."""
+    child = parent / "goal"
+    child.mkdir(exist_ok=True)
+    (child / "memory.limit_in_bytes").write_text(str(limit))
+    for path in inputs:
+        if path.exists():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+    return child
+
+
+def run_child(cmd: list[str], log_path: Path, cgroup: Path | None) -> tuple[int, float, int, CgroupPeak]:
     """The command in a child (joining `cgroup` first); returns exit code, wall seconds, ru_maxrss bytes and
-    the cgroup's peak."""
+    the cgroup's peaks."""
     procs = cgroup / "cgroup.procs" if cgroup else None
 
     def join() -> None:
@@ -220,7 +263,7 @@ def run_child(cmd: list[str], log_path: Path, cgroup: Path | None) -> tuple[int,
         child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env, preexec_fn=join)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, time.perf_counter() - t0, usage.ru_maxrss * 1024, probe.peak
+    return child.returncode, time.perf_counter() - t0, usage.ru_maxrss * 1024, probe
 
 
 # ---- what a stage left -------------------------------------------------------------------------------
@@ -244,7 +287,8 @@ def tail(path: Path, lines: int = 3) -> str:
     return " / ".join((errors or text)[-lines:])
 
 
-def measure(model: str, stage: str, root: Path, cgroup: Path | None, extra_args: list[str]) -> Row:
+def measure(model: str, stage: str, root: Path, cgroup: Path | None, extra_args: list[str],
+            fit: bool = False) -> Row:
     from pipeline.core.artifacts import Layout, read_json
 
     recipe_path = root / "recipes" / f"{model}.recipe.yaml"
@@ -263,8 +307,18 @@ def measure(model: str, stage: str, root: Path, cgroup: Path | None, extra_args:
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{model}.{stage}.log"
     print(f"[scale] {model} {stage}: {' '.join(argv[1:])} (log {log_path})", file=sys.stderr, flush=True)
-    rc, wall, rss, cg = run_child(argv, log_path, cgroup)
-    row = Row(model, stage, wall_s=wall, peak_rss=rss, cgroup_peak=cg, weights=weight_bytes(layout.exported_onnx))
+    weights = weight_bytes(layout.exported_onnx)
+    limit = None
+    if fit and cgroup is not None and stage != "export" and weights:
+        limit = 2 * weights + 2 * GIB
+        read = layout.exported_onnx if not stage.startswith("build-") else layout.calibrated_onnx(precision)
+        cgroup = goal_cgroup(cgroup, limit, [read, read.with_name(read.name + ".data")])
+    elif cgroup is not None:
+        text = (cgroup / "memory.limit_in_bytes").read_text().strip() if (cgroup / "memory.limit_in_bytes").exists() else ""
+        limit = int(text) if text.isdigit() and int(text) < 1 << 60 else None
+    rc, wall, rss, probe = run_child(argv, log_path, cgroup)
+    row = Row(model, stage, wall_s=wall, peak_rss=rss, cgroup_peak=probe.peak, anon_peak=probe.anon, limit=limit,
+              weights=weights)
     if rc != 0:
         row.status = "killed (out of memory?)" if rc in (-9, 137) else f"failed (exit {rc})"
         row.note = tail(log_path)
@@ -297,6 +351,8 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "scale.md")
     ap.add_argument("--cgroup", type=Path, default=None, help="memory cgroup (v1) folder each child joins")
     ap.add_argument("--redo", action="store_true", help="measure rows already in the results file again")
+    ap.add_argument("--fit", action="store_true",
+                    help="run each stage after export in a child cgroup of --cgroup limited to its goal")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="passed to every stage (e.g. export.dtype=float16)")
     args = ap.parse_args()
@@ -306,6 +362,9 @@ def main() -> int:
     bad = [s for s in stages if s != "export" and s.removeprefix("build-") not in PRECISION]
     if unknown or bad:
         print(f"scale.py: unknown {'model' if unknown else 'stage'} {(unknown or bad)[0]!r}", file=sys.stderr)
+        return 2
+    if args.fit and args.cgroup is None:
+        print("scale.py: --fit needs --cgroup (the goal cgroup is made inside it)", file=sys.stderr)
         return 2
     extra = [a for o in args.overrides for a in ("--set", o)]
     done = set() if args.redo else measured(args.results)
@@ -317,7 +376,7 @@ def main() -> int:
                 print(f"[scale] {model} {stage}: measured already ({args.results}); --redo to measure again",
                       file=sys.stderr)
                 continue
-            row = measure(model, stage, args.root, args.cgroup, extra)
+            row = measure(model, stage, args.root, args.cgroup, extra, args.fit)
             if args.overrides:
                 row.note = (" ".join(args.overrides) + "; " + row.note).strip("; ")
             append(args.results, row)

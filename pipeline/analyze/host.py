@@ -29,18 +29,26 @@ GIB = 1 << 30
 # 0.81 (FP16); 2 leaves room for FP16 weights the CPU provider upcasts.
 # AutoCast on a header (quantize/fp16.py) holds the ranges session, then one tensor: 1.54 (SD-1.5 UNet),
 # 1.13 (Llama-3.2-1B from FP16 weights), 0.58 (from FP32), 0.8 (ViT-B/16).
+# build counts anonymous memory: the TensorRT parser maps the ONNX's data file, whose clean pages the kernel
+# reclaims under a limit (the SD-1.5 UNet's FP32 build, 10.3 GiB of peak RSS, ran to its end in an 8.4 GiB
+# cgroup), and the process holds no torch or ONNX Runtime (BUILD_BASE). With the plan streamed into the file
+# the anonymous peak over the weights read was 1.86 for the UNet (one profile) and 2.73 / 2.70 for
+# Llama-3.2-1B FP16 / FP32 (prefill + decode profiles: TensorRT-RTX stores an FP16 or FP32 GEMM weight once
+# per profile): BUILD_FIXED + BUILD_PER_PROFILE x profiles, rounded up.
 RATIOS = {"export": 2.3, "calibrate[fp32]": 0.1, "calibrate[fp16]": 1.6, "calibrate[int8]": 8.0,
-          "calibrate[int8-streaming]": 2.0, "calibrate[int4-awq]": 6.0, "calibrate[int4-awq-streaming]": 2.0,
-          "build": 4.0}
+          "calibrate[int8-streaming]": 2.0, "calibrate[int4-awq]": 6.0, "calibrate[int4-awq-streaming]": 2.0}
 BASE = int(1.75 * GIB)
+BUILD_FIXED, BUILD_PER_PROFILE, BUILD_BASE = 1.0, 0.9, int(0.25 * GIB)
 ENV = "ORIN_TRT_MEMORY_LIMIT"
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": GIB, "T": 1 << 40}
 
 
-def stage_memory(stage: str, weight_bytes: int) -> int:
-    """Bytes of memory `stage` needs at its peak for a model of `weight_bytes` (build[<p>] reads as build)."""
-    key = "build" if stage.startswith("build") else stage
-    return int(RATIOS[key] * weight_bytes) + BASE
+def stage_memory(stage: str, weight_bytes: int, profiles: int = 1) -> int:
+    """Bytes of memory `stage` needs at its peak for a model of `weight_bytes` (build[<p>] reads as build,
+    with its engine's optimization `profiles`)."""
+    if stage.startswith("build"):
+        return int((BUILD_FIXED + BUILD_PER_PROFILE * profiles) * weight_bytes) + BUILD_BASE
+    return int(RATIOS[stage] * weight_bytes) + BASE
 
 
 def _parse_bytes(text: str) -> int:
@@ -98,10 +106,10 @@ def memory_available(root: Path = Path("/")) -> int:
     return min(found) if found else 1 << 62
 
 
-def require_memory(stage: str, weight_bytes: int, what: str) -> int:
+def require_memory(stage: str, weight_bytes: int, what: str, profiles: int = 1) -> int:
     """Say what `stage` needs on this host, and refuse it (PipelineError, exit 2) when that exceeds what
     is available. `what` names the weights (e.g. the ONNX read)."""
-    need, free = stage_memory(stage, weight_bytes), memory_available()
+    need, free = stage_memory(stage, weight_bytes, profiles), memory_available()
     log(stage, f"needs about {need / GIB:.1f} GiB of memory at its peak for {weight_bytes / 1e9:.2f} GB of "
                f"weights ({what}); {free / GIB:.1f} GiB available")
     if need > free:
@@ -111,14 +119,15 @@ def require_memory(stage: str, weight_bytes: int, what: str) -> int:
     return need
 
 
-def plan_markdown(rows: list[tuple[str, str, int]]) -> str:
+def plan_markdown(rows: list[tuple[str, str, int, int]]) -> str:
     """A table of what stages need on this host; each row is (label, stage, weight bytes the stage reads:
-    export the parameters at the export dtype, calibrate / build the ONNX they read)."""
+    export the parameters at the export dtype, calibrate / build the ONNX they read, optimization profiles
+    of the build)."""
     free = memory_available()
     out = [f"\n## This host\n\nMemory a stage may use here: {free / GIB:.1f} GiB (the memory cgroup's room or "
            f"MemAvailable, capped by {ENV}); needs from the ratios benchmarks/scale.py measured.\n",
            "| stage | weights read | needs | fits |", "|---|---|---|---|"]
-    for label, stage, size in rows:
-        need = stage_memory(stage, size)
+    for label, stage, size, profiles in rows:
+        need = stage_memory(stage, size, profiles)
         out.append(f"| {label} | {size / 1e9:.2f} GB | {need / GIB:.1f} GiB | {'yes' if need <= free else '**no**'} |")
     return "\n".join(out) + "\n"

@@ -44,10 +44,11 @@ def _analyze(args: argparse.Namespace) -> int:
         calibrate, what = f"calibrate[{precision}]", f"calibrate[{precision}] of the FP16 export"
         if 2 * params > 2**31 and f"calibrate[{precision}-streaming]" in RATIOS:
             calibrate, what = f"calibrate[{precision}-streaming]", what + " (streaming quantizer)"
-        print(plan_markdown([("export, FP32 weights", "export", 4 * params),
-                             ("export, FP16 weights", "export", 2 * params),
-                             (what, calibrate, 2 * params),
-                             ("build (at most the FP16 export's size)", "build", 2 * params)]), end="")
+        print(plan_markdown([("export, FP32 weights", "export", 4 * params, 1),
+                             ("export, FP16 weights", "export", 2 * params, 1),
+                             (what, calibrate, 2 * params, 1),
+                             ("build (at most the FP16 export's size; prefill + decode profiles)", "build",
+                              2 * params, 2)]), end="")
         if args.out:
             print(write_analysis(analysis, target, args.out, f"analysis-{target.key}")["json"])
         return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
@@ -91,9 +92,10 @@ def _analyze(args: argparse.Namespace) -> int:
     print(markdown(analysis, paths.get("png").name if "png" in paths else None), end="")
     size = model_bytes(onnx_path)
     calibrated = layout.calibrated_onnx(precision)
-    print(plan_markdown([(f"calibrate[{precision}]", f"calibrate[{precision}]", size),
+    print(plan_markdown([(f"calibrate[{precision}]", f"calibrate[{precision}]", size, 1),
                          (f"build[{precision}]", "build",
-                          model_bytes(calibrated) if calibrated.exists() and not args.onnx else size)]), end="")
+                          model_bytes(calibrated) if calibrated.exists() and not args.onnx else size,
+                          max(1, len(recipe.profiles)))]), end="")
     print(f"\nwritten: {', '.join(str(p) for p in paths.values())}")
     return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
 

@@ -26,6 +26,8 @@ def build(recipe: Recipe, layout: Layout, plan: BuildPlan, force: bool = False,
     precision = plan.precision
     onnx_path = layout.calibrated_onnx(precision)
     require(onnx_path, "calibrate", recipe.name, precision)
+    # The manifest is made from it after the build: missing, it would leave an engine without one.
+    require(layout.calibrate_report(precision), "calibrate", recipe.name, precision)
     check_onnx_belongs(onnx_path, recipe.name, export_digest(recipe))
     plan = plan.with_dla_preflight(onnx_path, recipe.profiles)  # strict fails here
     spec = StageSpec(
@@ -55,7 +57,8 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
     backend = select_backend()
     log(f"build[{precision}]", f"builder backend: {backend.describe()}")
     onnx_path = layout.calibrated_onnx(precision)
-    require_memory(f"build[{precision}]", onnx_utils.model_bytes(onnx_path), str(onnx_path))
+    require_memory(f"build[{precision}]", onnx_utils.model_bytes(onnx_path), str(onnx_path),
+                   max(1, len(recipe.profiles)))
     # One cache per TensorRT build unless the user names one (trtexec --timingCacheFile).
     timing_cache = Path(plan.timing_cache) if plan.timing_cache else \
         cache_dir / f"timing-{backend.name}-{backend.version}.cache"
