@@ -153,7 +153,7 @@ class Row:
     def within_goal(self, goal: int | None) -> str:
         """yes when the peak RSS is under the goal, or when the stage ran to its end in a cgroup limited
         to the goal (peak RSS then counts pages of mapped weight files the kernel reclaims under the limit)."""
-        if goal is None:
+        if goal is None or self.status != "ok":
             return "-"
         if self.peak_rss <= goal:
             return "yes"
@@ -326,7 +326,7 @@ def measure(model: str, stage: str, root: Path, cgroup: Path | None, extra_args:
         row.outputs = onnx_files_bytes(layout.exported_onnx)
     elif stage.startswith("build-"):
         engine = layout.engine(precision)
-        row.outputs = engine.stat().st_size if engine.exists() else None
+        row.outputs = engine.stat().st_size if engine.exists() and rc == 0 else None  # not an earlier run's
         if rc == 0 and layout.manifest(precision).exists():
             mem = read_json(layout.manifest(precision)).get("memory", {})
             row.engine = (mem.get("weights_bytes"), mem.get("activation_bytes"))
