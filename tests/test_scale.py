@@ -350,6 +350,24 @@ def test_a_stage_the_host_cannot_take_is_refused_in_one_line(tmp_path: Path, cap
     assert not (root / "llama" / "model.onnx").exists()
 
 
+def test_a_builds_need_grows_with_its_profiles_and_its_refusal_names_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build's plan counts its anonymous memory per optimization profile (TensorRT-RTX keeps a GEMM
+    weight per profile), from the measured builds: within the SD-1.5 UNet's FP32 goal it ran in, refused
+    for the FP16 Llama's two profiles whose anonymous peak exceeded its goal, one profile then named."""
+    from pipeline.analyze import host
+    from pipeline.errors import PipelineError
+
+    unet, llama = 3_437_361_920, 3_000_000_000
+    assert host.stage_memory("build[fp32]", unet, 1) <= 2 * unet + 2 * host.GIB  # ran in 8.4 GiB
+    assert host.stage_memory("build[fp16]", llama, 2) > 8.0 * host.GIB  # measured 7.8-8.0 GiB anonymous
+    assert host.stage_memory("build[fp16]", llama, 1) < host.stage_memory("build[fp16]", llama, 2)
+    monkeypatch.setenv(host.ENV, "7.8G")
+    with pytest.raises(PipelineError) as e:
+        host.require_memory("build[fp16]", llama, "model.onnx", profiles=2)
+    assert "one optimization profile instead of 2" in str(e.value) and "\n" not in str(e.value)
+    host.require_memory("build[fp16]", llama, "model.onnx", profiles=1)  # fits: no error
+
+
 @pytest.mark.slow
 def test_an_fp16_export_keeps_the_fp32_interface_and_matches_pytorch_at_fp16(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

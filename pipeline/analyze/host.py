@@ -113,9 +113,12 @@ def require_memory(stage: str, weight_bytes: int, what: str, profiles: int = 1) 
     log(stage, f"needs about {need / GIB:.1f} GiB of memory at its peak for {weight_bytes / 1e9:.2f} GB of "
                f"weights ({what}); {free / GIB:.1f} GiB available")
     if need > free:
+        # TensorRT-RTX keeps a GEMM weight per profile: one profile is the largest saving a build has.
+        fewer = (f", one optimization profile instead of {profiles} (the recipe's profiles:, docs/memory.md)"
+                 if stage.startswith("build") and profiles > 1 else "")
         raise PipelineError(f"{stage}: needs about {need / GIB:.1f} GiB of memory for {weight_bytes / 1e9:.2f} GB "
                             f"of weights ({what}), only {free / GIB:.1f} GiB available on this host "
-                            f"(a bigger host, a lower-precision export: export.dtype float16, or {ENV} to plan)")
+                            f"(a bigger host, a lower-precision export: export.dtype float16{fewer}, or {ENV} to plan)")
     return need
 
 
