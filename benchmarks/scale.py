@@ -106,8 +106,9 @@ MODELS: dict[str, dict[str, Any]] = {
     "llama-3-8b": {"recipe": _llama("llama-3-8b", LLAMA_3_8B, 8, "float16"), "precisions": ("fp16", "int8", "int4")},
     # Llama-3-8B's tensors (4096 hidden, 14,336 MLP, the untied 128,256 x 4096 embedding and head) with 4 of
     # its 32 layers, from FP16 weights (3.98 GB of ONNX): what the 8B's stages hold per byte, measurable on this host.
-    "llama-3-8b-4l": {"recipe": _llama("llama-3-8b-4l", {**LLAMA_3_8B, "num_hidden_layers": 4}, 8, "float16"),
-                      "precisions": ("fp16", "int8", "int4")},
+    # ... and with 8 (5.72 GB): two probes give each stage's peak as a line in the layer count, to 32.
+    **{f"llama-3-8b-{n}l": {"recipe": _llama(f"llama-3-8b-{n}l", {**LLAMA_3_8B, "num_hidden_layers": n}, 8, "float16"),
+                            "precisions": ("fp16", "int8", "int4")} for n in (4, 8)},
 }
 # The same architectures exported from FP16 weights (export.dtype: float16), in folders of their own.
 for _name in ("sd15-unet", "llama-3.2-1b"):
@@ -115,7 +116,7 @@ for _name in ("sd15-unet", "llama-3.2-1b"):
     _fp16["export"] = {**_fp16.get("export", {}), "dtype": "float16"}
     MODELS[f"{_name}-fp16w"] = {**MODELS[_name], "recipe": _fp16}
 ORDER = ("vit-b16", "yolo11m", "sd15-unet", "llama-3.2-1b", "sd15-unet-fp16w", "llama-3.2-1b-fp16w", "llama-3-8b",
-         "llama-3-8b-4l")
+         "llama-3-8b-4l", "llama-3-8b-8l")
 
 COLUMNS = ("model", "stage", "status", "wall s", "peak RSS GiB", "cgroup peak GiB", "weights GB", "peak / weights",
            "goal GiB", "within goal", "outputs GB", "engine weights / activations MB", "host", "when", "note",
@@ -318,7 +319,7 @@ def measure(model: str, stage: str, root: Path, cgroup: Path | None, extra_args:
         limit = int(text) if text.isdigit() and int(text) < 1 << 60 else None
     rc, wall, rss, probe = run_child(argv, log_path, cgroup)
     row = Row(model, stage, wall_s=wall, peak_rss=rss, cgroup_peak=probe.peak, anon_peak=probe.anon, limit=limit,
-              weights=weights)
+              weights=weights or weight_bytes(layout.exported_onnx))  # an export's are known once it ran
     if rc != 0:
         row.status = "killed (out of memory?)" if rc in (-9, 137) else f"failed (exit {rc})"
         row.note = tail(log_path)
