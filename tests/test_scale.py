@@ -390,7 +390,7 @@ def test_an_fp16_export_keeps_the_fp32_interface_and_matches_pytorch_at_fp16(
     def recording(opener):  # noqa: ANN001, ANN202 - wraps the two ONNX Runtime openers of the export
         def open_session(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             gc.collect()
-            alive_at_open.append(sum(isinstance(o, LlamaForCausalLM) for o in gc.get_objects()))
+            alive_at_open.append(sum(type(o) is LlamaForCausalLM for o in gc.get_objects()))
             return opener(*args, **kwargs)
         return open_session
 
