@@ -20,6 +20,10 @@ from .feeds import shapes_spec, streaming_reader
 # The compute ops TensorRT runs in INT8; everything else stays in float around them.
 COMPUTE_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 STRIDE = 4  # calibration samples whose activations ONNX Runtime holds at once (percentile)
+# ModelOpt's INT8 peaks at about 1 GiB + 9 x the weights (ViT-B/16: 4.3 GiB for 0.35 GB; YOLO11m: 2.7 GiB
+# for 0.08 GB), over the memory goal of 2 GiB + 2 x the weights from about 30 MB of weights: larger models
+# get the streaming quantizer (the same placement and scales, docs/memory.md), small ones NVIDIA's tool.
+STREAMING_FROM = 32 << 20
 
 
 def ptq_int8(
@@ -45,7 +49,7 @@ def ptq_int8(
         if calibrator == "streaming":
             from .int8_streaming import quantize_streaming, quantize_weights
 
-            model, plan = quantize_streaming(work, feeds, excluded)
+            model, plan = quantize_streaming(work, feeds, excluded, method, options.get("op_types_to_quantize"))
             out = work  # the header's weights lie beside `work`; they are quantized while saving
 
             def finish(m: Any, base: Path, side: onnx_utils.SideData | None) -> dict[str, Any]:
@@ -78,17 +82,18 @@ def ptq_int8(
 
 
 TOOLS = {"modelopt": "modelopt.onnx.quantization", "onnxruntime": "onnxruntime.quantize_static",
-         "streaming": "orin-trt int8_streaming (ModelOpt placement, ONNX Runtime max ranges)"}
+         "streaming": "orin-trt int8_streaming (ModelOpt placement and max / entropy ranges, one ONNX Runtime session)"}
 
 
 def choose_calibrator(src: Path, options: dict[str, Any]) -> str:
-    """`precisions.int8.calibrator`: which tool runs (a key of TOOLS). auto: streaming for method max on an
-    ONNX with external data (ModelOpt holds three copies of such a model, docs/memory.md) unless an option
-    only ModelOpt has is set; modelopt otherwise (ONNX Runtime for percentile)."""
+    """`precisions.int8.calibrator`: which tool runs (a key of TOOLS). auto: streaming for method max or
+    entropy on an ONNX with external data or with more than STREAMING_FROM bytes of weights (ModelOpt holds
+    the model eight to nine times over, docs/memory.md) unless an option only ModelOpt has is set; modelopt
+    otherwise (ONNX Runtime for percentile)."""
     method, asked = options.get("method", "entropy"), options.get("calibrator", "auto")
     if method == "percentile":
         if asked == "streaming":
-            raise PipelineError("precisions.int8.calibrator: streaming calibrates with method max only, not "
+            raise PipelineError("precisions.int8.calibrator: streaming calibrates with method max or entropy, not "
                                 "'percentile'")
         return "onnxruntime"
     if asked == "streaming":
@@ -96,8 +101,8 @@ def choose_calibrator(src: Path, options: dict[str, Any]) -> str:
 
         check_supported(options)
         return "streaming"
-    if asked == "auto" and method == "max" and onnx_utils.uses_external_data(src) and not options.get("target_dla") \
-            and options.get("high_precision_dtype", "fp32") == "fp32" and not options.get("op_types_to_quantize"):
+    if asked == "auto" and not options.get("target_dla") and options.get("high_precision_dtype", "fp32") == "fp32" \
+            and (onnx_utils.uses_external_data(src) or onnx_utils.model_bytes(src) > STREAMING_FROM):
         return "streaming"
     return "modelopt"
 
