@@ -46,8 +46,16 @@ def ptq_int8(
             work = smoothed
         out = Path(tmp) / "model.int8.onnx"
         announce("int8", TOOLS[calibrator], work, len(feeds))
+        inline = None  # the output's layout: the source's
         if calibrator == "streaming":
             from .int8_streaming import quantize_streaming, quantize_weights
+
+            if not onnx_utils.uses_external_data(work):
+                # A small model's weights put beside it first: the placement, the calibration session
+                # (opened on the path, no prepacked copies) and the INT8 weights then read them from disk
+                # one at a time, as for a large model; the output is one file again, as the export was.
+                onnx_utils.save(onnx_utils.load(work), work, external_data=True)
+                inline = False
 
             model, plan = quantize_streaming(work, feeds, excluded, method, options.get("op_types_to_quantize"))
             out = work  # the header's weights lie beside `work`; they are quantized while saving
@@ -63,7 +71,7 @@ def ptq_int8(
             model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
             finish = fp16_embedding
         onnx_utils.inherit_metadata(model, src)
-        embedding = onnx_utils.save_header(model, dst, out, finish)
+        embedding = onnx_utils.save_header(model, dst, out, finish, external_data=inline)
     ops = [n.op_type for n in model.graph.node]
     return {
         "precision": "int8",
