@@ -207,16 +207,59 @@ def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]
                     weights[tensor] = _weight_axis(node, len(inits[tensor].dims))
                 continue  # float initializers of other ops stay float (module docstring)
             activations.append(tensor)
-    keep = {(dst.name, tensor) for _, dst, tensor in no_quantize}
+    activations = list(dict.fromkeys(activations))
+    keep = _stripped_by_modelopt(model, names, activations, no_quantize)
     # A tensor whose every reader keeps the float one gets no Q/DQ (ModelOpt strips the pair it left unread).
     readers: dict[str, list[str]] = defaultdict(list)
     for node in model.graph.node:
         for tensor in node.input:
             readers[tensor].append(node.name)
-    activations = [t for t in dict.fromkeys(activations) if any((r, t) not in keep for r in readers[t])]
+    activations = [t for t in activations if any((r, t) not in keep for r in readers[t])]
     groups = get_concat_eliminated_tensors(model, names) if names else {}
     types = {k: v.type.tensor_type.elem_type for k, v in infos.items()}
     return Placement(names, activations, weights, keep, groups or {}, exclude, types)
+
+
+def _stripped_by_modelopt(model: Any, names: list[str], activations: list[str],
+                          no_quantize: list[tuple[Any, Any, str]]) -> set[tuple[str, str]]:
+    """The (node, tensor) inputs ModelOpt's `remove_partial_input_qdq` really returns to the float tensor.
+    It finds the pair as `source.o().o()` (the first reader of the source node's first output, then that
+    node's first reader) in ONNX Runtime's quantized graph, so an input whose tensor is not the source's
+    first output (a Split's second), or whose source output is first read by a float node, keeps its Q/DQ.
+    That graph is rebuilt here without weights: every activation's Q and DQ appended after the nodes, the
+    quantized readers rewired to the DQ, then ONNX Runtime's own topological sort (its save does that)."""
+    from onnx import helper
+    from onnxruntime.quantization.onnx_model import ONNXModel
+
+    graph = helper.make_graph([copy.deepcopy(n) for n in model.graph.node], "order", list(model.graph.input),
+                              list(model.graph.output),
+                              [helper.make_tensor(i.name, i.data_type, [0], []) for i in model.graph.initializer])
+    chosen, wanted = set(names), set(activations)
+    for node in graph.node:
+        if node.name in chosen:
+            quantized = set(_inputs_to_quantize(node))
+            node.input[:] = [f"{t}_DequantizeLinear_Output" if i in quantized and t in wanted else t
+                             for i, t in enumerate(node.input)]
+    for t in activations:
+        graph.node.extend([helper.make_node("QuantizeLinear", [t], [f"{t}_QuantizeLinear_Output"], name=f"{t}_Q"),
+                           helper.make_node("DequantizeLinear", [f"{t}_QuantizeLinear_Output"],
+                                            [f"{t}_DequantizeLinear_Output"], name=f"{t}_DQ")])
+    ordered = ONNXModel(helper.make_model(graph))
+    ordered.topological_sort()
+    readers: dict[str, list[Any]] = defaultdict(list)
+    for node in ordered.nodes():
+        for t in node.input:
+            readers[t].append(node)
+    by_name = {n.name: n for n in ordered.nodes()}
+    stripped = set()
+    for source, target, tensor in no_quantize:
+        if source.name not in by_name or target.name not in by_name:
+            continue
+        first = readers.get(by_name[source.name].output[0], [])
+        second = readers.get(first[0].output[0], []) if first and first[0].output else []
+        if second and second[0].op_type == "DequantizeLinear" and second[0].output[0] in by_name[target.name].input:
+            stripped.add((target.name, tensor))
+    return stripped
 
 
 def _scale(lo: Any, hi: Any, dtype: np.dtype) -> np.ndarray:
