@@ -1,7 +1,8 @@
-"""INT8 post-training quantization into QDQ: ModelOpt for entropy / max, ONNX Runtime's quantizer
-(symmetric, per-channel, the same QDQ form) for percentile, which ModelOpt's ONNX path lacks, and for max
-on a model with external data the streaming quantizer (int8_streaming.py: ModelOpt's placement in the
-memory of one ONNX Runtime session), which `precisions.int8.calibrator` picks."""
+"""INT8 post-training quantization into QDQ: ModelOpt for entropy / max on small models, ONNX Runtime's
+quantizer (symmetric, per-channel, the same QDQ form) for percentile, which ModelOpt's ONNX path lacks, and
+for entropy / max on a model with external data or over STREAMING_FROM the streaming quantizer
+(int8_streaming.py: ModelOpt's placement and scales in the memory of one ONNX Runtime session), which
+`precisions.int8.calibrator` picks."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from .feeds import shapes_spec, streaming_reader
 # The compute ops TensorRT runs in INT8; everything else stays in float around them.
 COMPUTE_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 STRIDE = 4  # calibration samples whose activations ONNX Runtime holds at once (percentile)
-# ModelOpt's INT8 peaks at about 1 GiB + 9 x the weights (ViT-B/16: 4.3 GiB for 0.35 GB; YOLO11m: 2.7 GiB
-# for 0.08 GB), over the memory goal of 2 GiB + 2 x the weights from about 30 MB of weights: larger models
-# get the streaming quantizer (the same placement and scales, docs/memory.md), small ones NVIDIA's tool.
+# ModelOpt's INT8 peaked at 4.3 GiB for ViT-B/16's 0.35 GB and 2.7 GiB for YOLO11m's 0.08 GB (goals 2.6 and
+# 2.1 GiB: 2 x the weights + 2 GiB), the streaming quantizer at 1.8 and 1.3 with the same Q/DQ and scales
+# (docs/memory.md); below this size NVIDIA's tool runs (the trained fixtures, a few MB, peak near the base).
 STREAMING_FROM = 32 << 20
 
 

@@ -1,23 +1,31 @@
-"""W8A8 INT8 QDQ with max calibration in the memory of one ONNX Runtime session, for models of any size.
+"""W8A8 INT8 QDQ with max or entropy calibration in the memory of one ONNX Runtime session, for models of
+any size.
 
-ModelOpt's INT8 holds the model, ONNX Runtime's quantize_static loads it again and its calibration session
-a third copy (docs/memory.md): SD-1.5's UNet and Llama-3.2-1B are killed at 17 GiB. Here the graph is a
-header (`onnx_utils.load_header`, weights left on disk), and:
+ModelOpt's INT8 holds the model eight to nine times over (its preprocessing's copy, one per exclusion rule
+and inference run, int8.quantize's, quantize_static's, the calibrator's and its shape inference, the
+calibration session: docs/memory.md): ViT-B/16's 0.35 GB peak at 4.3 GiB, SD-1.5's UNet and Llama-3.2-1B
+are killed at 17 GiB. Here the graph is a header (`onnx_utils.load_header`, weights left on disk; a model
+in one file gets its weights put beside it first, int8.py), and:
 
 1. **Placement** on the header, with ModelOpt's own functions: the recipe's exclusions, its GEMV / small-GEMM
    MatMul rule (`_exclude_matmuls_by_shape_inference`, on the calibration shapes as ModelOpt runs it), its
    small-channel Conv rule (`find_nodes_from_convs_to_exclude`), its INT8 MHA rule (BMMs of an attention
    whose sequence exceeds 512 stay float; the length from ONNX shape inference), its partitioning
    (`int8._find_nodes_to_quantize` after `configure_ort`: the nodes to quantize and the inputs it later
-   strips of their Q/DQ) and its Concat groups (`get_concat_eliminated_tensors`: one shared range). Which
+   strips of their Q/DQ; with `op_types_to_quantize`, every node of those types instead, as ModelOpt then
+   picks them) and its Concat groups (`get_concat_eliminated_tensors`: one shared range). Which
    inputs of a quantized node get a Q/DQ follows ONNX Runtime's QDQ registry as ModelOpt configures it:
    Conv / ConvTranspose / Gemm / MatMul their input and weight (or both activations of an activation x
    activation MatMul), ops of the base class every float input, the rest their first input. One Q/DQ per
-   tensor, read by every consumer (ModelOpt's DedicatedQDQPair false), except the inputs ModelOpt strips.
-2. **Calibration**: the amax of each of those tensors measured by reductions inside the graph, one sample
-   at a time (`tensor_ranges.py`, restricted to them); the scale is ONNX Runtime's symmetric MinMax
-   (`compute_scale_zp`: max(|min|, |max|) over every sample, 0 included, / 127), a Softmax output [0, 1] as
-   ModelOpt's patched ranges have it; INT8 zero points of 0.
+   tensor, read by every consumer (ModelOpt's DedicatedQDQPair false), except the inputs ModelOpt strips:
+   those its `remove_partial_input_qdq` really finds (`_stripped_by_modelopt`; it misses, for one, a Split's
+   second output, so that Q/DQ stays read).
+2. **Calibration**, one sample at a time. max: the amax of each of those tensors measured by reductions
+   inside the graph (`tensor_ranges.py`, restricted to them). entropy: those tensors made graph outputs of
+   a session with ModelOpt's settings (graph optimizations off), each sample's values put through ONNX
+   Runtime's HistogramCollector as ModelOpt patches and configures it (`entropy_ranges`), its thresholds
+   the range. The scale is ONNX Runtime's symmetric one (`compute_scale_zp`: max(|lo|, |hi|), 0 included,
+   / 127), a Softmax output [0, 1] as ModelOpt's patched ranges have it; INT8 zero points of 0.
 3. **Weights**: per output channel (Conv axis 0, ConvTranspose 1, Gemm 0 with transB else 1, MatMul the
    last), symmetric, written as INT8 initializers with a DequantizeLinear, one tensor at a time into the
    new data file (`onnx_utils.save_header` / `SideData`); nothing is loaded whole and the export's data is
@@ -29,9 +37,10 @@ kept: opset 13 has per-axis Q/DQ; FP16 scales need 19, refused below), its prepr
 shared constants, per-tensor Q/DQ on float initializers read by non-GEMM ops (none in these models), the
 per-channel Q/DQ on the scale of a LayerNormalization fed by a Conv (its input is quantized), the MHA rule's
 inference run (an attention whose length shape inference cannot tell is quantized), `high_precision_dtype:
-fp16`, entropy calibration and DLA placement (ModelOpt's path does those). On the trained UNet and Llama
-fixtures the output is ModelOpt max's Q/DQ exactly: the same tensors and readers, scales within 1e-6, the
-same INT8 weights, the same engine weights (tests/test_int8_streaming.py).
+fp16` and DLA placement (ModelOpt's path does those). On the trained UNet and Llama fixtures the output
+is ModelOpt max's Q/DQ exactly: the same tensors and readers, scales within 1e-6, the same INT8 weights,
+the same engine weights; on the trained ViT and shapes (YOLO11) fixtures ModelOpt entropy's, scales equal
+to the bit, and the same accuracy against labels (tests/test_int8_streaming.py).
 """
 
 from __future__ import annotations
