@@ -229,6 +229,8 @@ def test_streaming_entropy_equals_modelopt_entropy_on_the_trained_fixtures(tmp_p
     recipe, fp32, out = _both(recipe_path, tmp_path, sets)
     assert recipe.precision_options("int8")["method"] == "entropy"
     _compare(out["modelopt"], out["streaming"])
+    source = onnx_utils.metadata(onnx_utils.load_header(fp32))
+    assert source and onnx_utils.metadata(onnx_utils.load_header(out["streaming"])).items() >= source.items()
     acc = _accuracy(recipe, fp32, out)
     assert acc["modelopt"]["passed"] and acc["streaming"]["passed"], acc
     assert acc["streaming"]["candidate"] == pytest.approx(acc["modelopt"]["candidate"], abs=1e-9)

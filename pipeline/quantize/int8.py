@@ -71,7 +71,9 @@ def ptq_int8(
                 _modelopt(work, out, feeds, method, excluded, hp, options)
             model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
             finish = fp16_embedding
-        onnx_utils.inherit_metadata(model, src)
+            # The tools drop the metadata; the streamed header is the source's own graph and keeps it (and
+            # reading it back from a one-file source would load every weight once more).
+            onnx_utils.inherit_metadata(model, src)
         embedding = onnx_utils.save_header(model, dst, out, finish, external_data=inline)
     ops = [n.op_type for n in model.graph.node]
     return {

@@ -448,6 +448,7 @@ def entropy_ranges(src: Path, model: Any, feeds: list[dict[str, np.ndarray]], te
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # ModelOpt's session's
     options.enable_cpu_mem_arena = False
+    options.add_session_config_entry("session.disable_prepacking", "1")  # no packed second copy of the weights
     augmented = onnx_utils.ort_model(src, outputs)
     header = augmented if isinstance(augmented, Path) else None  # written beside `src`: removed at the end
     try:
