@@ -28,7 +28,7 @@ GIB = 1 << 30
 # for 0.35 GB), 12.4 on YOLO11m (2.7 GiB for 0.08 GB: its 640 px activations, not its weights).
 # The streaming INT8 quantizer and the streamed awq_clip hold one ONNX Runtime session, then one weight:
 # INT8 max 1.6 (SD-1.5 UNet) and 0.7 (Llama-3.2-1B with SmoothQuant), INT8 entropy under BASE (ViT-B/16
-# 1.7 GiB, YOLO11m 1.3 GiB), awq_clip 0.64 (Llama-3.2-1B FP32) and 0.81 (FP16); 2 leaves room for FP16
+# 1.6 GiB, YOLO11m 1.3 GiB), awq_clip 0.64 (Llama-3.2-1B FP32) and 0.81 (FP16); 2 leaves room for FP16
 # weights the CPU provider upcasts.
 # AutoCast on a header (quantize/fp16.py) holds the ranges session, then one tensor: 1.54 (SD-1.5 UNet),
 # 1.13 (Llama-3.2-1B from FP16 weights), 0.58 (from FP32), 0.8 (ViT-B/16).

@@ -22,7 +22,7 @@ from .feeds import shapes_spec, streaming_reader
 COMPUTE_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 STRIDE = 4  # calibration samples whose activations ONNX Runtime holds at once (percentile)
 # ModelOpt's INT8 peaked at 4.3 GiB for ViT-B/16's 0.35 GB and 2.7 GiB for YOLO11m's 0.08 GB (goals 2.6 and
-# 2.1 GiB: 2 x the weights + 2 GiB), the streaming quantizer at 1.8 and 1.3 with the same Q/DQ and scales
+# 2.1 GiB: 2 x the weights + 2 GiB), the streaming quantizer at 1.6 and 1.3 with the same Q/DQ and scales
 # (docs/memory.md); below this size NVIDIA's tool runs (the trained fixtures, a few MB, peak near the base).
 STREAMING_FROM = 32 << 20
 
