@@ -18,8 +18,8 @@ in one file gets its weights put beside it first, int8.py), and:
    Conv / ConvTranspose / Gemm / MatMul their input and weight (or both activations of an activation x
    activation MatMul), ops of the base class every float input, the rest their first input. One Q/DQ per
    tensor, read by every consumer (ModelOpt's DedicatedQDQPair false), except the inputs ModelOpt strips:
-   those its `remove_partial_input_qdq` really finds (`_stripped_by_modelopt`; it misses, for one, a Split's
-   second output, so that Q/DQ stays read).
+   those its `remove_partial_input_qdq` really finds (`_stripped_by_modelopt`: it misses a Split's second
+   output, whose Q/DQ then stays read).
 2. **Calibration**, one sample at a time. max: the amax of each of those tensors measured by reductions
    inside the graph (`tensor_ranges.py`, restricted to them). entropy: those tensors made graph outputs of
    a session with ModelOpt's settings (graph optimizations off), each sample's values put through ONNX
@@ -217,7 +217,7 @@ def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]
                 continue  # float initializers of other ops stay float (module docstring)
             activations.append(tensor)
     activations = list(dict.fromkeys(activations))
-    keep = _stripped_by_modelopt(model, names, activations, no_quantize)
+    keep = _stripped_by_modelopt(model, no_quantize)
     # A tensor whose every reader keeps the float one gets no Q/DQ (ModelOpt strips the pair it left unread).
     readers: dict[str, list[str]] = defaultdict(list)
     for node in model.graph.node:
@@ -229,46 +229,13 @@ def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]
     return Placement(names, activations, weights, keep, groups or {}, exclude, types)
 
 
-def _stripped_by_modelopt(model: Any, names: list[str], activations: list[str],
-                          no_quantize: list[tuple[Any, Any, str]]) -> set[tuple[str, str]]:
-    """The (node, tensor) inputs ModelOpt's `remove_partial_input_qdq` really returns to the float tensor.
-    It finds the pair as `source.o().o()` (the first reader of the source node's first output, then that
-    node's first reader) in ONNX Runtime's quantized graph, so an input whose tensor is not the source's
-    first output (a Split's second), or whose source output is first read by a float node, keeps its Q/DQ.
-    That graph is rebuilt here without weights: every activation's Q and DQ appended after the nodes, the
-    quantized readers rewired to the DQ, then ONNX Runtime's own topological sort (its save does that)."""
-    from onnx import helper
-    from onnxruntime.quantization.onnx_model import ONNXModel
-
-    graph = helper.make_graph([copy.deepcopy(n) for n in model.graph.node], "order", list(model.graph.input),
-                              list(model.graph.output),
-                              [helper.make_tensor(i.name, i.data_type, [0], []) for i in model.graph.initializer])
-    chosen, wanted = set(names), set(activations)
-    for node in graph.node:
-        if node.name in chosen:
-            quantized = set(_inputs_to_quantize(node))
-            node.input[:] = [f"{t}_DequantizeLinear_Output" if i in quantized and t in wanted else t
-                             for i, t in enumerate(node.input)]
-    for t in activations:
-        graph.node.extend([helper.make_node("QuantizeLinear", [t], [f"{t}_QuantizeLinear_Output"], name=f"{t}_Q"),
-                           helper.make_node("DequantizeLinear", [f"{t}_QuantizeLinear_Output"],
-                                            [f"{t}_DequantizeLinear_Output"], name=f"{t}_DQ")])
-    ordered = ONNXModel(helper.make_model(graph))
-    ordered.topological_sort()
-    readers: dict[str, list[Any]] = defaultdict(list)
-    for node in ordered.nodes():
-        for t in node.input:
-            readers[t].append(node)
-    by_name = {n.name: n for n in ordered.nodes()}
-    stripped = set()
-    for source, target, tensor in no_quantize:
-        if source.name not in by_name or target.name not in by_name:
-            continue
-        first = readers.get(by_name[source.name].output[0], [])
-        second = readers.get(first[0].output[0], []) if first and first[0].output else []
-        if second and second[0].op_type == "DequantizeLinear" and second[0].output[0] in by_name[target.name].input:
-            stripped.add((target.name, tensor))
-    return stripped
+def _stripped_by_modelopt(model: Any, no_quantize: list[tuple[Any, Any, str]]) -> set[tuple[str, str]]:
+    """The (node, tensor) inputs ModelOpt's `remove_partial_input_qdq` returns to the float tensor. It finds
+    the pair through the source node's first output (`source.o().o()`), so an input whose tensor is
+    another output of its source (a Split's second, in YOLO11's C3k2 blocks) keeps its Q/DQ."""
+    first_output = {n.name: n.output[0] for n in model.graph.node if n.output}
+    return {(target.name, tensor) for source, target, tensor in no_quantize
+            if first_output.get(source.name) == tensor}
 
 
 def _scale(lo: Any, hi: Any, dtype: np.dtype) -> np.ndarray:
