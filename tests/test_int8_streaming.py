@@ -1,7 +1,8 @@
-"""The streaming INT8 quantizer (pipeline/quantize/int8_streaming.py) against ModelOpt's max calibration:
-the same Q/DQ on the trained UNet and Llama fixtures (tensors, readers, scales, INT8 weights), the same
-accuracy against ground truth, and a model with external data quantized in a child process whose peak
-memory stays under what ModelOpt needs for it."""
+"""The streaming INT8 quantizer (pipeline/quantize/int8_streaming.py) against ModelOpt: the same Q/DQ as
+ModelOpt's max calibration on the trained UNet and Llama fixtures and as its entropy calibration on the
+trained ViT and shapes (YOLO11) fixtures (tensors, readers, scales, INT8 weights), the same accuracy
+against ground truth, and a model with external data (and one without) quantized in a child process whose
+peak memory stays under what ModelOpt needs for it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pipeline.core import onnx_utils
 from pipeline.errors import PipelineError
-from pipeline.quantize.int8 import choose_calibrator
+from pipeline.quantize.int8 import STREAMING_FROM, choose_calibrator
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -50,17 +51,22 @@ def _feeds(hidden: int, n: int = 4, dtype: Any = np.float32) -> list[dict[str, n
     return [{"x": rng.standard_normal((1, 32, hidden)).astype(dtype)} for _ in range(n)]
 
 
-def test_auto_picks_streaming_for_max_on_external_data_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+def test_auto_picks_streaming_for_large_models_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     big, small = _mlp(tmp_path / "big", 64, 1), _mlp(tmp_path / "small", 64, 1, external=False)
-    assert choose_calibrator(big, {"method": "max"}) == "streaming"
-    assert choose_calibrator(small, {"method": "max"}) == "modelopt"
-    assert choose_calibrator(big, {"method": "entropy"}) == "modelopt"
-    assert choose_calibrator(big, {"method": "max", "target_dla": True}) == "modelopt"
-    assert choose_calibrator(big, {"method": "max", "calibrator": "modelopt"}) == "modelopt"
-    assert choose_calibrator(small, {"method": "max", "calibrator": "streaming"}) == "streaming"
+    # 3000 x 3000 FP32 in one file: 36 MB, past STREAMING_FROM without external data.
+    large = _mlp(tmp_path / "large", 3000, 1, external=False)
+    assert not onnx_utils.uses_external_data(large) and onnx_utils.model_bytes(large) > STREAMING_FROM
+    for method in ("max", "entropy"):
+        assert choose_calibrator(big, {"method": method}) == "streaming"
+        assert choose_calibrator(large, {"method": method}) == "streaming"
+        assert choose_calibrator(small, {"method": method}) == "modelopt"
+        assert choose_calibrator(large, {"method": method, "op_types_to_quantize": ["MatMul"]}) == "streaming"
+        assert choose_calibrator(big, {"method": method, "target_dla": True}) == "modelopt"
+        assert choose_calibrator(big, {"method": method, "high_precision_dtype": "fp16"}) == "modelopt"
+        assert choose_calibrator(big, {"method": method, "calibrator": "modelopt"}) == "modelopt"
+        assert choose_calibrator(small, {"method": method, "calibrator": "streaming"}) == "streaming"
     assert choose_calibrator(big, {"method": "percentile"}) == "onnxruntime"
-    for options, word in [({"method": "entropy"}, "method max only"),
-                          ({"method": "percentile"}, "method max only"),
+    for options, word in [({"method": "percentile"}, "method max or entropy"),
                           ({"method": "max", "high_precision_dtype": "fp16"}, "high_precision_dtype"),
                           ({"method": "max", "target_dla": True}, "target_dla")]:
         with pytest.raises(PipelineError, match=rf"precisions\.int8\.calibrator: .*{word}"):
@@ -201,6 +207,35 @@ def test_llama_fixture_streaming_equals_modelopt_max_after_smoothquant(tmp_path:
     assert acc["streaming"]["candidate"] == pytest.approx(acc["modelopt"]["candidate"], rel=0.002)
 
 
+def _vit_data(folder: Path, heldout: int) -> list[str]:
+    from .conftest import fixture_module
+
+    make = fixture_module("vit", "make_dataset")
+    return [f"calibration.images={make.write_split(folder, 'calib', 64)}",
+            f"eval.labelled={make.write_split(folder, 'heldout', heldout)}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["vit", "yolo"])
+def test_streaming_entropy_equals_modelopt_entropy_on_the_trained_fixtures(tmp_path: Path, family: str) -> None:
+    """The recipes' default INT8 (entropy; the ViT's op_types_to_quantize and keep_out, the YOLO head's
+    keep_out): ModelOpt's Q/DQ, scales and INT8 weights exactly, and the same accuracy against labels."""
+    if family == "vit":
+        recipe_path, sets = FIXTURES / "vit" / "vit.yaml", _vit_data(tmp_path / "data", 300)
+    else:
+        from .conftest import labelled_shapes_recipe
+
+        recipe_path, sets = labelled_shapes_recipe(tmp_path, calib=16, heldout=12), []
+    recipe, fp32, out = _both(recipe_path, tmp_path, sets)
+    assert recipe.precision_options("int8")["method"] == "entropy"
+    _compare(out["modelopt"], out["streaming"])
+    source = onnx_utils.metadata(onnx_utils.load_header(fp32))
+    assert source and onnx_utils.metadata(onnx_utils.load_header(out["streaming"])).items() >= source.items()
+    acc = _accuracy(recipe, fp32, out)
+    assert acc["modelopt"]["passed"] and acc["streaming"]["passed"], acc
+    assert acc["streaming"]["candidate"] == pytest.approx(acc["modelopt"]["candidate"], abs=1e-9)
+
+
 CHILD = """
 import json, resource, sys
 import numpy as np
@@ -234,6 +269,11 @@ def test_external_data_model_quantizes_in_bounded_memory_where_modelopt_does_not
     bound = base + 1.5 * weights
     streaming = _peak_gib(src, tmp_path / "s" / "model.onnx", hidden, {"method": "max"})
     modelopt = _peak_gib(src, tmp_path / "m" / "model.onnx", hidden, {"method": "max", "calibrator": "modelopt"})
-    print(f"libraries {base:.2f} GiB, weights {weights:.2f} GiB: streaming {streaming:.2f}, modelopt {modelopt:.2f} GiB")
+    # The same weights in one file, entropy (the ViT / YOLO default): streamed from a copy with external data.
+    inline = _peak_gib(_mlp(tmp_path / "inline", hidden, layers, external=False), tmp_path / "e" / "model.onnx",
+                       hidden, {"method": "entropy"})
+    print(f"libraries {base:.2f} GiB, weights {weights:.2f} GiB: streaming {streaming:.2f} (entropy, one file "
+          f"{inline:.2f}), modelopt {modelopt:.2f} GiB")
     assert streaming < bound < modelopt, (base, weights, streaming, modelopt)
+    assert inline < bound and not onnx_utils.uses_external_data(tmp_path / "e" / "model.onnx"), (inline, bound)
     assert (tmp_path / "s" / "model.onnx.data").stat().st_size < 0.3 * weights * (1 << 30)

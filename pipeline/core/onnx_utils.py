@@ -381,16 +381,18 @@ class SideData:
         self.path.unlink(missing_ok=True)
 
 
-def save_header(model: Any, dst: Path, src: Path, edit: Any = None) -> Any:
+def save_header(model: Any, dst: Path, src: Path, edit: Any = None, external_data: bool | None = None) -> Any:
     """Save the header `model` of the ONNX at `src` (its weights still on disk beside `src`) to `dst`, the
-    layout following `src`'s; `edit(model, base_dir, side)` may first rewrite weights, one at a time, into
-    a side file (None for a model without external data: it holds its weights). Returns edit's result."""
+    layout following `src`'s unless `external_data` says (False: one file, the weights read in);
+    `edit(model, base_dir, side)` may first rewrite weights, one at a time, into a side file (None for a
+    model without external data: it holds its weights). Returns edit's result."""
     src = Path(src)
     external = uses_external_data(src)
     side = SideData(src.parent, f".{src.stem}.edit.tmp.onnx.data") if external else None
     try:
         result = edit(model, src.parent, side) if edit is not None else None
-        save(model, dst, external_data=external or None, base_dir=src.parent)
+        save(model, dst, external_data=(external or None) if external_data is None else external_data,
+             base_dir=src.parent)
     finally:
         if side is not None:
             side.remove()

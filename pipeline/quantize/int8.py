@@ -1,7 +1,8 @@
-"""INT8 post-training quantization into QDQ: ModelOpt for entropy / max, ONNX Runtime's quantizer
-(symmetric, per-channel, the same QDQ form) for percentile, which ModelOpt's ONNX path lacks, and for max
-on a model with external data the streaming quantizer (int8_streaming.py: ModelOpt's placement in the
-memory of one ONNX Runtime session), which `precisions.int8.calibrator` picks."""
+"""INT8 post-training quantization into QDQ: ModelOpt for entropy / max on small models, ONNX Runtime's
+quantizer (symmetric, per-channel, the same QDQ form) for percentile, which ModelOpt's ONNX path lacks, and
+for entropy / max on a model with external data or over STREAMING_FROM the streaming quantizer
+(int8_streaming.py: ModelOpt's placement and scales in the memory of one ONNX Runtime session), which
+`precisions.int8.calibrator` picks."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from .feeds import shapes_spec, streaming_reader
 # The compute ops TensorRT runs in INT8; everything else stays in float around them.
 COMPUTE_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 STRIDE = 4  # calibration samples whose activations ONNX Runtime holds at once (percentile)
+# ModelOpt's INT8 peaked at 4.3 GiB for ViT-B/16's 0.35 GB and 2.7 GiB for YOLO11m's 0.08 GB (goals 2.6 and
+# 2.1 GiB: 2 x the weights + 2 GiB), the streaming quantizer at 1.6 and 1.3 with the same Q/DQ and scales
+# (docs/memory.md); below this size NVIDIA's tool runs (the trained fixtures, a few MB, peak near the base).
+STREAMING_FROM = 32 << 20
 
 
 def ptq_int8(
@@ -42,10 +47,18 @@ def ptq_int8(
             work = smoothed
         out = Path(tmp) / "model.int8.onnx"
         announce("int8", TOOLS[calibrator], work, len(feeds))
+        inline = None  # the output's layout: the source's
         if calibrator == "streaming":
             from .int8_streaming import quantize_streaming, quantize_weights
 
-            model, plan = quantize_streaming(work, feeds, excluded)
+            if not onnx_utils.uses_external_data(work):
+                # A small model's weights put beside it first: the placement, the calibration session
+                # (opened on the path, no prepacked copies) and the INT8 weights then read them from disk
+                # one at a time, as for a large model; the output is one file again, as the export was.
+                onnx_utils.save(onnx_utils.load(work), work, external_data=True)
+                inline = False
+
+            model, plan = quantize_streaming(work, feeds, excluded, method, options.get("op_types_to_quantize"))
             out = work  # the header's weights lie beside `work`; they are quantized while saving
 
             def finish(m: Any, base: Path, side: onnx_utils.SideData | None) -> dict[str, Any]:
@@ -58,8 +71,10 @@ def ptq_int8(
                 _modelopt(work, out, feeds, method, excluded, hp, options)
             model = onnx_utils.load_header(out)  # weights stay on disk until streamed into `dst`
             finish = fp16_embedding
-        onnx_utils.inherit_metadata(model, src)
-        embedding = onnx_utils.save_header(model, dst, out, finish)
+            # The tools drop the metadata; the streamed header is the source's own graph and keeps it (and
+            # reading it back from a one-file source would load every weight once more).
+            onnx_utils.inherit_metadata(model, src)
+        embedding = onnx_utils.save_header(model, dst, out, finish, external_data=inline)
     ops = [n.op_type for n in model.graph.node]
     return {
         "precision": "int8",
@@ -78,17 +93,18 @@ def ptq_int8(
 
 
 TOOLS = {"modelopt": "modelopt.onnx.quantization", "onnxruntime": "onnxruntime.quantize_static",
-         "streaming": "orin-trt int8_streaming (ModelOpt placement, ONNX Runtime max ranges)"}
+         "streaming": "orin-trt int8_streaming (ModelOpt placement and max / entropy ranges, one ONNX Runtime session)"}
 
 
 def choose_calibrator(src: Path, options: dict[str, Any]) -> str:
-    """`precisions.int8.calibrator`: which tool runs (a key of TOOLS). auto: streaming for method max on an
-    ONNX with external data (ModelOpt holds three copies of such a model, docs/memory.md) unless an option
-    only ModelOpt has is set; modelopt otherwise (ONNX Runtime for percentile)."""
+    """`precisions.int8.calibrator`: which tool runs (a key of TOOLS). auto: streaming for method max or
+    entropy on an ONNX with external data or with more than STREAMING_FROM bytes of weights (ModelOpt holds
+    the model eight to nine times over, docs/memory.md) unless an option only ModelOpt has is set; modelopt
+    otherwise (ONNX Runtime for percentile)."""
     method, asked = options.get("method", "entropy"), options.get("calibrator", "auto")
     if method == "percentile":
         if asked == "streaming":
-            raise PipelineError("precisions.int8.calibrator: streaming calibrates with method max only, not "
+            raise PipelineError("precisions.int8.calibrator: streaming calibrates with method max or entropy, not "
                                 "'percentile'")
         return "onnxruntime"
     if asked == "streaming":
@@ -96,8 +112,8 @@ def choose_calibrator(src: Path, options: dict[str, Any]) -> str:
 
         check_supported(options)
         return "streaming"
-    if asked == "auto" and method == "max" and onnx_utils.uses_external_data(src) and not options.get("target_dla") \
-            and options.get("high_precision_dtype", "fp32") == "fp32" and not options.get("op_types_to_quantize"):
+    if asked == "auto" and not options.get("target_dla") and options.get("high_precision_dtype", "fp32") == "fp32" \
+            and (onnx_utils.uses_external_data(src) or onnx_utils.model_bytes(src) > STREAMING_FROM):
         return "streaming"
     return "modelopt"
 

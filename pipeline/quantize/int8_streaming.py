@@ -1,23 +1,31 @@
-"""W8A8 INT8 QDQ with max calibration in the memory of one ONNX Runtime session, for models of any size.
+"""W8A8 INT8 QDQ with max or entropy calibration in the memory of one ONNX Runtime session, for models of
+any size.
 
-ModelOpt's INT8 holds the model, ONNX Runtime's quantize_static loads it again and its calibration session
-a third copy (docs/memory.md): SD-1.5's UNet and Llama-3.2-1B are killed at 17 GiB. Here the graph is a
-header (`onnx_utils.load_header`, weights left on disk), and:
+ModelOpt's INT8 holds the model eight to nine times over (its preprocessing's copy, one per exclusion rule
+and inference run, int8.quantize's, quantize_static's, the calibrator's and its shape inference, the
+calibration session: docs/memory.md): ViT-B/16's 0.35 GB peak at 4.3 GiB, SD-1.5's UNet and Llama-3.2-1B
+are killed at 17 GiB. Here the graph is a header (`onnx_utils.load_header`, weights left on disk; a model
+in one file gets its weights put beside it first, int8.py), and:
 
 1. **Placement** on the header, with ModelOpt's own functions: the recipe's exclusions, its GEMV / small-GEMM
    MatMul rule (`_exclude_matmuls_by_shape_inference`, on the calibration shapes as ModelOpt runs it), its
    small-channel Conv rule (`find_nodes_from_convs_to_exclude`), its INT8 MHA rule (BMMs of an attention
    whose sequence exceeds 512 stay float; the length from ONNX shape inference), its partitioning
    (`int8._find_nodes_to_quantize` after `configure_ort`: the nodes to quantize and the inputs it later
-   strips of their Q/DQ) and its Concat groups (`get_concat_eliminated_tensors`: one shared range). Which
+   strips of their Q/DQ; with `op_types_to_quantize`, every node of those types instead, as ModelOpt then
+   picks them) and its Concat groups (`get_concat_eliminated_tensors`: one shared range). Which
    inputs of a quantized node get a Q/DQ follows ONNX Runtime's QDQ registry as ModelOpt configures it:
    Conv / ConvTranspose / Gemm / MatMul their input and weight (or both activations of an activation x
    activation MatMul), ops of the base class every float input, the rest their first input. One Q/DQ per
-   tensor, read by every consumer (ModelOpt's DedicatedQDQPair false), except the inputs ModelOpt strips.
-2. **Calibration**: the amax of each of those tensors measured by reductions inside the graph, one sample
-   at a time (`tensor_ranges.py`, restricted to them); the scale is ONNX Runtime's symmetric MinMax
-   (`compute_scale_zp`: max(|min|, |max|) over every sample, 0 included, / 127), a Softmax output [0, 1] as
-   ModelOpt's patched ranges have it; INT8 zero points of 0.
+   tensor, read by every consumer (ModelOpt's DedicatedQDQPair false), except the inputs ModelOpt strips:
+   those its `remove_partial_input_qdq` really finds (`_stripped_by_modelopt`: it misses a Split's second
+   output, whose Q/DQ then stays read).
+2. **Calibration**, one sample at a time. max: the amax of each of those tensors measured by reductions
+   inside the graph (`tensor_ranges.py`, restricted to them). entropy: those tensors made graph outputs of
+   a session with ModelOpt's settings (graph optimizations off), each sample's values put through ONNX
+   Runtime's HistogramCollector as ModelOpt patches and configures it (`entropy_ranges`), its thresholds
+   the range. The scale is ONNX Runtime's symmetric one (`compute_scale_zp`: max(|lo|, |hi|), 0 included,
+   / 127), a Softmax output [0, 1] as ModelOpt's patched ranges have it; INT8 zero points of 0.
 3. **Weights**: per output channel (Conv axis 0, ConvTranspose 1, Gemm 0 with transB else 1, MatMul the
    last), symmetric, written as INT8 initializers with a DequantizeLinear, one tensor at a time into the
    new data file (`onnx_utils.save_header` / `SideData`); nothing is loaded whole and the export's data is
@@ -29,9 +37,10 @@ kept: opset 13 has per-axis Q/DQ; FP16 scales need 19, refused below), its prepr
 shared constants, per-tensor Q/DQ on float initializers read by non-GEMM ops (none in these models), the
 per-channel Q/DQ on the scale of a LayerNormalization fed by a Conv (its input is quantized), the MHA rule's
 inference run (an attention whose length shape inference cannot tell is quantized), `high_precision_dtype:
-fp16`, entropy calibration and DLA placement (ModelOpt's path does those). On the trained UNet and Llama
-fixtures the output is ModelOpt max's Q/DQ exactly: the same tensors and readers, scales within 1e-6, the
-same INT8 weights, the same engine weights (tests/test_int8_streaming.py).
+fp16` and DLA placement (ModelOpt's path does those). On the trained UNet and Llama fixtures the output
+is ModelOpt max's Q/DQ exactly: the same tensors and readers, scales within 1e-6, the same INT8 weights,
+the same engine weights; on the trained ViT and shapes (YOLO11) fixtures ModelOpt entropy's, scales equal
+to the bit, and the same accuracy against labels (tests/test_int8_streaming.py).
 """
 
 from __future__ import annotations
@@ -54,6 +63,11 @@ from .tensor_ranges import FLOATS, tensor_ranges
 GEMM_LIKE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 MHA_MAX_SEQ = 512  # ModelOpt's INT8 rule: an attention over a longer sequence keeps its BMMs in float
 FLOAT16_SCALES_OPSET = 19  # QuantizeLinear / DequantizeLinear take FP16 scales from opset 19
+METHODS = ("max", "entropy")
+# ONNX Runtime's EntropyCalibrater as ModelOpt creates it (ort_patching._create_calibrator_with_extra_options
+# with the options ModelOpt's int8 path passes): 128 bins, 128 quantized bins, not symmetric.
+ENTROPY = {"method": "entropy", "symmetric": False, "num_bins": 128, "num_quantized_bins": 128,
+           "percentile": 99.999, "scenario": "same"}
 
 
 @dataclass
@@ -148,8 +162,11 @@ def _weights_unread() -> Iterator[None]:
         gs_tensor.LazyValues.load = original
 
 
-def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]]) -> Placement:
-    """ModelOpt's INT8 placement on the header `model` (see the module docstring)."""
+def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]],
+              op_types: list[str] | None = None) -> Placement:
+    """ModelOpt's INT8 placement on the header `model` (see the module docstring); with `op_types`
+    (`op_types_to_quantize`) every node of those types not excluded, as ModelOpt's int8.quantize picks them
+    then, instead of its partitioning."""
     import onnx_graphsurgeon as gs
     from modelopt.onnx.quantization import int8 as mo_int8
     from modelopt.onnx.quantization.graph_utils import (
@@ -169,8 +186,11 @@ def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]
         exclude += _exclude_matmuls_by_shape_inference(copy.deepcopy(model), matmuls, spec) if matmuls else []
         exclude += find_nodes_from_convs_to_exclude(graph, quantize_mode="int8")
         exclude = list(dict.fromkeys(exclude))
-        _, op_types = configure_ort(list({n.op for n in graph.nodes}), [], None, ["cpu"])
-        chosen, no_quantize = mo_int8._find_nodes_to_quantize(graph, op_types, exclude)
+        _, quantizable = configure_ort(list({n.op for n in graph.nodes}), list(op_types or []), None, ["cpu"])
+        if op_types:
+            chosen, no_quantize = [n for n in graph.nodes if n.op in op_types], []
+        else:
+            chosen, no_quantize = mo_int8._find_nodes_to_quantize(graph, quantizable, exclude)
     skip = set(exclude)
     names = list(dict.fromkeys(n.name for n in chosen if n.name not in skip))
 
@@ -196,25 +216,38 @@ def placement(model: Any, excluded: list[str], shapes: dict[str, tuple[int, ...]
                     weights[tensor] = _weight_axis(node, len(inits[tensor].dims))
                 continue  # float initializers of other ops stay float (module docstring)
             activations.append(tensor)
-    keep = {(dst.name, tensor) for _, dst, tensor in no_quantize}
+    activations = list(dict.fromkeys(activations))
+    keep = _stripped_by_modelopt(model, no_quantize)
     # A tensor whose every reader keeps the float one gets no Q/DQ (ModelOpt strips the pair it left unread).
     readers: dict[str, list[str]] = defaultdict(list)
     for node in model.graph.node:
         for tensor in node.input:
             readers[tensor].append(node.name)
-    activations = [t for t in dict.fromkeys(activations) if any((r, t) not in keep for r in readers[t])]
+    activations = [t for t in activations if any((r, t) not in keep for r in readers[t])]
     groups = get_concat_eliminated_tensors(model, names) if names else {}
     types = {k: v.type.tensor_type.elem_type for k, v in infos.items()}
     return Placement(names, activations, weights, keep, groups or {}, exclude, types)
 
 
-def _scale(lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
-    """ONNX Runtime's symmetric INT8 scale for the range [lo, hi] (what ModelOpt's max calibration uses)."""
+def _stripped_by_modelopt(model: Any, no_quantize: list[tuple[Any, Any, str]]) -> set[tuple[str, str]]:
+    """The (node, tensor) inputs ModelOpt's `remove_partial_input_qdq` returns to the float tensor. It finds
+    the pair through the source node's first output (`source.o().o()`), so an input whose tensor is
+    another output of its source (a Split's second, in YOLO11's C3k2 blocks) keeps its Q/DQ."""
+    first_output = {n.name: n.output[0] for n in model.graph.node if n.output}
+    return {(target.name, tensor) for source, target, tensor in no_quantize
+            if first_output.get(source.name) == tensor}
+
+
+def _scale(lo: Any, hi: Any, dtype: np.dtype) -> np.ndarray:
+    """ONNX Runtime's symmetric INT8 scale for the range [lo, hi] (what ModelOpt's calibration gives it)."""
     from onnx import TensorProto
     from onnxruntime.quantization.quant_utils import compute_scale_zp, get_qmin_qmax_for_qType
 
     qmin, qmax = get_qmin_qmax_for_qType(TensorProto.INT8, symmetric=True)
-    _, scale = compute_scale_zp(np.array(lo, np.float32), np.array(hi, np.float32), qmin, qmax, symmetric=True)
+    def exact(v: Any) -> np.ndarray:  # a Python float (a reduction's float32) as float32; numpy as it is
+        return np.asarray(v) if isinstance(v, np.ndarray | np.generic) else np.array(v, np.float32)
+
+    _, scale = compute_scale_zp(exact(lo), exact(hi), qmin, qmax, symmetric=True)
     return np.asarray(scale, np.float32).astype(dtype)
 
 
@@ -307,8 +340,8 @@ def _shapes(feed: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
 def check_supported(options: dict[str, Any]) -> None:
     """The options the streaming quantizer does not do are errors naming the option."""
     where = "precisions.int8"
-    if options.get("method", "entropy") != "max":
-        raise PipelineError(f"{where}.calibrator: streaming calibrates with method max only, not "
+    if options.get("method", "entropy") not in METHODS:
+        raise PipelineError(f"{where}.calibrator: streaming calibrates with method max or entropy, not "
                             f"{options.get('method', 'entropy')!r} (use calibrator: modelopt)")
     if options.get("high_precision_dtype", "fp32") != "fp32":
         raise PipelineError(f"{where}.calibrator: streaming keeps the unquantized ops as exported; "
@@ -316,42 +349,93 @@ def check_supported(options: dict[str, Any]) -> None:
     if options.get("target_dla"):
         raise PipelineError(f"{where}.calibrator: streaming has no DLA Q/DQ placement (target_dla); "
                             "use calibrator: modelopt for a --dla build")
-    if options.get("op_types_to_quantize"):
-        raise PipelineError(f"{where}.calibrator: streaming places Q/DQ as ModelOpt's default does; "
-                            "op_types_to_quantize needs calibrator: modelopt")
 
 
-def quantize_streaming(src: Path, feeds: list[dict[str, np.ndarray]], excluded: list[str]) -> tuple[Any, Placement]:
+def quantize_streaming(src: Path, feeds: list[dict[str, np.ndarray]], excluded: list[str],
+                       method: str = "max", op_types: list[str] | None = None) -> tuple[Any, Placement]:
     """The header of the ONNX at `src` (weights still on disk beside it) with its activation Q/DQ in place,
     and the placement, whose `weights` `quantize_weights` then writes while the header is saved."""
     src = Path(src)
     model = onnx_utils.load_header(src)
     shapes = _shapes(feeds[0])
-    plan = placement(model, excluded, shapes)
+    plan = placement(model, excluded, shapes, op_types)
     types = plan.types
     inits = {i.name: i.data_type for i in model.graph.initializer}
     fp16 = any(types.get(t) == 10 for t in plan.activations) or any(inits[w] == 10 for w in plan.weights)
     if fp16 and _opset(model) < FLOAT16_SCALES_OPSET:
         raise PipelineError(f"{src}: an FP16 graph at opset {_opset(model)} cannot take FP16 Q/DQ scales "
                             f"(opset {FLOAT16_SCALES_OPSET}+); export at a higher opset or use calibrator: modelopt")
-    measured = list(dict.fromkeys([*plan.activations, *(m for t in plan.activations for m in plan.groups.get(t, ()))]))
-    log("calibrate[int8]", f"streaming INT8: {len(plan.nodes)} nodes, {len(plan.activations)} activations and "
-                           f"{len(plan.weights)} weights to quantize; ranges over {len(feeds)} sample(s)")
-    ranges = tensor_ranges(src, feeds, names=measured)
+    log("calibrate[int8]", f"streaming INT8 ({method}): {len(plan.nodes)} nodes, {len(plan.activations)} activations "
+                           f"and {len(plan.weights)} weights to quantize; ranges over {len(feeds)} sample(s)")
+    bounds = (entropy_ranges(src, model, feeds, plan.activations, plan.groups) if method == "entropy"
+              else _max_ranges(src, feeds, plan))
     softmax_out = {n.output[0] for n in model.graph.node if n.op_type == "Softmax"}
     scales = {}
     for tensor in plan.activations:
-        if tensor in softmax_out:
-            lo, hi = 0.0, 1.0
-        else:
-            members = [m for m in plan.groups.get(tensor, {tensor}) if m in ranges] or [tensor]
-            if tensor not in ranges:
-                raise PipelineError(f"{src}: tensor {tensor!r} got no range in calibration (empty or not computed)")
-            lo, hi = min(ranges[m].min_val for m in members), max(ranges[m].max_val for m in members)
+        if tensor not in bounds:
+            raise PipelineError(f"{src}: tensor {tensor!r} got no range in calibration (empty or not computed)")
+        lo, hi = (0.0, 1.0) if tensor in softmax_out else bounds[tensor]  # ModelOpt's _adjust_tensor_ranges
+        if np.isnan([lo, hi]).any():  # ModelOpt's patch for a NaN range
+            lo, hi = 0.0, 448.0
         dtype = np.float16 if types.get(tensor) == 10 else np.float32
         scales[tensor] = _scale(lo, hi, dtype)
     insert_activation_qdq(model, plan, scales)
     return model, plan
+
+
+def _max_ranges(src: Path, feeds: list[dict[str, np.ndarray]], plan: Placement) -> dict[str, tuple[Any, Any]]:
+    """Each activation's [min, max] over the samples (a Concat group's over its members), measured by
+    reductions inside the graph."""
+    measured = list(dict.fromkeys([*plan.activations, *(m for t in plan.activations for m in plan.groups.get(t, ()))]))
+    ranges = tensor_ranges(src, feeds, names=measured)
+    bounds: dict[str, tuple[Any, Any]] = {}
+    for tensor in plan.activations:
+        members = [m for m in plan.groups.get(tensor, {tensor}) if m in ranges] or [tensor]
+        if tensor in ranges:
+            bounds[tensor] = (min(ranges[m].min_val for m in members), max(ranges[m].max_val for m in members))
+    return bounds
+
+
+def entropy_ranges(src: Path, model: Any, feeds: list[dict[str, np.ndarray]], tensors: list[str],
+                   groups: dict[str, set[str]]) -> dict[str, tuple[Any, Any]]:
+    """ModelOpt's entropy calibration of `tensors`: ONNX Runtime's HistogramCollector with ModelOpt's
+    patches and settings (ENTROPY), fed what ModelOpt's calibration session computes (graph optimizations
+    off, as there) one sample at a time, a Concat group's members added to each member's data as ModelOpt's
+    `_collect_data_histogram_calibrator` does. Only the tensors that get a Q/DQ are graph outputs, so one
+    sample holds those tensors and the session its weights, not ModelOpt's and ONNX Runtime's copies of
+    the model (docs/memory.md). Returns each tensor's (lowest, highest) entropy threshold."""
+    import onnxruntime as ort
+    from modelopt.onnx.quantization.ort_patching import patch_ort_modules
+    from onnxruntime.quantization.calibrate import CalibrationMethod, HistogramCollector, TensorsData
+
+    patch_ort_modules()  # ModelOpt's histogram collection (what its quantize() runs), not ONNX Runtime's
+    made = {o for n in model.graph.node for o in n.output}
+    wanted = list(dict.fromkeys([*tensors, *(m for t in tensors for m in groups.get(t, ()))]))
+    outputs = [n for n in wanted if n in made]  # graph inputs come from the feeds themselves
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # ModelOpt's session's
+    options.enable_cpu_mem_arena = False
+    # Prepacked weights stay (a second copy of the MatMul weights): without them ONNX Runtime's GEMM sums in
+    # another order and ViT-B/16's scales moved by up to 4e-7 from ModelOpt's; with them they are equal.
+    augmented = onnx_utils.ort_model(src, outputs)
+    header = augmented if isinstance(augmented, Path) else None  # written beside `src`: removed at the end
+    try:
+        session = ort.InferenceSession(augmented if isinstance(augmented, bytes) else str(augmented), options,
+                                       providers=["CPUExecutionProvider"])
+        del augmented  # the serialized copy of a small model
+        collector = HistogramCollector(**ENTROPY)
+        for feed in progress(feeds, "entropy histograms (one sample at a time)", len(feeds)):
+            values = dict(zip(outputs, session.run(outputs, feed), strict=True)) if outputs else {}
+            values |= {k: v for k, v in feed.items() if k in wanted}
+            collector.collect({t: [values[t], *(values[m] for m in groups.get(t, ()) if m != t and m in values)]
+                               for t in tensors if t in values})
+            del values
+        del session
+    finally:
+        if header is not None:
+            header.unlink(missing_ok=True)
+    result = TensorsData(CalibrationMethod.Entropy, collector.compute_collection_result())
+    return {t: result[t].range_value for t in tensors if t in result}  # in the dtype ONNX Runtime's quantizer gets
 
 
 def _opset(model: Any) -> int:

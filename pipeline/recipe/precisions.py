@@ -56,9 +56,9 @@ class Int8Options(Strict):
     target_dla: bool = Field(False, description="Q/DQ placed for the DLA (ModelOpt target_dla: every tensor "
                              "gets a scale); set by itself for a --dla build")
     calibrator: Literal["auto", "modelopt", "streaming"] = Field(
-        "auto", description="method max: ModelOpt, or orin-trt's streaming quantizer (ModelOpt's placement, "
-        "one ONNX Runtime session, one weight at a time: models over 2 GB); auto: streaming for an ONNX "
-        "with external data")
+        "auto", description="method max / entropy: ModelOpt, or orin-trt's streaming quantizer (ModelOpt's "
+        "placement and scales, one ONNX Runtime session, one weight at a time); auto: streaming for an ONNX "
+        "with external data or over 32 MB of weights")
 
 
 class Int4AwqOptions(Strict):
