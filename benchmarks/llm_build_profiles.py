@@ -1,6 +1,7 @@
 """An LLM engine's size and its build's memory with the recipe's prefill + decode profiles against one
 profile spanning both, on a built engine's ONNX (e.g. benchmarks/scale.py's Llama-3.2-1B), through the
-pipeline's own build (`trt.build.build_engine`: the plan streamed into the file). Each build runs in a child
+pipeline's own build (`trt.build.build_engine`: the plan streamed into the file; once more with the plan
+returned in one buffer, as TensorRT 10.3 does). Each build runs in a child
 process of its own, so each peak is that build's alone.
 
     .venv/bin/python benchmarks/llm_build_profiles.py <precision folder with model.onnx + model.engine.json>
@@ -44,8 +45,23 @@ def _peaks(stop: threading.Event, peak: dict[str, int]) -> None:
                     peak[key] = max(peak.get(key, 0), int(line.split()[1]) * 1024)
 
 
-def child(onnx_path: str, profiles_json: str, engine_path: str) -> None:
+class _BufferedBuilder:
+    """The builder as TensorRT 10.3 has it (no stream API): the plan comes back in one buffer."""
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+
+    def build_serialized_network(self, network: Any, config: Any) -> Any:
+        return self.builder.build_serialized_network(network, config)
+
+
+def child(onnx_path: str, profiles_json: str, engine_path: str, buffered: str) -> None:
+    import pipeline.trt.build as trt_build
     from pipeline.trt.build import BuildOptions, build_engine
+
+    if buffered == "1":
+        stream = trt_build._serialize
+        trt_build._serialize = lambda trt, builder, *rest: stream(trt, _BufferedBuilder(builder), *rest)
 
     profiles = [{n: (s["min"], s["opt"], s["max"]) for n, s in p["shapes"].items()} for p in json.loads(profiles_json)]
     stop, peak = threading.Event(), {}
@@ -57,22 +73,24 @@ def child(onnx_path: str, profiles_json: str, engine_path: str) -> None:
                       "rss": peak.get("VmRSS"), "anon": peak.get("RssAnon"), "backend": out.backend.describe()}))
 
 
-def measure(onnx_path: Path, profiles: list[dict[str, Any]]) -> dict[str, Any]:
+def measure(onnx_path: Path, profiles: list[dict[str, Any]], buffered: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="llm-profiles-") as tmp:
         run = subprocess.run([sys.executable, __file__, "--child", str(onnx_path), json.dumps(profiles),
-                              str(Path(tmp) / "model.engine")], capture_output=True, text=True, check=True)
+                              str(Path(tmp) / "model.engine"), "1" if buffered else "0"],
+                             capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     if sys.argv[1:2] == ["--child"]:
-        child(*sys.argv[2:5])
+        child(*sys.argv[2:6])
         return 0
     folder = Path(sys.argv[1])
     profiles = json.loads((folder / "model.engine.json").read_text())["profiles"]
-    rows = {f"{len(profiles)} profiles ({', '.join(p['name'] for p in profiles)})": profiles,
-            "1 profile spanning both (opt at decode)": [merged(profiles)]}
-    results = {label: measure(folder / "model.onnx", p) for label, p in rows.items()}
+    label = f"{len(profiles)} profiles ({', '.join(p['name'] for p in profiles)})"
+    results = {label: measure(folder / "model.onnx", profiles),
+               label + ", the plan in one buffer (TensorRT 10.3's API)": measure(folder / "model.onnx", profiles, True),
+               "1 profile spanning both (opt at decode)": measure(folder / "model.onnx", [merged(profiles)])}
     backend = next(iter(results.values()))["backend"]
     print(f"Builder: {backend}; ONNX: {folder.parent.name}/{folder.name}\n")
     print("| profiles | engine GB | builder's weights GB | build s | peak RSS GiB | anonymous peak GiB |")

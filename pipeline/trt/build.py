@@ -213,9 +213,9 @@ def _stream_writer(trt: Any, out: Any) -> Any:
 
 def _serialize(trt: Any, builder: Any, network: Any, config: Any, target: Path) -> int:
     """Build and write the plan into `target`; its size. Streamed where the builder can (TensorRT-RTX,
-    TensorRT's later 10.x releases): a serialized copy of the whole engine at the end of the build was 2 GB of
-    an FP16 Llama-3.2-1B build's 10.4 GB peak (benchmarks/results/scale.md). TensorRT 10.3 (JetPack 6) returns
-    the plan in its own buffer, written as it is."""
+    TensorRT's later 10.x releases): the whole serialized engine held at the end of the build took an FP16
+    Llama-3.2-1B build from 8.0 to 9.9 GiB (benchmarks/results/llm_build_profiles.md). TensorRT 10.3
+    (JetPack 6) returns the plan in its own buffer, written as it is."""
     with open(target, "wb") as out:
         if hasattr(builder, "build_serialized_network_to_stream"):
             writer = _stream_writer(trt, out)
