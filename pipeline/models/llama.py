@@ -293,7 +293,7 @@ class LlamaAdapter(ModelAdapter):
         reference = self._decode_reference(model, tokens, steps)
         fp16_weights = model.dtype != torch.float32
         # Every PyTorch result is in hand: the model goes before ONNX Runtime maps the same weights for the
-        # decode check (together they were the stage's peak: 44.6 GiB for Llama-3-8B, 2.6 x its weights).
+        # decode check (together they were the stage's peak: 44.6 GiB for Llama-3-8B, 2.8 x its weights).
         del model, wrapper, args
         gc.collect()
         notes.append(self._check_prefill_decode(recipe, onnx_out, tokens, steps, reference, fp16_weights))
