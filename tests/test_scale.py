@@ -359,6 +359,7 @@ def test_a_builds_need_grows_with_its_profiles_and_its_refusal_names_them(monkey
 
     unet, llama = 3_437_361_920, 3_000_000_000
     assert host.stage_memory("build[fp32]", unet, 1) <= 2 * unet + 2 * host.GIB  # ran in 8.4 GiB
+    assert host.stage_memory("build[fp16]", 1_720_000_000, 1) >= 3.6 * host.GIB  # the UNet's FP16 build
     assert host.stage_memory("build[fp16]", llama, 2) > 8.0 * host.GIB  # measured 7.8-8.0 GiB anonymous
     assert host.stage_memory("build[fp16]", llama, 1) < host.stage_memory("build[fp16]", llama, 2)
     monkeypatch.setenv(host.ENV, "7.8G")
