@@ -152,15 +152,11 @@ class Row:
                 _gib(self.anon_peak), _gib(self.limit)]
 
     def within_goal(self, goal: int | None) -> str:
-        """yes when the peak RSS is under the goal, or when the stage ran to its end in a cgroup limited
-        to the goal (peak RSS then counts pages of mapped weight files the kernel reclaims under the limit)."""
+        """yes when the stage ran to its end with a peak RSS under the goal (with --fit the cgroup's limit
+        holds it there: pages of mapped weight files are reclaimed instead of counted)."""
         if goal is None or self.status != "ok":
             return "-"
-        if self.peak_rss <= goal:
-            return "yes"
-        if self.status == "ok" and self.limit is not None and self.limit <= goal:
-            return "yes, in the goal"
-        return "**no**"
+        return "yes" if self.peak_rss <= goal else "**no**"
 
 
 def _gib(value: int | None) -> str:
