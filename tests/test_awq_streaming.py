@@ -62,6 +62,24 @@ def test_clip_search_is_the_same_for_any_column_slicing() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_torch_search_picks_the_numpy_searchs_alphas(dtype: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU machine searches with PyTorch (`search_device`); here the same code runs on PyTorch's CPU
+    and must choose the numpy search's alphas, FP16 rounding included, but for float ties."""
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((384, 700), dtype=np.float32) * 0.05).astype(dtype)
+    x = rng.standard_normal((64, 384), dtype=np.float32)
+    x[:, 9] *= 25
+    monkeypatch.setattr(awq_streaming, "DEVICE_COLUMNS", 256)  # several device slices, one ragged
+    ours = awq_streaming.clip_alphas(x, w, 128, device="cpu")
+    ref = awq_streaming.clip_alphas(x, w, 128)
+    assert ours.shape == ref.shape == (700, 3)
+    assert float((ours == ref).mean()) >= 0.999
+    assert len(set(ours.reshape(-1).tolist())) > 3
+    monkeypatch.setenv("ORIN_TRT_AWQ_DEVICE", "cpu")
+    assert awq_streaming.search_device() is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_slice_quantization_is_quant_tensor_then_dq_tensor(dtype: type) -> None:
     """The search's quantize-dequantize of a slice, value for value ModelOpt's, in the weight's dtype
     (FP16 through FP32 with a rounding after each operation, as numpy's FP16 does)."""

@@ -39,6 +39,7 @@ from ..core.log import log, progress
 MAX_TOKENS = 64  # _clip_search's default
 COLUMNS = 2048  # most output columns searched at once: [blocks, tokens, columns] float32 per alpha
 MIN_COLUMNS = 128  # fewest: narrower slices make BLAS products too small to be worth a thread
+DEVICE_COLUMNS = 16384  # a slice on a GPU: [32 blocks, 64 tokens, 16384] float32 is 134 MB per temporary
 INT4_MIN_OPSET = 21
 
 
@@ -89,12 +90,26 @@ def slice_columns(co: int, threads: int) -> int:
     return min(COLUMNS, max(MIN_COLUMNS, -(-co // threads)))
 
 
-def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, columns: int | None = None) -> np.ndarray:
+def search_device() -> str | None:
+    """"cuda" where PyTorch sees a GPU (the lent GPU machine: Llama-3-8B's 225 weights in minutes instead of
+    the 18 of its 16 cores), else None: the numpy search on the CPU's cores. ORIN_TRT_AWQ_DEVICE=cpu forces
+    the CPU."""
+    if os.environ.get("ORIN_TRT_AWQ_DEVICE", "").lower() == "cpu":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, columns: int | None = None,
+                device: str | None = None) -> np.ndarray:
     """Best clip alpha per (output column, block) of `w` [ci, co] for activation rows `x` [tokens, ci]
     (already strided): `_clip_search`'s loss, the mean over tokens of (x_b . (w_b - qdq(w_b, alpha)))^2,
     first minimum over AWQClipHelper's grid; [co, n_block] float32 (AWQClipHelper.best_alpha reshaped).
     Column slices are independent (any split gives the same values): they run on a thread each, one per
-    core (numpy and BLAS release the GIL)."""
+    core (numpy and BLAS release the GIL), or on `device` with PyTorch (`_clip_alphas_torch`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from modelopt.onnx.quantization.int4 import CLIP_MIN
@@ -107,6 +122,8 @@ def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, col
         w, x = _pad(w, block), _pad(x.T, block).T
     n_block = w.shape[0] // block
     xb = np.ascontiguousarray(x.reshape(x.shape[0], n_block, block).transpose(1, 0, 2), dtype=np.float32)
+    if device is not None:
+        return _clip_alphas_torch(xb, w, block, num_bits, CLIP_MIN, device)
     best_alpha = np.ones((co, n_block), dtype=np.float32)
     grid = alphas()
 
@@ -129,23 +146,72 @@ def clip_alphas(x: np.ndarray, w: np.ndarray, block: int, num_bits: int = 4, col
     return best_alpha
 
 
+def _clip_alphas_torch(xb: np.ndarray, w: np.ndarray, block: int, num_bits: int, clip_min: float,
+                       device: str) -> np.ndarray:
+    """`clip_alphas`' search with PyTorch on `device`, operation for operation `_qdq` / `_qdq_fp16` (FP16
+    rounding as explicit casts; torch.round is rint's half-to-even), the same grid and first-minimum rule.
+    Only the matmul's summation order differs. TF32 is off: it would round the products, not only reorder."""
+    import torch
+
+    f16, f32 = torch.float16, torch.float32
+    maxq, minq = 2 ** (num_bits - 1) - 1, -(2 ** (num_bits - 1))
+    n_block, co = w.shape[0] // block, w.shape[1]
+    is_fp16 = w.dtype == np.float16
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        x_t = torch.from_numpy(xb).to(device)
+        best = torch.ones((co, n_block), dtype=f32, device=device)
+        for s in range(0, co, DEVICE_COLUMNS):
+            w3 = torch.from_numpy(np.ascontiguousarray(w[:, s:s + DEVICE_COLUMNS])).to(device)
+            w3 = w3.reshape(n_block, block, -1).to(f32)  # FP16 to FP32 is exact
+            amax = w3.abs().amax(dim=1)
+            lo = torch.full((w3.shape[2], n_block), float("inf"), dtype=f32, device=device)
+            la = best[s:s + DEVICE_COLUMNS]
+            for alpha in alphas():
+                if is_fp16:
+                    scaled = (amax * float(np.float16(alpha))).to(f16).to(f32)
+                    scale = (scaled / maxq).to(f16).clamp(min=clip_min).to(f32)[:, None, :]
+                    q = torch.round((w3 / scale).to(f16).to(f32)).clamp_(minq, maxq).mul_(scale).to(f16).to(f32)
+                else:
+                    scale = ((amax * alpha) / maxq).clamp(min=clip_min)[:, None, :]
+                    q = torch.round(w3 / scale).clamp_(minq, maxq).mul_(scale)
+                err = torch.matmul(x_t, w3 - q)  # [n_block, tokens, cols]
+                loss = err.square_().mean(dim=1).T
+                better = loss < lo
+                lo[better] = loss[better]
+                la[better] = alpha
+            del w3, amax, lo, q, err, loss
+        return best.cpu().numpy()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
 def quantize(w: np.ndarray, block: int, alpha: np.ndarray, num_bits: int = 4,
-             columns: int = COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+             columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """ModelOpt's `quant_tensor(w, block, alpha=alpha.reshape(-1))` a column slice at a time (the same
-    values: each column's blocks are their own), so its temporaries are a slice's, not the weight's:
-    INT4 values as int8 [ci, co] and scales [n_block, co] in `w`'s dtype."""
+    values: each column's blocks are their own), so its temporaries are a slice's, not the weight's, and
+    the slices run on a thread per core: INT4 values as int8 [ci, co] and scales [n_block, co] in `w`'s
+    dtype."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from modelopt.onnx.quantization.quant_utils import quant_tensor
 
     ci, co = w.shape
+    threads = len(os.sched_getaffinity(0))
+    columns = columns or slice_columns(co, threads)
     qw = np.empty((ci, co), dtype=np.int8)
-    scales = None
-    for s in range(0, co, columns):
+    scales: list[np.ndarray] = []
+
+    def one(s: int) -> np.ndarray:
         q, scale, _ = quant_tensor(w[:, s:s + columns], block, alpha=alpha[s:s + columns].reshape(-1),
                                    num_bits=num_bits)
-        if scales is None:
-            scales = np.empty((scale.shape[0], co), dtype=scale.dtype)
-        qw[:, s:s + columns], scales[:, s:s + columns] = q, scale
-    return qw, scales
+        qw[:, s:s + columns] = q
+        return scale
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        scales = list(pool.map(one, range(0, co, columns)))
+    return qw, np.concatenate(scales, axis=1)
 
 
 # ---- the graph: ModelOpt's preprocessing and DQ form, on a header --------------------------------------
@@ -319,6 +385,8 @@ def awq_clip(src: Path, feeds: Sequence[dict[str, np.ndarray]], block: int, excl
     log("calibrate[int4-awq]", f"streaming AWQ-clip: {len(wa_pack)} weights, activations of {len(acts)} "
         f"MatMul inputs over {len(feeds)} sample(s)")
     rows = collect_rows(src, feeds, acts)
+    device = search_device()
+    log("calibrate[int4-awq]", f"clip search on {device or f'{len(os.sched_getaffinity(0))} CPU core(s)'}")
 
     def edit(header: Any, base_dir: Path, side: onnx_utils.SideData | None) -> None:
         dqs: list[DQ] = []
@@ -329,7 +397,7 @@ def awq_clip(src: Path, feeds: Sequence[dict[str, np.ndarray]], block: int, excl
                 w = w.T
             num_bits = get_num_bits(layer_info, weight.name)
             size = update_block_size(block, layer_info, weight.name, w=w)
-            best = clip_alphas(rows[act.name], w, size, num_bits)
+            best = clip_alphas(rows[act.name], w, size, num_bits, device=device)
             qw, scale = quantize(w, size, best, num_bits)
             del w, best
             if transpose:
