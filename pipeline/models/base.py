@@ -73,6 +73,8 @@ class ModelAdapter(ABC):
 
     family: str
     tools: tuple[str, ...] = ()  # distributions whose version changes the export (cache key)
+    # The build's `extra_profile_memory` where the recipe gives none (pipeline/stages/plan.py); None: TensorRT's.
+    extra_profile_memory: float | None = None
 
     @abstractmethod
     def source(self, recipe: Recipe) -> SourceInfo: ...

@@ -176,6 +176,9 @@ def llm_section(cache: CacheShape, lim: dict[str, int], phases: dict[str, int], 
 class LlamaAdapter(ModelAdapter):
     family = "llama"
     tools = ("torch", "transformers")
+    # Prefill and decode profiles would each store the GEMM weights (benchmarks/results/
+    # engine_weights_per_profile.md): an engine of twice the weights in an Orin's shared memory.
+    extra_profile_memory = 0.0
 
     # ---- source and export -------------------------------------------------------------------------
     def source(self, recipe: Recipe) -> SourceInfo:

@@ -135,6 +135,12 @@ class Build(Strict):
     builder_optimization_level: int = Field(3, ge=0, le=5, description="TensorRT builder optimization level")
     timing_cache: str | None = Field(None, description="a timing-cache file reused across builds (null: none)")
     strip_weights: bool = Field(False, description="build a weight-stripped engine (refit the weights at load)")
+    extra_profile_memory: float | None = Field(
+        None, ge=0, le=1,
+        description="weight memory each optimization profile after the first may add, as a fraction of an "
+                    "unconstrained build (TensorRT's extra memory target, a hint): 0 asks the builder to reuse the "
+                    "first profile's weights, 1 is TensorRT's default; null: the model family's default (0 for "
+                    "LLMs, whose prefill and decode profiles otherwise store GEMM weights twice)")
 
 
 class Budget(Strict):

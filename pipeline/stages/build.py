@@ -86,6 +86,7 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
         calibration_cache=calibration_cache,
         strip_weights=plan.strip_weights,
         target=plan.target,
+        extra_profile_memory=plan.extra_profile_memory,
     ), engine_path)
     manifest = _manifest(recipe, layout, precision, plan.options(), out)
     write_manifest(layout.manifest(precision), manifest)

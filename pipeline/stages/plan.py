@@ -44,6 +44,7 @@ class BuildPlan:
     strip_weights: bool = False
     sparse_weights: bool = False
     dla: DlaPlan | None = None
+    extra_profile_memory: float | None = None  # profiles after the first; None: TensorRT's default (1.0)
     overrides: tuple[tuple[str, Any], ...] = ()  # what the command line set, carried to the Orin
 
     @property
@@ -69,6 +70,8 @@ class BuildPlan:
             opts["dla"] = self.dla.options()
         if self.sparse_weights:
             opts["sparse_weights"] = True
+        if self.extra_profile_memory is not None:
+            opts["extra_profile_memory"] = self.extra_profile_memory
         return opts
 
     def with_dla_preflight(self, onnx_path: Path, profiles: list[dict[str, Any]]) -> BuildPlan:
@@ -130,10 +133,22 @@ def resolve_plan(recipe: Recipe, target: str | None, precision: str | None = Non
         tactic_dram_bytes=tactic_dram,
         timing_cache=str(cfg["timing_cache"]) if cfg.get("timing_cache") else None,
         strip_weights=bool(cfg.get("strip_weights")), sparse_weights=sparse, dla=dla,
+        extra_profile_memory=_extra_profile_memory(recipe, cfg),
         overrides=tuple(given.items()),
     )
     _refuse_what_this_builder_cannot(plan)
     return plan
+
+
+def _extra_profile_memory(recipe: Recipe, cfg: dict[str, Any]) -> float | None:
+    """The recipe's, else the family's; only where there is a second profile to constrain."""
+    if len(recipe.profiles) < 2:
+        return None
+    if cfg.get("extra_profile_memory") is not None:
+        return float(cfg["extra_profile_memory"])
+    from ..models import get_adapter
+
+    return get_adapter(recipe.family).extra_profile_memory
 
 
 def plan_from_options(recipe: Recipe, precision: str, target: str, opts: dict[str, Any]) -> BuildPlan:

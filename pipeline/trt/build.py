@@ -36,6 +36,7 @@ class BuildOptions:
     calibration_cache: Path | None = None
     strip_weights: bool = False  # a weight-stripped, refittable plan (trt/refit.py)
     target: str | None = None  # the Orin target: the DLA rules differ per module (jetson_lines.yaml)
+    extra_profile_memory: float | None = None  # profiles after the first (`_profiles`); None: TensorRT's 1.0
 
 
 @dataclass
@@ -185,6 +186,33 @@ def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) ->
     return PostprocessConfig(base, apply)
 
 
+def _profiles(opts: BuildOptions) -> list[Any]:
+    """Polygraphy profiles for `opts.profiles`; those after the first carry `extra_memory_target`
+    (IOptimizationProfile since TensorRT 7, in 10.3, 11.4 and TensorRT-RTX; Polygraphy has no option for it): at 0 the
+    builder aims to add no weight memory for them. TensorRT-RTX 1.7 stores the weights per profile all the
+    same (benchmarks/results/engine_weights_per_profile.md)."""
+    from polygraphy.backend.trt import Profile
+
+    class MemoryTargetProfile(Profile):
+        extra_memory_target: float | None = None
+
+        def to_trt(self, builder: Any, network: Any) -> Any:
+            profile = super().to_trt(builder, network)
+            if self.extra_memory_target is not None:
+                profile.extra_memory_target = self.extra_memory_target
+            return profile
+
+    out = []
+    for i, shapes in enumerate(opts.profiles):
+        profile = MemoryTargetProfile()
+        if i:
+            profile.extra_memory_target = opts.extra_profile_memory
+        for name, (mn, opt, mx) in shapes.items():
+            profile.add(name, min=mn, opt=opt, max=mx)
+        out.append(profile)
+    return out
+
+
 def _parser_errors(trt: Any, onnx_path: Path) -> list[str]:
     """The ONNX parser's errors for `onnx_path` ("In node 3 with name: x and operator: FooOp ..."), if any."""
     logger = trt.Logger(trt.Logger.INTERNAL_ERROR)  # quiet; TensorRT keeps pointers to these: hold them until we are done
@@ -243,15 +271,10 @@ def build_engine(onnx_path: Path, opts: BuildOptions, engine_path: Path) -> Buil
 
     backend = select_backend()
     trt = backend.module
-    from polygraphy.backend.trt import NetworkFromOnnxPath, Profile
+    from polygraphy.backend.trt import NetworkFromOnnxPath
 
     recorder = _install_logger(trt)
-    profiles = []
-    for shapes in opts.profiles:
-        profile = Profile()
-        for name, (mn, opt, mx) in shapes.items():
-            profile.add(name, min=mn, opt=opt, max=mx)
-        profiles.append(profile)
+    profiles = _profiles(opts)
     # TensorRT-RTX has no timing cache (it compiles kernels on the device at first run).
     cache = None if backend.is_rtx else opts.timing_cache
     if cache is not None:

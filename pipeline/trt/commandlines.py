@@ -92,8 +92,16 @@ def trtexec(profiles: list[dict[str, Any]], build: dict[str, Any], precision: st
         argv.append(f"--useDLACore={int(dla['core'])}")
         if dla.get("policy", "fallback") == "fallback":
             argv.append("--allowGPUFallback")
+    notes += _memory_target_notes(build, "trtexec")
     argv.append("--skipInference")
     return CommandLine("trtexec", major, argv, tuple(notes))
+
+
+def _memory_target_notes(build: dict[str, Any], tool: str) -> list[str]:
+    if build.get("extra_profile_memory") is None:
+        return []
+    return [f"{tool} has no extra memory target: orin-trt sets extra_memory_target = "
+            f"{float(build['extra_profile_memory']):g} on every profile after the first (IOptimizationProfile)"]
 
 
 def polygraphy(profiles: list[dict[str, Any]], build: dict[str, Any], precision: str, major: str,
@@ -131,6 +139,7 @@ def polygraphy(profiles: list[dict[str, Any]], build: dict[str, Any], precision:
             argv.append("--allow-gpu-fallback")
         if int(dla["core"]) != 0:
             notes.append(f"Polygraphy builds for DLA core 0 only; orin-trt builds for core {int(dla['core'])}")
+    notes += _memory_target_notes(build, "polygraphy")
     return CommandLine("polygraphy", major, argv, tuple(notes))
 
 
