@@ -153,21 +153,25 @@ def _chain(dtype: int, form: str) -> Any:
 
 
 _LAYER = re.compile(r"Name: ([^\n]*?)_myl(\d+)_\d+, LayerType: (\w+)([^\n]*)")
-_WEIGHT = re.compile(r"Constants: \[ \{ Name: [^,]+, Dimensions: \[([^\]]*)\], Strides: \[[^\]]*\], StrideOrder: \[([^\]]*)\]")
+_CONSTANT = re.compile(r"\{ Name: [^,]+, Dimensions: \[([^\]]*)\], Strides: \[[^\]]*\], StrideOrder: \[([^\]]*)\]")
 
 
 def _per_profile(lines: list[str]) -> dict[int, Counter]:
-    """TensorRT-RTX's `Layers:` report, per profile's graph: how many layers of each type, and which dimension
-    of each GEMM's weight is contiguous ('N' as in ONNX's [K, N], 'K' the transposed layout)."""
-    per: dict[int, Counter] = {}
+    """TensorRT-RTX's `Layers:` report, per profile (its compiled graphs in build order, prefill first): how
+    many layers of each type ('fused MHA': a decode attention kernel), and which dimension of each GEMM weight
+    (a constant of 2 or more dims) is contiguous: 'N' as in ONNX's [K, N], 'K' the transposed layout."""
+    graphs: dict[int, Counter] = {}
     for line in lines:
-        for _, graph, kind, rest in _LAYER.findall(line):
-            count = per.setdefault(int(graph), Counter())
-            count[kind] += 1
-            if kind in ("gemm", "runtime_fusion") and (w := _WEIGHT.search(rest)):
-                rank = [int(v) for v in w.group(2).split(",")]
-                count["N" if rank.index(0) == len(w.group(1).split(",")) - 1 else "K"] += 1
-    return per
+        for name, graph, kind, rest in _LAYER.findall(line):
+            count = graphs.setdefault(int(graph), Counter())
+            count["fused MHA" if "mha" in name.lower() else kind] += 1
+            if kind not in ("gemm", "runtime_fusion"):
+                continue
+            for dims, order in _CONSTANT.findall(rest.split("Outputs:")[0]):
+                rank = [int(v) for v in order.split(",")]
+                if len(rank) >= 2 and sum(int(d) > 1 for d in dims.split(",")) >= 2:
+                    count["N" if rank.index(0) == len(rank) - 1 else "K"] += 1
+    return {i: graphs[g] for i, g in enumerate(sorted(graphs))}
 
 
 def layouts(per: dict[int, Counter]) -> str:
@@ -327,6 +331,15 @@ def main() -> None:
                build(plain, TWO, strongly_typed=False)))
     for label, profiles in _PROFILE_VARIANTS:
         print(_row(f"profiles: {label}", build(plain, ONE), build(plain, profiles)))
+    batched = copy.deepcopy(plain)  # x [b, s, 2048]: the decode graph's GEMM rows (b x 1) are no longer static
+    for value in (*batched.graph.input, *batched.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "b"
+
+    def batch(profiles: Profiles) -> list[dict[str, Any]]:
+        return [{"shapes": {"x": {"min": [1, lo, HIDDEN], "opt": [1, opt, HIDDEN], "max": [4, hi, HIDDEN]}}}
+                for lo, opt, hi in profiles]
+    print(_row("profiles: x [b, s, 2048], batch 1..4 in both profiles (decode 1 token)", build(batched, batch(ONE)),
+               build(batched, batch(TWO))))
     for label, setup, flags in _SETTINGS:
         print(_row(f"builder: {label}", build(plain, ONE, setup, flags), build(plain, TWO, setup, flags)))
 
@@ -360,9 +373,22 @@ def decode_range(profiles: list[dict[str, Any]], tokens: int = 2) -> list[dict[s
     return out
 
 
+def max_batch(profiles: list[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
+    """The manifest's profiles with the batch dimension (1 in every profile's min and max) up to `batch`."""
+    out = copy.deepcopy(profiles)
+    for name in out[0]["shapes"]:
+        shapes = [p["shapes"][name] for p in out]
+        for d in range(len(shapes[0]["max"])):
+            if all(s["min"][d] == s["max"][d] == 1 for s in shapes):
+                for s in shapes:
+                    s["max"][d] = batch
+    return out
+
+
 def llama(folder: Path) -> None:
-    """The real model: its recipe's prefill + decode profiles, the weights transposed, the decode profile
-    widened to 1..2 tokens; each built in a child process (llm_build_profiles.measure)."""
+    """The real model: its recipe's prefill + decode profiles (batch 1), the weights transposed, the decode
+    profile widened to 1..2 tokens, a batch of up to 4; each built in a child process
+    (llm_build_profiles.measure)."""
     from llm_build_profiles import measure
 
     from pipeline.core import onnx_utils
@@ -384,7 +410,8 @@ def llama(folder: Path) -> None:
         rows = {"recipe's profiles (prefill 1..128, decode 1)": (source, profiles),
                 "weights_transposed": (work / "t" / "model.onnx", profiles),
                 "decode profile 1..2 tokens (opt 1)": (source, decode_range(profiles)),
-                "weights_transposed + decode 1..2 tokens": (work / "t" / "model.onnx", decode_range(profiles))}
+                "weights_transposed + decode 1..2 tokens": (work / "t" / "model.onnx", decode_range(profiles)),
+                "batch 1..4 in both profiles (decode 1 token)": (source, max_batch(profiles, 4))}
         results = {label: measure(path, p) for label, (path, p) in rows.items()}
         layers = {label: build(path, p).per_profile for label, (path, p) in rows.items()}
     backend = next(iter(results.values()))["backend"]
