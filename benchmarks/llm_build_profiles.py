@@ -37,7 +37,7 @@ def merged(profiles: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _peaks(stop: threading.Event, peak: dict[str, int]) -> None:
-    while not stop.wait(0.2):
+    while not stop.wait(0.02):  # engine_weights_per_profile.py's small builds last under a second
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
                 key = line.split(":")[0]
