@@ -50,7 +50,7 @@ def _profile_shapes(recipe: Recipe) -> list[dict[str, tuple[list[int], list[int]
 def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> dict:
     from ..analyze.host import require_memory
     from ..trt.backend import select_backend
-    from ..trt.build import BuildOptions, build_engine
+    from ..trt.build import BuildOptions, build_engine, weight_copies
     from ..trt.dla_build import dla_is_strongly_typed, require_dla
 
     precision = plan.precision
@@ -58,7 +58,7 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
     log(f"build[{precision}]", f"builder backend: {backend.describe()}")
     onnx_path = layout.calibrated_onnx(precision)
     require_memory(f"build[{precision}]", onnx_utils.model_bytes(onnx_path), str(onnx_path),
-                   max(1, len(recipe.profiles)))
+                   weight_copies(backend, len(recipe.profiles), plan.extra_profile_memory))
     # One cache per TensorRT build unless the user names one (trtexec --timingCacheFile).
     timing_cache = Path(plan.timing_cache) if plan.timing_cache else \
         cache_dir / f"timing-{backend.name}-{backend.version}.cache"
@@ -88,6 +88,10 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
         target=plan.target,
         extra_profile_memory=plan.extra_profile_memory,
     ), engine_path)
+    if out.widened:
+        dims = ", ".join(sorted({f"{w['input']}[{w['dim']}]" for w in out.widened}))
+        log(f"build[{precision}]", f"{backend.describe()} ignores the extra memory target: profiles after the "
+            f"first take 1..2 at {dims} (1 in every profile) so that the GEMM weights are stored once")
     manifest = _manifest(recipe, layout, precision, plan.options(), out)
     write_manifest(layout.manifest(precision), manifest)
     log(f"build[{precision}]", f"{engine_path} ({out.plan_bytes / 1e6:.1f} MB) in {out.seconds:.1f} s with "
@@ -141,6 +145,9 @@ def _manifest(recipe: Recipe, layout: Layout, precision: str, opts: dict[str, An
             "strip_weights": bool(opts.get("strip_weights")),
             "overrides": opts.get("overrides") or {},
             "dla": opts.get("dla"),
+            # Profile dimensions the builder was given as 1..2 so that it stores the weights once
+            # (trt/build.py `_profiles`); the manifest's profiles and limits are what the runtime feeds.
+            "widened": out.widened,
         },
         "target": opts["target"],
         # TensorRT-RTX builds for its own default GPU set; a TensorRT build is for the build machine's GPU,

@@ -25,6 +25,12 @@ class Backend:
     def is_rtx(self) -> bool:
         return self.name == "tensorrt_rtx"
 
+    @property
+    def honours_extra_memory_target(self) -> bool:
+        """TensorRT-RTX 1.7 stores the same engine with IOptimizationProfile.extra_memory_target at 0 as at
+        1 (benchmarks/results/engine_weights_per_profile.md); TensorRT documents it as a hint it aims for."""
+        return not self.is_rtx
+
     def describe(self) -> str:
         what = "TensorRT-RTX (ahead-of-time build; not an Orin engine)" if self.is_rtx else "TensorRT"
         return f"{what} {self.version}"

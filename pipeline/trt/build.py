@@ -48,6 +48,7 @@ class BuildOutput:
     timing_cache: Path | None
     log_lines: list[str] = field(default_factory=list)
     strongly_typed: bool = True  # False only for TensorRT 10.x DLA builds (implicit precision flags)
+    widened: list[dict[str, Any]] = field(default_factory=list)  # profile dims given 1..2 (`_profiles`)
 
 
 class _RecordingLogger:
@@ -186,17 +187,35 @@ def _create_config(backend: Backend, opts: BuildOptions, profiles: list[Any]) ->
     return PostprocessConfig(base, apply)
 
 
-def _profiles(opts: BuildOptions) -> list[Any]:
-    """Polygraphy profiles for `opts.profiles`; those after the first carry `extra_memory_target`
-    (IOptimizationProfile since TensorRT 7, in 10.3, 11.4 and TensorRT-RTX; Polygraphy has no option for it): at 0 the
-    builder aims to add no weight memory for them. TensorRT-RTX 1.7 stores the weights per profile all the
-    same (benchmarks/results/engine_weights_per_profile.md)."""
+def _profiles(opts: BuildOptions, backend: Backend) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Polygraphy profiles for `opts.profiles`, and the dimensions widened for the builder (recorded in the
+    manifest). Profiles after the first carry `extra_memory_target` (IOptimizationProfile since TensorRT 7,
+    in 10.3, 11.4 and TensorRT-RTX; Polygraphy has no option for it): at 0 the builder aims to add no weight
+    memory for them. TensorRT-RTX ignores it; there, a later profile's dynamic dimension that is 1 in every
+    profile (an LLM's batch at `max_batch: 1`) goes to 1..2 instead (`_shared_weight_dims`)."""
     from polygraphy.backend.trt import Profile
+
+    widen = set()
+    if opts.extra_profile_memory == 0 and not backend.honours_extra_memory_target:
+        widen = _shared_weight_dims(opts.profiles)
+    widened: list[dict[str, Any]] = []
 
     class MemoryTargetProfile(Profile):
         extra_memory_target: float | None = None
+        index = 0
 
         def to_trt(self, builder: Any, network: Any) -> Any:
+            if self.index and widen:
+                for k in range(network.num_inputs):
+                    tensor = network.get_input(k)
+                    for d, size in enumerate(tensor.shape):
+                        if size == -1 and (tensor.name, d) in widen and tensor.name in self:
+                            shapes = self[tensor.name]
+                            self.add(tensor.name, min=shapes.min, opt=shapes.opt,
+                                     max=[2 if e == d else m for e, m in enumerate(shapes.max)])
+                            entry = {"profile": self.index, "input": tensor.name, "dim": d, "max": 2}
+                            if entry not in widened:
+                                widened.append(entry)
             profile = super().to_trt(builder, network)
             if self.extra_memory_target is not None:
                 profile.extra_memory_target = self.extra_memory_target
@@ -205,12 +224,36 @@ def _profiles(opts: BuildOptions) -> list[Any]:
     out = []
     for i, shapes in enumerate(opts.profiles):
         profile = MemoryTargetProfile()
+        profile.index = i
         if i:
             profile.extra_memory_target = opts.extra_profile_memory
         for name, (mn, opt, mx) in shapes.items():
             profile.add(name, min=mn, opt=opt, max=mx)
         out.append(profile)
-    return out
+    return out, widened  # filled as Polygraphy makes the TensorRT profiles
+
+
+def weight_copies(backend: Backend, profiles: int, extra_profile_memory: float | None) -> int:
+    """How many copies of the GEMM weights a build of `profiles` profiles holds, for the host plan: one
+    where TensorRT-RTX gets the widened profiles (measured), else one per profile (TensorRT's extra
+    memory target is a hint; not measured here)."""
+    if profiles > 1 and extra_profile_memory == 0 and not backend.honours_extra_memory_target:
+        return 1
+    return max(1, profiles)
+
+
+def _shared_weight_dims(profiles: list[Shapes]) -> set[tuple[str, int]]:
+    """(input, dim) that is exactly 1 in every profile, where there is more than one. A later profile whose
+    GEMMs all have static one-row inputs (an LLM's decode at batch 1) gets TensorRT-RTX to store each GEMM
+    weight again, transposed; with that batch dimension at 1..2 the decode graph keeps the prefill graph's
+    layout and one copy, its fused attention kernel kept, the prefill graph unchanged (Llama-3.2-1B FP16:
+    engine 4.96 -> 3.01 GB, build 8.0 -> 4.4 GiB anonymous; benchmarks/results/engine_weights_per_profile.md).
+    The runtime still feeds what the manifest's limits allow."""
+    if len(profiles) < 2:
+        return set()
+    names = set.intersection(*(set(p) for p in profiles))
+    return {(n, d) for n in names for d in range(len(profiles[0][n][0]))
+            if all(p[n][0][d] == 1 and p[n][2][d] == 1 for p in profiles)}
 
 
 def _parser_errors(trt: Any, onnx_path: Path) -> list[str]:
@@ -274,7 +317,7 @@ def build_engine(onnx_path: Path, opts: BuildOptions, engine_path: Path) -> Buil
     from polygraphy.backend.trt import NetworkFromOnnxPath
 
     recorder = _install_logger(trt)
-    profiles = _profiles(opts)
+    profiles, widened = _profiles(opts, backend)
     # TensorRT-RTX has no timing cache (it compiles kernels on the device at first run).
     cache = None if backend.is_rtx else opts.timing_cache
     if cache is not None:
@@ -304,4 +347,4 @@ def build_engine(onnx_path: Path, opts: BuildOptions, engine_path: Path) -> Buil
         raise PipelineError(f"{onnx_path}: engine build failed ({e}; {' | '.join(errors)})") from e
     seconds = time.perf_counter() - t0
     lines = list(recorder.logger.lines)
-    return BuildOutput(size, backend, seconds, memory_from_log(lines), cache, lines, strongly_typed)
+    return BuildOutput(size, backend, seconds, memory_from_log(lines), cache, lines, strongly_typed, widened)
