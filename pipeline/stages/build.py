@@ -89,9 +89,11 @@ def _build(recipe: Recipe, layout: Layout, plan: BuildPlan, cache_dir: Any) -> d
         extra_profile_memory=plan.extra_profile_memory,
     ), engine_path)
     if out.widened:
-        dims = ", ".join(sorted({f"{w['input']}[{w['dim']}]" for w in out.widened}))
+        dims = sorted({f"{w['input']}[{w['dim']}]" for w in out.widened})
+        shown = ", ".join(dims[:3]) + (f" and {len(dims) - 3} more" if len(dims) > 3 else "")
         log(f"build[{precision}]", f"{backend.describe()} ignores the extra memory target: profiles after the "
-            f"first take 1..2 at {dims} (1 in every profile) so that the GEMM weights are stored once")
+            f"first take 1..2 at {shown} (1 in every profile; manifest builder.widened), so that the GEMM "
+            "weights are stored once")
     manifest = _manifest(recipe, layout, precision, plan.options(), out)
     write_manifest(layout.manifest(precision), manifest)
     log(f"build[{precision}]", f"{engine_path} ({out.plan_bytes / 1e6:.1f} MB) in {out.seconds:.1f} s with "
