@@ -397,7 +397,7 @@ def llama(folder: Path) -> None:
     """The real model: its recipe's prefill + decode profiles (batch 1), the weights transposed, the decode
     profile widened to 1..2 tokens, a batch of up to 4; each built in a child process
     (llm_build_profiles.measure)."""
-    from llm_build_profiles import measure
+    from llm_build_profiles import measure, print_builds
 
     from pipeline.core import onnx_utils
 
@@ -423,13 +423,7 @@ def llama(folder: Path) -> None:
                 "weights_transposed + batch 1..4": (work / "t" / "model.onnx", max_batch(profiles, 4))}
         results = {label: measure(path, p) for label, (path, p) in rows.items()}
         layers = {label: build(path, p).per_profile for label, (path, p) in rows.items()}
-    backend = next(iter(results.values()))["backend"]
-    print(f"Builder: {backend}; ONNX: {folder.parent.name}/{folder.name}\n")
-    print("| form | engine GB | builder's weights GB | build s | peak RSS GiB | anonymous peak GiB |")
-    print("|---|---|---|---|---|---|")
-    for label, r in results.items():
-        print(f"| {label} | {r['plan'] / 1e9:.2f} | {(r['weights'] or 0) / 1e9:.2f} | {r['seconds']:.0f} | "
-              f"{r['rss'] / (1 << 30):.1f} | {r['anon'] / (1 << 30):.1f} |")
+    print_builds(results, folder, "form")
     print("\nThe same builds' `Layers:` report (built again, directly): GEMM weight layouts and layers per profile.\n")
     print("| form | weight layout | layers |")
     print("|---|---|---|")

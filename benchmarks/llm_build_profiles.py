@@ -81,6 +81,17 @@ def measure(onnx_path: Path, profiles: list[dict[str, Any]], buffered: bool = Fa
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def print_builds(results: dict[str, dict[str, Any]], folder: Path, first: str) -> None:
+    """`measure`'s results as a markdown table, one row per build."""
+    backend = next(iter(results.values()))["backend"]
+    print(f"Builder: {backend}; ONNX: {folder.parent.name}/{folder.name}\n")
+    print(f"| {first} | engine GB | builder's weights GB | build s | peak RSS GiB | anonymous peak GiB |")
+    print("|---|---|---|---|---|---|")
+    for label, r in results.items():
+        print(f"| {label} | {r['plan'] / 1e9:.2f} | {(r['weights'] or 0) / 1e9:.2f} | {r['seconds']:.0f} | "
+              f"{r['rss'] / GIB:.1f} | {r['anon'] / GIB:.1f} |")
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--child"]:
         child(*sys.argv[2:6])
@@ -91,13 +102,7 @@ def main() -> int:
     results = {label: measure(folder / "model.onnx", profiles),
                label + ", the plan in one buffer (TensorRT 10.3's API)": measure(folder / "model.onnx", profiles, True),
                "1 profile spanning both (opt at decode)": measure(folder / "model.onnx", [merged(profiles)])}
-    backend = next(iter(results.values()))["backend"]
-    print(f"Builder: {backend}; ONNX: {folder.parent.name}/{folder.name}\n")
-    print("| profiles | engine GB | builder's weights GB | build s | peak RSS GiB | anonymous peak GiB |")
-    print("|---|---|---|---|---|---|")
-    for label, r in results.items():
-        print(f"| {label} | {r['plan'] / 1e9:.2f} | {(r['weights'] or 0) / 1e9:.2f} | {r['seconds']:.0f} | "
-              f"{r['rss'] / GIB:.1f} | {r['anon'] / GIB:.1f} |")
+    print_builds(results, folder, "profiles")
     return 0
 
 
