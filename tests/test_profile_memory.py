@@ -92,3 +92,17 @@ def test_the_equivalent_commands_say_what_they_cannot_express() -> None:
     profiles = load_recipe(LLAMA).profiles
     notes = [n for c in equivalents(profiles, build, "fp16") for n in c.notes]
     assert any("extra_memory_target = 0" in n for n in notes)
+
+
+def test_the_host_plan_counts_the_copies_the_builder_keeps() -> None:
+    """One copy where TensorRT-RTX gets the widened profiles (the Llama-3.2-1B FP16 build measured 4.4 GiB
+    anonymous for 3.0 GB: within its one-copy plan, under its 7.8 GiB goal); one per profile otherwise."""
+    from pipeline.analyze import host
+    from pipeline.trt.backend import select_backend
+    from pipeline.trt.build import weight_copies
+
+    backend = select_backend()
+    assert weight_copies(backend, 2, 1.0) == 2 and weight_copies(backend, 1, 0.0) == 1
+    assert weight_copies(backend, 2, 0.0) == (2 if backend.honours_extra_memory_target else 1)
+    llama = 3_000_000_000
+    assert 4.4 * host.GIB <= host.stage_memory("build[fp16]", llama, 1) <= 2 * llama + 2 * host.GIB

@@ -10,6 +10,19 @@ from pathlib import Path
 from ._common import add_model_options
 
 
+def _weight_copies(profiles: int, extra_profile_memory: float | None) -> int:
+    """The copies of the weights a build on this host holds (trt/build.weight_copies); one per profile
+    where no TensorRT is installed to ask."""
+    from ..errors import PipelineError
+    from ..trt.backend import select_backend
+    from ..trt.build import weight_copies
+
+    try:
+        return weight_copies(select_backend(), profiles, extra_profile_memory)
+    except PipelineError:
+        return max(1, profiles)
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from ..analyze import DEFAULT_TARGET, parse_shape, recipe_context, recipe_shapes, write_analysis
     from ..analyze.host import plan_markdown
@@ -18,10 +31,12 @@ def _analyze(args: argparse.Namespace) -> int:
     from ..errors import PipelineError
     from ..platform.targets import get_target
     from ..recipe.loader import PRECISIONS, load_recipe
+    from ..stages.plan import resolve_plan
 
     target = get_target(args.target or DEFAULT_TARGET)
     if args.llm_config:
         from ..analyze.llm import PRESETS, LlmConfig, analyze_llm
+        from ..models.llama import LlamaAdapter
 
         precision = args.precision or "int4-awq"
         target.check_precision(precision)
@@ -48,7 +63,7 @@ def _analyze(args: argparse.Namespace) -> int:
                              ("export, FP16 weights", "export", 2 * params, 1),
                              (what, calibrate, 2 * params, 1),
                              ("build (at most the FP16 export's size; prefill + decode profiles)", "build",
-                              2 * params, 2)]), end="")
+                              2 * params, _weight_copies(2, LlamaAdapter.extra_profile_memory))]), end="")
         if args.out:
             print(write_analysis(analysis, target, args.out, f"analysis-{target.key}")["json"])
         return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
@@ -95,7 +110,8 @@ def _analyze(args: argparse.Namespace) -> int:
     print(plan_markdown([(f"calibrate[{precision}]", f"calibrate[{precision}]", size, 1),
                          (f"build[{precision}]", "build",
                           model_bytes(calibrated) if calibrated.exists() and not args.onnx else size,
-                          max(1, len(recipe.profiles)))]), end="")
+                          _weight_copies(len(recipe.profiles), resolve_plan(recipe, None, precision)
+                                         .extra_profile_memory))]), end="")
     print(f"\nwritten: {', '.join(str(p) for p in paths.values())}")
     return 0 if analysis["fits"]["fits"] or not args.fail_if_not_fit else 3
 
