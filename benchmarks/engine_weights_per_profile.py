@@ -393,6 +393,19 @@ def max_batch(profiles: list[dict[str, Any]], batch: int) -> list[dict[str, Any]
     return out
 
 
+def widened(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifest's profiles as trt/build.py gives them to TensorRT-RTX with the extra memory target at 0
+    (`_shared_weight_dims`: a dimension 1 in every profile goes to 1..2 after the first profile)."""
+    from pipeline.trt.build import _shared_weight_dims
+
+    dims = _shared_weight_dims([{n: (s["min"], s["opt"], s["max"]) for n, s in p["shapes"].items()} for p in profiles])
+    out = copy.deepcopy(profiles)
+    for p in out[1:]:
+        for name, d in dims:
+            p["shapes"][name]["max"][d] = 2
+    return out
+
+
 def llama(folder: Path) -> None:
     """The real model: its recipe's prefill + decode profiles (batch 1), the weights transposed, the decode
     profile widened to 1..2 tokens, a batch of up to 4; each built in a child process
@@ -422,6 +435,9 @@ def llama(folder: Path) -> None:
                 "batch 1..4 in both profiles (decode 1 token)": (source, max_batch(profiles, 4)),
                 "weights_transposed + batch 1..4": (work / "t" / "model.onnx", max_batch(profiles, 4))}
         results = {label: measure(path, p) for label, (path, p) in rows.items()}
+        shared = "the build's LLM default: extra memory target 0 (here: decode batch 1..2)"
+        results[shared] = measure(source, profiles, extra_profile_memory=0.0)
+        rows[shared] = (source, widened(profiles))
         layers = {label: build(path, p).per_profile for label, (path, p) in rows.items()}
     print_builds(results, folder, "form")
     print("\nThe same builds' `Layers:` report (built again, directly): GEMM weight layouts and layers per profile.\n")

@@ -55,7 +55,7 @@ class _BufferedBuilder:
         return self.builder.build_serialized_network(network, config)
 
 
-def child(onnx_path: str, profiles_json: str, engine_path: str, buffered: str) -> None:
+def child(onnx_path: str, profiles_json: str, engine_path: str, buffered: str, extra: str = "") -> None:
     import pipeline.trt.build as trt_build
     from pipeline.trt.build import BuildOptions, build_engine
 
@@ -66,17 +66,23 @@ def child(onnx_path: str, profiles_json: str, engine_path: str, buffered: str) -
     profiles = [{n: (s["min"], s["opt"], s["max"]) for n, s in p["shapes"].items()} for p in json.loads(profiles_json)]
     stop, peak = threading.Event(), {}
     threading.Thread(target=_peaks, args=(stop, peak), daemon=True).start()
-    out = build_engine(Path(onnx_path), BuildOptions(profiles=profiles, workspace_bytes=1 << 30), Path(engine_path))
+    out = build_engine(Path(onnx_path), BuildOptions(profiles=profiles, workspace_bytes=1 << 30,
+                                                     extra_profile_memory=float(extra) if extra else None),
+                       Path(engine_path))
     time.sleep(0.3)
     stop.set()
     print(json.dumps({"plan": out.plan_bytes, "weights": out.memory.get("weights_bytes"), "seconds": out.seconds,
                       "rss": peak.get("VmRSS"), "anon": peak.get("RssAnon"), "backend": out.backend.describe()}))
 
 
-def measure(onnx_path: Path, profiles: list[dict[str, Any]], buffered: bool = False) -> dict[str, Any]:
+def measure(onnx_path: Path, profiles: list[dict[str, Any]], buffered: bool = False,
+            extra_profile_memory: float | None = None) -> dict[str, Any]:
+    """The build by trt/build.py in a child process: plan and weight bytes, seconds, peak RSS / anonymous;
+    `extra_profile_memory` as the recipe's `build.extra_profile_memory` (None: TensorRT's default)."""
+    extra = "" if extra_profile_memory is None else str(extra_profile_memory)
     with tempfile.TemporaryDirectory(prefix="llm-profiles-") as tmp:
         run = subprocess.run([sys.executable, __file__, "--child", str(onnx_path), json.dumps(profiles),
-                              str(Path(tmp) / "model.engine"), "1" if buffered else "0"],
+                              str(Path(tmp) / "model.engine"), "1" if buffered else "0", extra],
                              capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -94,7 +100,7 @@ def print_builds(results: dict[str, dict[str, Any]], folder: Path, first: str) -
 
 def main() -> int:
     if sys.argv[1:2] == ["--child"]:
-        child(*sys.argv[2:6])
+        child(*sys.argv[2:7])
         return 0
     folder = Path(sys.argv[1])
     profiles = json.loads((folder / "model.engine.json").read_text())["profiles"]
